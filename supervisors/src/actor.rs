@@ -1,0 +1,101 @@
+//! The actor contract: state built in `started`, one handler per message type, a context to
+//! stop or fail from inside.
+//!
+//! An actor is a plain struct. A factory builds a fresh one for every run, so a restart always
+//! begins from clean state; durable state is loaded in [`Actor::started`], which makes a
+//! failing start a supervised failure like any other.
+
+use crate::exit::ExitReason;
+use crate::mailbox::Addr;
+use crate::registry::NodeId;
+use artel_messages::{Failure, Request};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A supervised actor.
+pub trait Actor: Sized + Send + 'static {
+    /// Runs before the first message of each run. An `Err` ends the run as
+    /// [`ExitReason::Failed`]; the supervisor decides (retryable → restart, fatal → stop).
+    fn started(
+        &mut self,
+        _ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), Failure>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Runs after the last message of each run, whatever the reason (a panic in it is caught).
+    fn stopped(
+        &mut self,
+        _ctx: &mut Context<Self>,
+        _reason: &ExitReason,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Handling of one message type `M`.
+pub trait Handler<M: Request>: Actor {
+    /// Handles `msg` and returns its reply. A panic here fails this actor (the caller gets
+    /// `CallError::Panicked`); siblings are untouched.
+    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> impl Future<Output = M::Reply> + Send;
+
+    /// How long handling `msg` may take before the actor counts as stuck. `None` uses the
+    /// child spec's default deadline.
+    fn deadline(&self, _msg: &M) -> Option<Duration> {
+        None
+    }
+}
+
+/// What a running actor can see and do about itself.
+pub struct Context<A: Actor> {
+    addr: Addr<A>,
+    node: NodeId,
+    name: Arc<str>,
+    pub(crate) default_deadline: Option<Duration>,
+    pub(crate) exit: Option<ExitReason>,
+}
+
+impl<A: Actor> Context<A> {
+    pub(crate) fn new(
+        addr: Addr<A>,
+        node: NodeId,
+        name: Arc<str>,
+        default_deadline: Option<Duration>,
+    ) -> Self {
+        Self {
+            addr,
+            node,
+            name,
+            default_deadline,
+            exit: None,
+        }
+    }
+
+    /// This actor's own address (to hand to others, or to send itself a message).
+    pub fn addr(&self) -> Addr<A> {
+        self.addr.clone()
+    }
+
+    /// This actor's node in the supervision tree.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// This actor's name in the supervision tree.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ends this run normally after the current message (`transient` children then stay down).
+    pub fn stop(&mut self) {
+        self.exit.get_or_insert(ExitReason::Normal);
+    }
+
+    /// Ends this run with a classified failure after the current message; the supervisor
+    /// restarts it (retryable) or leaves it down (fatal). This is how a role retries: it
+    /// fails, and its child spec says what happens next.
+    pub fn fail(&mut self, failure: Failure) {
+        self.exit = Some(ExitReason::Failed(failure));
+    }
+}

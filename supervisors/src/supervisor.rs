@@ -1,0 +1,664 @@
+//! Supervisors: ordered children, restart strategies, intensity, backoff, dynamic children,
+//! ordered shutdown, escalation.
+//!
+//! A supervisor is itself a child (of another supervisor, or of the process for the root), so
+//! trees nest: when a supervisor gives up it stops its children in reverse start order and
+//! exits [`ExitReason::Escalated`], and its parent applies its own policy to that exit.
+//!
+//! Dynamic children (one per session, one per workflow) are started and terminated at run time
+//! through a [`SupervisorRef`]. They live as long as the supervisor run that started them: if
+//! the supervisor itself restarts, whoever owns them rebuilds them (workflows do so from the
+//! journal).
+
+use crate::backoff::BackoffState;
+use crate::error::SupervisorError;
+use crate::exit::{ExitReason, panic_message};
+use crate::intensity::{Intensity, RestartWindow, Verdict};
+use crate::registry::{MailboxProbe, NewNode, NodeId, NodeKind, NodeStatus, Registry};
+use crate::run::{Run, StopSignal};
+use crate::spec::{ChildSpec, Restart, Starter, Strategy};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Bound of a supervisor's command queue (start/terminate/restart requests).
+const COMMAND_CAPACITY: usize = 256;
+
+/// A supervisor's definition: a name, a strategy, an intensity and ordered children.
+pub struct Supervisor {
+    name: Arc<str>,
+    strategy: Strategy,
+    intensity: Intensity,
+    children: Vec<ChildSpec>,
+    seed: Option<u64>,
+    commands: mpsc::Sender<Command>,
+    inbox: Arc<Mutex<mpsc::Receiver<Command>>>,
+}
+
+impl Supervisor {
+    /// A `one_for_one` supervisor with the default [`Intensity`] and no children yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        let (commands, inbox) = mpsc::channel(COMMAND_CAPACITY);
+        Self {
+            name: name.into().into(),
+            strategy: Strategy::default(),
+            intensity: Intensity::default(),
+            children: Vec::new(),
+            seed: None,
+            commands,
+            inbox: Arc::new(Mutex::new(inbox)),
+        }
+    }
+
+    /// Which siblings restart when one fails.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// How many restarts within which window before giving up.
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
+    }
+
+    /// Adds a child; children start in the order they are added and stop in reverse.
+    pub fn child(mut self, spec: ChildSpec) -> Self {
+        self.children.push(spec);
+        self
+    }
+
+    /// Seeds the backoff jitter, so a test can predict every delay.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// A handle for starting and terminating children at run time; valid across restarts.
+    pub fn handle(&self) -> SupervisorRef {
+        SupervisorRef {
+            commands: self.commands.clone(),
+        }
+    }
+
+    /// This supervisor as a child of another.
+    pub fn into_child(self) -> ChildSpec {
+        let name = self.name.clone();
+        ChildSpec::from_starter(name, "supervisor", Arc::new(self.into_starter()))
+    }
+
+    fn into_starter(self) -> SupervisorStarter {
+        SupervisorStarter {
+            shared: Arc::new(Shared {
+                name: self.name,
+                strategy: self.strategy,
+                intensity: self.intensity,
+                children: self.children,
+                seed: self.seed,
+                inbox: self.inbox,
+            }),
+            commands: self.commands,
+        }
+    }
+
+    /// Starts this supervisor as the root of a new tree and waits until its children are up.
+    pub async fn start(self) -> SupervisorHandle {
+        self.start_in(Registry::new()).await
+    }
+
+    /// Starts this supervisor as a root in `registry` and waits until its children are up.
+    pub async fn start_in(self, registry: Registry) -> SupervisorHandle {
+        let supervisor = self.handle();
+        let name = self.name.clone();
+        let starter = self.into_starter();
+        let node = registry.add(NewNode {
+            parent: None,
+            name: name.clone(),
+            role: "supervisor".into(),
+            kind: NodeKind::Supervisor,
+            detail: starter.detail(),
+            mailbox: None,
+        });
+        let stop = Arc::new(StopSignal::default());
+        let (started, up) = oneshot::channel();
+        let run = starter.run(Run {
+            node,
+            name,
+            registry: registry.clone(),
+            stop: stop.clone(),
+            deadline: None,
+            started: Some(started),
+        });
+        let reg = registry.clone();
+        let join = tokio::spawn(async move {
+            let reason = AssertUnwindSafe(run)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|payload| ExitReason::Panicked {
+                    message: panic_message(payload.as_ref()),
+                });
+            reg.record_exit(node, reason.is_abnormal().then(|| reason.to_string()));
+            reg.set_status(
+                node,
+                if reason.is_abnormal() {
+                    NodeStatus::Failed
+                } else {
+                    NodeStatus::Stopped
+                },
+            );
+            reason
+        });
+        let _ = up.await;
+        SupervisorHandle {
+            supervisor,
+            node,
+            registry,
+            stop,
+            join,
+        }
+    }
+}
+
+/// A running root supervisor.
+pub struct SupervisorHandle {
+    supervisor: SupervisorRef,
+    node: NodeId,
+    registry: Registry,
+    stop: Arc<StopSignal>,
+    join: JoinHandle<ExitReason>,
+}
+
+impl SupervisorHandle {
+    /// The tree's registry (for snapshots).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The root's node id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// A handle for dynamic children of the root.
+    pub fn supervisor(&self) -> SupervisorRef {
+        self.supervisor.clone()
+    }
+
+    /// True once the root has exited (given up or shut down).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Stops the whole tree in reverse start order, each child within its deadline.
+    pub async fn shutdown(self) -> ExitReason {
+        self.stop.request();
+        self.wait().await
+    }
+
+    /// Waits until the root exits on its own (it gives up only by escalation).
+    pub async fn wait(self) -> ExitReason {
+        self.join.await.unwrap_or_else(|err| ExitReason::Panicked {
+            message: err.to_string(),
+        })
+    }
+}
+
+/// A cheap, cloneable handle to a supervisor for dynamic children.
+#[derive(Clone, Debug)]
+pub struct SupervisorRef {
+    commands: mpsc::Sender<Command>,
+}
+
+impl SupervisorRef {
+    /// Starts a dynamic child and waits until it is up (or failed to start and is being
+    /// handled under its policy). Names are unique among live siblings.
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<NodeId, SupervisorError> {
+        self.ask(|reply| Command::Start { spec, reply }).await?
+    }
+
+    /// Stops a child for good (gracefully, then forced after its shutdown deadline).
+    pub async fn terminate_child(&self, id: NodeId) -> Result<(), SupervisorError> {
+        self.ask(|reply| Command::Terminate { id, reply }).await?
+    }
+
+    /// Stops and starts a child at once (an operator's restart; does not count toward
+    /// intensity).
+    pub async fn restart_child(&self, id: NodeId) -> Result<(), SupervisorError> {
+        self.ask(|reply| Command::Restart { id, reply }).await?
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| SupervisorError::Stopped)?;
+        answer.await.map_err(|_| SupervisorError::Stopped)
+    }
+}
+
+enum Command {
+    Start {
+        spec: ChildSpec,
+        reply: oneshot::Sender<Result<NodeId, SupervisorError>>,
+    },
+    Terminate {
+        id: NodeId,
+        reply: oneshot::Sender<Result<(), SupervisorError>>,
+    },
+    Restart {
+        id: NodeId,
+        reply: oneshot::Sender<Result<(), SupervisorError>>,
+    },
+}
+
+struct Shared {
+    name: Arc<str>,
+    strategy: Strategy,
+    intensity: Intensity,
+    children: Vec<ChildSpec>,
+    seed: Option<u64>,
+    inbox: Arc<Mutex<mpsc::Receiver<Command>>>,
+}
+
+struct SupervisorStarter {
+    shared: Arc<Shared>,
+    /// Keeps the command queue open while the spec exists, even with no `SupervisorRef` out.
+    #[allow(dead_code)]
+    commands: mpsc::Sender<Command>,
+}
+
+impl Starter for SupervisorStarter {
+    fn kind(&self) -> NodeKind {
+        NodeKind::Supervisor
+    }
+
+    fn detail(&self) -> Option<Arc<str>> {
+        Some(self.shared.strategy.as_str().into())
+    }
+
+    fn probe(&self) -> Option<Arc<dyn MailboxProbe>> {
+        None
+    }
+
+    fn run(&self, run: Run) -> BoxFuture<'static, ExitReason> {
+        Box::pin(run_supervisor(self.shared.clone(), run))
+    }
+
+    fn close(&self) {}
+
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+struct ExitNote {
+    id: NodeId,
+    run: u64,
+    reason: ExitReason,
+}
+
+enum SlotState {
+    Running {
+        run: u64,
+        stop: Arc<StopSignal>,
+        join: JoinHandle<()>,
+    },
+    /// Waiting out a backoff; starts again at `due`.
+    Waiting { due: Instant },
+    /// Down for good under this supervisor run.
+    Down,
+}
+
+struct Slot {
+    spec: ChildSpec,
+    dynamic: bool,
+    state: SlotState,
+    backoff: BackoffState,
+    runs: u64,
+    started_at: Instant,
+}
+
+struct State {
+    name: Arc<str>,
+    node: NodeId,
+    strategy: Strategy,
+    registry: Registry,
+    window: RestartWindow,
+    rng: fastrand::Rng,
+    slots: BTreeMap<NodeId, Slot>,
+    exits: mpsc::UnboundedSender<ExitNote>,
+}
+
+async fn run_supervisor(shared: Arc<Shared>, mut run: Run) -> ExitReason {
+    let mut commands = shared.inbox.clone().lock_owned().await;
+    // One exit note per child run at most, so this channel is bounded by the children.
+    let (exits, mut exit_notes) = mpsc::unbounded_channel();
+    let mut state = State {
+        name: shared.name.clone(),
+        node: run.node,
+        strategy: shared.strategy,
+        registry: run.registry.clone(),
+        window: RestartWindow::new(shared.intensity),
+        rng: shared
+            .seed
+            .map(fastrand::Rng::with_seed)
+            .unwrap_or_default(),
+        slots: BTreeMap::new(),
+        exits,
+    };
+    for spec in &shared.children {
+        let id = state.add_slot(spec.clone(), false);
+        if spec.starter.is_closed() {
+            state.finish(id, NodeStatus::Failed);
+        } else {
+            state.start(id).await;
+        }
+    }
+    run.registry.set_status(run.node, NodeStatus::Running);
+    if let Some(started) = run.started.take() {
+        let _ = started.send(());
+    }
+
+    let reason = loop {
+        let due = state.next_due();
+        tokio::select! {
+            biased;
+            () = run.stop.wait() => break ExitReason::Shutdown,
+            Some(note) = exit_notes.recv() => {
+                if let Some(escalation) = state.on_exit(note).await {
+                    break escalation;
+                }
+            }
+            Some(command) = commands.recv() => state.on_command(command).await,
+            () = sleep_until_some(due) => state.start_due().await,
+        }
+    };
+    state.stop_all().await;
+    for id in state.slots.keys() {
+        run.registry.remove(*id);
+    }
+    if let ExitReason::Escalated { reason } = &reason {
+        tracing::error!(supervisor = %state.name, %reason, "supervisor gave up; escalating");
+    }
+    reason
+}
+
+async fn sleep_until_some(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn add_slot(&mut self, spec: ChildSpec, dynamic: bool) -> NodeId {
+        let id = self.registry.add(NewNode {
+            parent: Some(self.node),
+            name: spec.name.clone(),
+            role: spec.role.clone(),
+            kind: spec.starter.kind(),
+            detail: spec.starter.detail(),
+            mailbox: spec.starter.probe(),
+        });
+        self.slots.insert(
+            id,
+            Slot {
+                spec,
+                dynamic,
+                state: SlotState::Down,
+                backoff: BackoffState::default(),
+                runs: 0,
+                started_at: Instant::now(),
+            },
+        );
+        id
+    }
+
+    /// Starts one run of a child and waits until it is up or has failed to start (its exit
+    /// note then arrives like any other).
+    async fn start(&mut self, id: NodeId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.runs += 1;
+        let run_no = slot.runs;
+        let stop = Arc::new(StopSignal::default());
+        let (started, up) = oneshot::channel();
+        self.registry.set_status(id, NodeStatus::Starting);
+        let future = slot.spec.starter.run(Run {
+            node: id,
+            name: slot.spec.name.clone(),
+            registry: self.registry.clone(),
+            stop: stop.clone(),
+            deadline: slot.spec.deadline,
+            started: Some(started),
+        });
+        let exits = self.exits.clone();
+        let join = tokio::spawn(async move {
+            let reason = AssertUnwindSafe(future)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|payload| ExitReason::Panicked {
+                    message: panic_message(payload.as_ref()),
+                });
+            let _ = exits.send(ExitNote {
+                id,
+                run: run_no,
+                reason,
+            });
+        });
+        slot.state = SlotState::Running {
+            run: run_no,
+            stop,
+            join,
+        };
+        slot.started_at = Instant::now();
+        let _ = up.await;
+    }
+
+    /// Asks a running child to stop; aborts it after its shutdown deadline.
+    async fn stop(&mut self, id: NodeId) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let SlotState::Running { stop, mut join, .. } =
+            std::mem::replace(&mut slot.state, SlotState::Down)
+        else {
+            return;
+        };
+        self.registry.set_status(id, NodeStatus::Stopping);
+        stop.request();
+        if tokio::time::timeout(slot.spec.shutdown, &mut join)
+            .await
+            .is_err()
+        {
+            join.abort();
+            let _ = join.await;
+            tracing::warn!(supervisor = %self.name, child = %slot.spec.name, deadline = ?slot.spec.shutdown, "child did not stop in time; killed");
+            self.registry
+                .record_exit(id, Some(ExitReason::Killed.to_string()));
+        }
+        self.registry.set_status(id, NodeStatus::Stopped);
+    }
+
+    /// Stops every child in reverse start order.
+    async fn stop_all(&mut self) {
+        let ids: Vec<NodeId> = self.slots.keys().rev().copied().collect();
+        for id in ids {
+            self.stop(id).await;
+        }
+    }
+
+    /// Leaves a child down for good under this run: its mailbox closes, a dynamic child
+    /// disappears from the tree.
+    fn finish(&mut self, id: NodeId, status: NodeStatus) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.state = SlotState::Down;
+        slot.spec.starter.close();
+        if slot.dynamic {
+            self.slots.remove(&id);
+            self.registry.remove(id);
+        } else {
+            self.registry.set_status(id, status);
+        }
+    }
+
+    /// Applies the restart policy to one exit. Returns the escalation when intensity is
+    /// exceeded.
+    async fn on_exit(&mut self, note: ExitNote) -> Option<ExitReason> {
+        let slot = self.slots.get_mut(&note.id)?;
+        match &slot.state {
+            SlotState::Running { run, .. } if *run == note.run => {}
+            // A run we stopped ourselves, reporting late.
+            _ => return None,
+        }
+        slot.state = SlotState::Down;
+        let reason = note.reason;
+        let abnormal = reason.is_abnormal();
+        self.registry
+            .record_exit(note.id, abnormal.then(|| reason.to_string()));
+        let child = slot.spec.name.clone();
+        if reason.is_fatal() {
+            tracing::error!(supervisor = %self.name, %child, %reason, "child failed fatally; not restarting");
+            self.finish(note.id, NodeStatus::Failed);
+            return None;
+        }
+        let restart = match self.slots.get(&note.id)?.spec.restart {
+            Restart::Permanent => true,
+            Restart::Transient => abnormal,
+            Restart::Temporary => false,
+        };
+        if !restart {
+            tracing::debug!(supervisor = %self.name, %child, %reason, "child exited; not restarting");
+            self.finish(note.id, NodeStatus::Stopped);
+            return None;
+        }
+        let now = Instant::now();
+        if self.window.record(now) == Verdict::Exceeded {
+            return Some(ExitReason::Escalated {
+                reason: format!(
+                    "{child} in {} exited ({reason}) after more than {} restarts within {:?}",
+                    self.name,
+                    self.window.limit().max_restarts,
+                    self.window.limit().within
+                ),
+            });
+        }
+        let unit = self.rng.f64();
+        let slot = self.slots.get_mut(&note.id)?;
+        let ran_for = now.duration_since(slot.started_at);
+        let delay = slot.backoff.next_delay(&slot.spec.backoff, ran_for, unit);
+        tracing::warn!(supervisor = %self.name, %child, %reason, delay_ms = delay.as_millis() as u64, strategy = self.strategy.as_str(), "restarting child");
+        let due = now + delay;
+        let group: Vec<NodeId> = match self.strategy {
+            Strategy::OneForOne => vec![note.id],
+            Strategy::OneForAll => self.slots.keys().copied().collect(),
+            Strategy::RestForOne => self.slots.range(note.id..).map(|(id, _)| *id).collect(),
+        };
+        // Stop the rest of the group, newest first, then schedule the group in start order.
+        for id in group.iter().rev().filter(|id| **id != note.id) {
+            if matches!(
+                self.slots.get(id).map(|s| &s.state),
+                Some(SlotState::Running { .. })
+            ) {
+                self.stop(*id).await;
+                if self.slots.get(id).map(|s| s.spec.restart) == Some(Restart::Temporary) {
+                    self.finish(*id, NodeStatus::Stopped);
+                    continue;
+                }
+                self.schedule(*id, due);
+            }
+        }
+        self.schedule(note.id, due);
+        None
+    }
+
+    fn schedule(&mut self, id: NodeId, due: Instant) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.state = SlotState::Waiting { due };
+            self.registry.record_restart(id);
+            self.registry.set_status(id, NodeStatus::Restarting);
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.slots
+            .values()
+            .filter_map(|s| match s.state {
+                SlotState::Waiting { due } => Some(due),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Starts every child whose backoff has passed, in start order.
+    async fn start_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<NodeId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.state, SlotState::Waiting { due } if due <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.start(id).await;
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Start { spec, reply } => {
+                let taken = self.slots.values().any(|s| {
+                    s.spec.name == spec.name && !matches!(s.state, SlotState::Down)
+                });
+                if taken {
+                    let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
+                        "a child named {:?} is already running under {}",
+                        spec.name, self.name
+                    ))));
+                    return;
+                }
+                if spec.starter.is_closed() {
+                    let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
+                        "child {:?} has stopped for good; build a new spec",
+                        spec.name
+                    ))));
+                    return;
+                }
+                let id = self.add_slot(spec, true);
+                self.start(id).await;
+                let _ = reply.send(Ok(id));
+            }
+            Command::Terminate { id, reply } => {
+                if !self.slots.contains_key(&id) {
+                    let _ = reply.send(Err(SupervisorError::NoSuchChild(id.0)));
+                    return;
+                }
+                self.stop(id).await;
+                self.finish(id, NodeStatus::Stopped);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Restart { id, reply } => {
+                if !self.slots.contains_key(&id) {
+                    let _ = reply.send(Err(SupervisorError::NoSuchChild(id.0)));
+                    return;
+                }
+                self.stop(id).await;
+                self.registry.record_restart(id);
+                self.start(id).await;
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+}
