@@ -1,1 +1,14 @@
-//! placeholder
+//! # artel-actors — the roles
+//!
+//! Every role named in DESIGN.md is an actor here, built on `artel-supervisors` and speaking
+//! the messages of `artel-messages`. Handlers hold the logic; retries are child specs.
+//!
+//! # Layout
+//! - [`demo`] — a small live tree for `artel tree --demo`: a ticker, a child that crashes on
+//!   a schedule, and a `rest_for_one` pipeline whose middle stage fails now and then.
+//!
+//! The pipeline roles (ProductOwner, Scaffolder, Developer, Tester, EnvAnalyzer,
+//! SecretResolver, Deployer, WorkerManager, scheduler jobs) arrive with the pipeline issue;
+//! their messages are already in the catalog.
+
+pub mod demo;

@@ -13,9 +13,58 @@
 //! # Layout
 //! - [`error`] — [`ErrorClass`] (retryable or fatal), [`Failure`], the [`Classify`] trait.
 //! - [`request`] — [`Request`]: a message and the type of its reply.
+//! - [`named`] — closed sets of snake_case names; [`named::UnknownName`] for bad input.
+//! - [`time`] — [`Timestamp`]: RFC 3339 UTC with microseconds and `Z`, never naive.
+//! - [`ids`] — typed ids ([`TaskId`], [`ProjectId`], …, [`EventId`]).
+//! - [`lifecycle`] — [`WorkerStatus`] (the one worker lifecycle), task, step, deployment statuses.
+//! - [`secret`] — [`SecretValue`]: carried once on the wire, printed as `***`.
+//! - [`envelope`] — [`Envelope`] and [`Payload`]: a message crossing a process boundary.
+//! - [`event`] — [`Event`], [`NewEvent`], [`EventBody`]: the append-only progress journal.
+//! - [`dto`] — project, task, step, worker and deployment records.
+//! - [`streams`] — [`StreamSpec`] and [`STREAMS`]: every Redis stream, with its dead letters.
+//! - [`product_owner`] — a user's line in, the PO's reply and [`product_owner::Intent`] out.
+//! - [`scaffolder`] — create a project's repository from a template.
+//! - [`developer`] — have an agent write and commit code.
+//! - [`tester`] — run a commit's tests; [`tester::TestReport`].
+//! - [`env_analyzer`] — find the environment variables a service needs.
+//! - [`secret_resolver`] — check, generate and store a deploy's secrets.
+//! - [`deployer`] — deploy, health-check, roll back; [`deployer::DeployTarget`].
+//! - [`worker_manager`] — spawn, run in and stop sandboxed workers, with limits.
+//! - [`engineering`] — start, cancel, retry an engineering task.
+//! - [`deploy`] — start, cancel, retry a deploy task.
+//! - [`scheduler`] — the periodic jobs and running one now.
 
+pub mod deploy;
+pub mod deployer;
+pub mod developer;
+pub mod dto;
+pub mod engineering;
+pub mod env_analyzer;
+pub mod envelope;
 pub mod error;
+pub mod event;
+pub mod ids;
+pub mod lifecycle;
+pub mod named;
+pub mod product_owner;
 pub mod request;
+pub mod scaffolder;
+pub mod scheduler;
+pub mod secret;
+pub mod secret_resolver;
+pub mod streams;
+pub mod tester;
+pub mod time;
+pub mod worker_manager;
 
+pub use envelope::{Envelope, EnvelopeError, Payload};
 pub use error::{Classify, ErrorClass, Failure};
+pub use event::{Event, EventBody, NewEvent};
+pub use ids::{
+    CorrelationId, DeploymentId, EventId, MessageId, ProjectId, SessionId, TaskId, UserId, WorkerId,
+};
+pub use lifecycle::{DeploymentStatus, StepKind, StepStatus, TaskKind, TaskStatus, WorkerStatus};
 pub use request::Request;
+pub use secret::SecretValue;
+pub use streams::{STREAMS, StreamSpec};
+pub use time::Timestamp;

@@ -12,6 +12,7 @@ use artel_messages::{Failure, Request};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
 /// A supervised actor.
 pub trait Actor: Sized + Send + 'static {
@@ -54,6 +55,16 @@ pub struct Context<A: Actor> {
     name: Arc<str>,
     pub(crate) default_deadline: Option<Duration>,
     pub(crate) exit: Option<ExitReason>,
+    /// Timers of this run; aborted when the run ends, however it ends.
+    timers: Vec<AbortHandle>,
+}
+
+impl<A: Actor> Drop for Context<A> {
+    fn drop(&mut self) {
+        for timer in &self.timers {
+            timer.abort();
+        }
+    }
 }
 
 impl<A: Actor> Context<A> {
@@ -69,6 +80,7 @@ impl<A: Actor> Context<A> {
             name,
             default_deadline,
             exit: None,
+            timers: Vec::new(),
         }
     }
 
@@ -85,6 +97,44 @@ impl<A: Actor> Context<A> {
     /// This actor's name in the supervision tree.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Sends this actor `make()` every `period` (first after one period) for as long as this
+    /// run lasts. A full mailbox delays the tick rather than dropping it.
+    pub fn every<M, F>(&mut self, period: Duration, make: F)
+    where
+        A: Handler<M>,
+        M: Request,
+        F: Fn() -> M + Send + 'static,
+    {
+        let addr = self.addr.clone();
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if addr.send(make()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self.timers.retain(|timer| !timer.is_finished());
+        self.timers.push(task.abort_handle());
+    }
+
+    /// Sends this actor `msg` once after `delay`, unless this run ends first.
+    pub fn send_later<M>(&mut self, delay: Duration, msg: M)
+    where
+        A: Handler<M>,
+        M: Request,
+    {
+        let addr = self.addr.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = addr.send(msg).await;
+        });
+        self.timers.retain(|timer| !timer.is_finished());
+        self.timers.push(task.abort_handle());
     }
 
     /// Ends this run normally after the current message (`transient` children then stay down).

@@ -1,0 +1,5 @@
+//! artel's whole-system tests: they run the real `artel` binary (and, as the product grows,
+//! real Postgres, Redis and Docker, and local protocol peers for Telegram, GitHub and LLM
+//! APIs) and check what a user sees. One test binary, one module per front door.
+
+mod cli;

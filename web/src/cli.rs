@@ -1,0 +1,99 @@
+//! The command line: every subcommand and flag, and logging setup. Flags may also come from
+//! `ARTEL_*` environment variables, named next to each flag in `--help`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// artel — a supervised runtime where AI coding agents turn a chat request into a deployed
+/// service.
+#[derive(Debug, Parser)]
+#[command(name = "artel", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `artel=debug,warn`). Logs go to
+    /// stderr. Default: `warn` (`off` for `tree --demo`, whose screen the tree owns).
+    #[arg(long, global = true, env = "ARTEL_LOG")]
+    pub log: Option<String>,
+
+    /// Log line format.
+    #[arg(long, global = true, env = "ARTEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// artel's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the live supervision tree: name, role, status, restarts, last error, mailbox
+    /// depth and uptime of every node.
+    Tree(TreeArgs),
+    /// Print the registry of Redis streams artel uses between processes.
+    Streams(StreamsArgs),
+}
+
+/// Flags of `artel tree`.
+#[derive(Debug, clap::Args)]
+pub struct TreeArgs {
+    /// Start a small demo tree in this process (a crashing child, a rest_for_one pipeline) and
+    /// show it live.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Print one snapshot (after `--warmup-ms`) and exit instead of refreshing.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print snapshots as JSON, one per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Refresh period.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub interval_ms: u64,
+
+    /// With `--once`: how long the demo runs before the snapshot.
+    #[arg(long, default_value_t = 2_500, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub warmup_ms: u64,
+
+    /// Stop after this many refreshes (default: until Ctrl-C).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
+}
+
+/// Flags of `artel streams`.
+#[derive(Debug, clap::Args)]
+pub struct StreamsArgs {
+    /// Print the registry as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Installs the tracing subscriber for this process.
+pub fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let default = match &cli.command {
+        Command::Tree(args) if args.demo => "off",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_new(cli.log.as_deref().unwrap_or(default)).map_err(|err| {
+        anyhow::anyhow!("invalid --log / ARTEL_LOG filter: {err}; try `info` or `artel=debug`")
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
