@@ -1,7 +1,7 @@
 //! Closed sets of names: enums whose variants have one stable snake_case spelling.
 //!
 //! Statuses, kinds and runtimes appear in JSON, in Postgres columns, in logs and on the command
-//! line. Each such enum is declared with [`named_enum!`], which derives serde with exactly the
+//! line. Each such enum is declared with the crate-private `named_enum!` macro, which derives serde with exactly the
 //! spelling [`as_str`](crate::lifecycle::WorkerStatus::as_str) returns, a `Display` that prints
 //! it, a `FromStr` that accepts only it, and an `ALL` list — so the four can never disagree.
 

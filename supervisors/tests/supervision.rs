@@ -774,3 +774,85 @@ async fn the_handler_runs_inside_the_senders_span() {
     root.shutdown().await;
     assert_eq!(*scopes.0.lock(), vec![vec!["http_request".to_owned(), "handle".to_owned()]]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Timers and closed mailboxes.
+
+#[tokio::test(start_paused = true)]
+async fn timers_belong_to_one_run_and_die_with_it() {
+    quiet_panics();
+    struct Ticking {
+        ticks: Arc<AtomicUsize>,
+    }
+    impl Actor for Ticking {
+        async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
+            ctx.every(Duration::from_millis(100), || Tock);
+            Ok(())
+        }
+    }
+    #[derive(Debug)]
+    struct Tock;
+    impl Request for Tock {
+        type Reply = ();
+    }
+    impl Handler<Tock> for Ticking {
+        async fn handle(&mut self, _msg: Tock, _ctx: &mut Context<Self>) {
+            self.ticks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    impl Handler<Boom> for Ticking {
+        async fn handle(&mut self, _msg: Boom, _ctx: &mut Context<Self>) {
+            panic!("boom");
+        }
+    }
+
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t = ticks.clone();
+    let (addr, spec) = ChildSpec::actor("ticking", move || Ticking { ticks: t.clone() });
+    let root = Supervisor::new("root")
+        .child(spec.backoff(Backoff::none()))
+        .start()
+        .await;
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(ticks.load(Ordering::SeqCst), 10);
+    let _ = addr.call(Boom).await;
+    ticks.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    // One timer (the new run's), not two: the old run's timer died with it.
+    assert_eq!(ticks.load(Ordering::SeqCst), 10);
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_closed_mailbox_hands_the_message_back() {
+    let p = Probe::new();
+    let (a, spec) = Worker::spec("a", &p);
+    let root = Supervisor::new("root")
+        .child(spec.restart(Restart::Temporary))
+        .start()
+        .await;
+    a.call(Exit(None)).await.unwrap();
+    // The exit is handled by the supervisor asynchronously; wait until the mailbox closes.
+    while !a.is_closed() {
+        tokio::task::yield_now().await;
+    }
+    let back = a.send(Incr).await.unwrap_err();
+    assert!(matches!(back.0, Incr));
+    assert!(matches!(a.try_send(Incr), Err(TrySendError::Closed(Incr))));
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutting_down_the_root_stops_everything_and_closes_nothing_early() {
+    let p = Probe::new();
+    let (a, spec) = Worker::spec("a", &p);
+    let root = Supervisor::new("root").child(spec).start().await;
+    let registry = root.registry().clone();
+    assert_eq!(root.shutdown().await, ExitReason::Shutdown);
+    let snap = registry.snapshot();
+    assert_eq!(snap.roots[0].status, NodeStatus::Stopped);
+    assert!(snap.roots[0].children.is_empty());
+    drop(registry);
+    // With the tree gone, its mailboxes are gone: calls fail fast instead of hanging.
+    assert_eq!(a.call(Incr).await, Err(CallError::Closed));
+}
