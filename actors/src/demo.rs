@@ -138,7 +138,7 @@ impl Actor for Transform {}
 impl Handler<Number> for Transform {
     async fn handle(&mut self, msg: Number, ctx: &mut Context<Self>) {
         self.seen += 1;
-        if self.seen % 25 == 0 {
+        if self.seen.is_multiple_of(25) {
             ctx.fail(Failure::retryable(format!(
                 "demo failure on number {}: transform fails every 25th on purpose",
                 msg.0

@@ -138,7 +138,10 @@ mod tests {
         };
         for unit in [0.0, 0.25, 0.5, 0.75, 0.999] {
             let d = BackoffState::default().next_delay(&p, Duration::ZERO, unit);
-            assert!(d >= Duration::from_millis(80) && d <= Duration::from_millis(120), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(80) && d <= Duration::from_millis(120),
+                "{d:?}"
+            );
         }
         assert_eq!(
             BackoffState::default().next_delay(&p, Duration::ZERO, 0.0),

@@ -619,9 +619,10 @@ impl State {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Start { spec, reply } => {
-                let taken = self.slots.values().any(|s| {
-                    s.spec.name == spec.name && !matches!(s.state, SlotState::Down)
-                });
+                let taken = self
+                    .slots
+                    .values()
+                    .any(|s| s.spec.name == spec.name && !matches!(s.state, SlotState::Down));
                 if taken {
                     let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
                         "a child named {:?} is already running under {}",

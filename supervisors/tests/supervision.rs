@@ -3,8 +3,8 @@
 //! detection, dynamic children, tracing and the tree snapshot.
 
 use artel_supervisors::{
-    Actor, Addr, Backoff, CallError, ChildSpec, Context, ExitReason, Failure, Handler,
-    Intensity, NodeKind, NodeStatus, Request, Restart, Strategy, Supervisor, TrySendError,
+    Actor, Addr, Backoff, CallError, ChildSpec, Context, ExitReason, Failure, Handler, Intensity,
+    NodeKind, NodeStatus, Request, Restart, Strategy, Supervisor, TrySendError,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -249,8 +249,16 @@ async fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
     assert_eq!(a.call(Incr).await, Ok(1));
     let _ = b.call(Boom).await;
     assert_eq!(b.call(Incr).await, Ok(1));
-    assert_eq!(c.call(Incr).await, Ok(1), "c was started after b: restarted");
-    assert_eq!(a.call(Incr).await, Ok(2), "a was started before b: untouched");
+    assert_eq!(
+        c.call(Incr).await,
+        Ok(1),
+        "c was started after b: restarted"
+    );
+    assert_eq!(
+        a.call(Incr).await,
+        Ok(2),
+        "a was started before b: untouched"
+    );
     assert_eq!((pa.runs(), pb.runs(), pc.runs()), (1, 2, 2));
     root.shutdown().await;
 }
@@ -281,7 +289,11 @@ async fn transient_restarts_only_after_an_abnormal_exit() {
     let _ = a.call(Boom).await;
     assert_eq!(a.call(Incr).await, Ok(1), "restarted after a panic");
     a.call(Exit(None)).await.unwrap();
-    assert_eq!(a.call(Incr).await, Err(CallError::Closed), "down after a normal exit");
+    assert_eq!(
+        a.call(Incr).await,
+        Err(CallError::Closed),
+        "down after a normal exit"
+    );
     assert_eq!(p.runs(), 2);
     let snap = root.registry().snapshot();
     assert_eq!(snap.find("root/a").unwrap().status, NodeStatus::Stopped);
@@ -444,7 +456,10 @@ async fn jittered_backoff_is_reproducible_from_a_seed() {
     assert!(first.len() >= 4);
     for (i, gap) in first.iter().enumerate() {
         let base = 100u128 << i;
-        assert!(*gap >= base / 2 && *gap <= base * 3 / 2 + 1, "gap {i}: {gap}");
+        assert!(
+            *gap >= base / 2 && *gap <= base * 3 / 2 + 1,
+            "gap {i}: {gap}"
+        );
     }
 }
 
@@ -493,7 +508,11 @@ async fn every_reply_arrives_while_a_sibling_panics_repeatedly() {
         all.extend(caller.await.unwrap());
     }
     all.sort_unstable();
-    assert_eq!(all, (1..=1000).collect::<Vec<u64>>(), "every reply, exactly once");
+    assert_eq!(
+        all,
+        (1..=1000).collect::<Vec<u64>>(),
+        "every reply, exactly once"
+    );
     assert_eq!(panics.await.unwrap(), 300);
     assert_eq!(crasher_again.call(Incr).await, Ok(1));
     assert_eq!(ph.runs(), 1);
@@ -535,7 +554,12 @@ async fn a_handler_past_its_deadline_is_cancelled_and_the_actor_restarted() {
     let node = root.registry().snapshot();
     let node = node.find("root/llm").unwrap();
     assert_eq!(node.restarts, 1);
-    assert!(node.last_error.as_deref().unwrap().starts_with("stuck: handler for"));
+    assert!(
+        node.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("stuck: handler for")
+    );
     root.shutdown().await;
 }
 
@@ -595,7 +619,9 @@ async fn children_start_in_order_and_stop_in_reverse() {
     assert_eq!(root.shutdown().await, ExitReason::Shutdown);
     assert_eq!(
         *journal.lock(),
-        ["start a", "start b", "start x", "start c", "stop c", "stop x", "stop b", "stop a"]
+        [
+            "start a", "start b", "start x", "start c", "stop c", "stop x", "stop b", "stop a"
+        ]
     );
 }
 
@@ -688,10 +714,17 @@ async fn the_snapshot_shows_every_node_with_its_live_state() {
 
     let snap = root.registry().snapshot();
     let artel = &snap.roots[0];
-    assert_eq!((artel.name.as_str(), artel.kind), ("artel", NodeKind::Supervisor));
+    assert_eq!(
+        (artel.name.as_str(), artel.kind),
+        ("artel", NodeKind::Supervisor)
+    );
     assert_eq!(artel.detail.as_deref(), Some("one_for_one"));
     assert_eq!(
-        artel.children.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        artel
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
         ["gateways", "queue"]
     );
     let gateways = snap.find("artel/gateways").unwrap();
@@ -704,15 +737,26 @@ async fn the_snapshot_shows_every_node_with_its_live_state() {
     assert_eq!(crashy.mailbox_capacity, Some(64));
     let queue = snap.find("artel/queue").unwrap();
     assert_eq!(queue.role, "Worker");
-    assert_eq!((queue.mailbox_depth, queue.mailbox_capacity), (Some(2), Some(8)));
+    assert_eq!(
+        (queue.mailbox_depth, queue.mailbox_capacity),
+        (Some(2), Some(8))
+    );
     assert!(queue.uptime_ms.unwrap() >= 1500);
     assert_eq!(queue.restarts, 0);
 
     let json = serde_json::to_value(&snap).unwrap();
     let node = &json["roots"][0]["children"][1];
     for key in [
-        "id", "name", "role", "kind", "status", "restarts", "last_error", "mailbox_depth",
-        "uptime_ms", "children",
+        "id",
+        "name",
+        "role",
+        "kind",
+        "status",
+        "restarts",
+        "last_error",
+        "mailbox_depth",
+        "uptime_ms",
+        "children",
     ] {
         assert!(node.get(key).is_some(), "snapshot JSON lacks {key}: {node}");
     }
@@ -772,7 +816,10 @@ async fn the_handler_runs_inside_the_senders_span() {
     let request = tracing::info_span!("http_request", id = 7);
     tracing::Instrument::instrument(async { addr.call(Ping).await.unwrap() }, request).await;
     root.shutdown().await;
-    assert_eq!(*scopes.0.lock(), vec![vec!["http_request".to_owned(), "handle".to_owned()]]);
+    assert_eq!(
+        *scopes.0.lock(),
+        vec![vec!["http_request".to_owned(), "handle".to_owned()]]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,7 +28,11 @@ fn help_names_every_command() {
 #[test]
 fn the_demo_tree_shows_restarts_and_errors_live() {
     let out = artel(&["tree", "--demo", "--once", "--json", "--warmup-ms", "4000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let snapshot: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON snapshot");
     let demo = &snapshot["roots"][0];
     assert_eq!(demo["name"], "demo");
@@ -68,7 +72,14 @@ fn the_demo_tree_shows_restarts_and_errors_live() {
 
 #[test]
 fn the_demo_tree_refreshes_as_text() {
-    let out = artel(&["tree", "--demo", "--iterations", "3", "--interval-ms", "100"]);
+    let out = artel(&[
+        "tree",
+        "--demo",
+        "--iterations",
+        "3",
+        "--interval-ms",
+        "100",
+    ]);
     assert!(out.status.success());
     let text = stdout(&out);
     assert_eq!(text.matches("demo  [one_for_one]").count(), 3, "{text}");
