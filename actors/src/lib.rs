@@ -6,9 +6,11 @@
 //! # Layout
 //! - [`demo`] — a small live tree for `artel tree --demo`: a ticker, a child that crashes on
 //!   a schedule, and a `rest_for_one` pipeline whose middle stage fails now and then.
+//! - [`managed_postgres`] — the embedded default database: a private cluster in the data dir.
 //!
 //! The pipeline roles (ProductOwner, Scaffolder, Developer, Tester, EnvAnalyzer,
 //! SecretResolver, Deployer, WorkerManager, scheduler jobs) arrive with the pipeline issue;
 //! their messages are already in the catalog.
 
 pub mod demo;
+pub mod managed_postgres;
