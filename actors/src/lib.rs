@@ -6,7 +6,10 @@
 //! # Layout
 //! - [`demo`] — a small live tree for `artel tree --demo`: a ticker, a child that crashes on
 //!   a schedule, and a `rest_for_one` pipeline whose middle stage fails now and then.
+//! - [`settings`] — the one typed `Settings`: defaults < `artel.toml` < `ARTEL_*` env.
+//! - [`workflow`] — durable workflows: journaled steps, resumed after any crash.
 //! - [`managed_postgres`] — the embedded default database: a private cluster in the data dir.
+//! - [`store`] — Postgres, the source of truth: the step journal, events, projects, secrets.
 //!
 //! The pipeline roles (ProductOwner, Scaffolder, Developer, Tester, EnvAnalyzer,
 //! SecretResolver, Deployer, WorkerManager, scheduler jobs) arrive with the pipeline issue;
@@ -14,3 +17,6 @@
 
 pub mod demo;
 pub mod managed_postgres;
+pub mod settings;
+pub mod workflow;
+pub mod store;

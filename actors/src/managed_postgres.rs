@@ -47,7 +47,9 @@ pub enum ManagedPostgresError {
         output: String,
     },
     /// The data dir could not be prepared.
-    #[error("cannot prepare {path}: {source}. Check that the directory and its parents are writable and searchable by the server's user")]
+    #[error(
+        "cannot prepare {path}: {source}. Check that the directory and its parents are writable and searchable by the server's user"
+    )]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -55,7 +57,9 @@ pub enum ManagedPostgresError {
         source: std::io::Error,
     },
     /// The server started but never accepted connections.
-    #[error("the managed PostgreSQL in {0} did not become ready within {1:?}; see its log, {0}/server.log")]
+    #[error(
+        "the managed PostgreSQL in {0} did not become ready within {1:?}; see its log, {0}/server.log"
+    )]
     NotReady(PathBuf, Duration),
 }
 
@@ -313,9 +317,9 @@ async fn output_of(cmd: &mut Command, name: &str) -> Result<String, ManagedPostg
 /// The directory holding `initdb` and `pg_ctl`: PATH first, then Debian's versioned dirs
 /// (newest version first).
 fn find_binaries() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| {
-        std::env::split_paths(&p).collect::<Vec<_>>()
-    });
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
     let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

@@ -28,10 +28,16 @@ async fn initializes_starts_reuses_stops_and_keeps_data() {
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let pg = ManagedPostgres::locate(&root).expect("server binaries are installed");
-    let url = pg.start().await.expect("first start initializes and starts");
+    let url = pg
+        .start()
+        .await
+        .expect("first start initializes and starts");
     assert!(url.starts_with("postgres://postgres@localhost:5432/artel?host="));
     assert!(pg.is_ready().await);
-    psql(&pg, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)");
+    psql(
+        &pg,
+        "CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)",
+    );
 
     // A second start (another artel process) reuses the running cluster.
     let again = ManagedPostgres::locate(&root).unwrap();

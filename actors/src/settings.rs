@@ -1,0 +1,331 @@
+//! The one typed `Settings`: every knob artel has, with defaults that work offline on one
+//! machine.
+//!
+//! Layers, lowest first: built-in defaults < `artel.toml` < `ARTEL_*` environment variables
+//! (`__` nests: `ARTEL_REDIS__URL` sets `redis.url`) < command-line flags (applied by the
+//! binary). The conventional `DATABASE_URL`, `REDIS_URL` and `ARTEL_MASTER_KEY` are accepted
+//! too. The environment is passed in, never read here, so loading is a pure function the
+//! binary calls once and tests call with any environment they like. Values that are secrets
+//! are [`SecretValue`]s and never print.
+
+use artel_messages::{Classify, ErrorClass, SecretValue};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Prefix of artel's environment variables.
+pub const ENV_PREFIX: &str = "ARTEL_";
+
+/// Everything artel can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where artel keeps its managed database, repositories and workspaces.
+    pub data_dir: PathBuf,
+    /// The source of truth.
+    pub database: DatabaseSettings,
+    /// Process boundaries (optional: a single process needs no Redis).
+    pub redis: RedisSettings,
+    /// Encryption of secrets at rest.
+    pub secrets: SecretsSettings,
+    /// Durable workflows.
+    pub workflows: WorkflowSettings,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// A PostgreSQL URL; unset means the managed local cluster in the data dir.
+    pub url: Option<SecretValue>,
+    /// Connections in the pool.
+    pub max_connections: Option<u32>,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// A Redis URL; unset means in-process mailboxes only.
+    pub url: Option<SecretValue>,
+}
+
+/// `[secrets]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    /// The 32-byte master key, base64 or hex. Prefer `master_key_file`.
+    pub master_key: Option<SecretValue>,
+    /// A file holding the master key; created (mode 0600) in the data dir when neither is set.
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// `[workflows]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowSettings {
+    /// Attempts of one step (restarts included) before its task fails with the step's error.
+    pub max_step_attempts: u32,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        Self {
+            max_step_attempts: 3,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            secrets: SecretsSettings::default(),
+            workflows: WorkflowSettings::default(),
+        }
+    }
+}
+
+/// `/var/lib/artel` for root (the managed PostgreSQL runs as `postgres` and must reach it),
+/// `$HOME/.local/share/artel` otherwise, `./artel-data` when there is no home.
+fn default_data_dir() -> PathBuf {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if root {
+        return PathBuf::from("/var/lib/artel");
+    }
+    std::env::home_dir()
+        .map(|home| home.join(".local/share/artel"))
+        .unwrap_or_else(|| PathBuf::from("artel-data"))
+}
+
+/// Settings could not be loaded. Always fatal: the operator must fix the input.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable does not fit the settings.
+    #[error("invalid settings ({origin}): {message}")]
+    Invalid {
+        /// Which layer: the file, or the environment.
+        origin: String,
+        /// What is wrong, as the parser says it.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {key}: {message}")]
+    OutOfRange {
+        /// The dotted key.
+        key: &'static str,
+        /// What is allowed.
+        message: String,
+    },
+}
+
+impl Classify for SettingsError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
+}
+
+impl Settings {
+    /// Loads defaults < `file` (when given and present; an explicitly named file must exist)
+    /// < `env`, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        file_required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut tree = toml::Table::new();
+        let mut origin = "defaults".to_owned();
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    tree = text
+                        .parse::<toml::Table>()
+                        .map_err(|e| SettingsError::Invalid {
+                            origin: path.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                    origin = path.display().to_string();
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file_required => {}
+                Err(source) => {
+                    return Err(SettingsError::Read {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        let mut from_env = Vec::new();
+        for (name, value) in env {
+            let path: Vec<String> = match name.as_str() {
+                "DATABASE_URL" => vec!["database".into(), "url".into()],
+                "REDIS_URL" => vec!["redis".into(), "url".into()],
+                "ARTEL_MASTER_KEY" => vec!["secrets".into(), "master_key".into()],
+                // Flags of the binary, not settings.
+                "ARTEL_LOG" | "ARTEL_LOG_FORMAT" | "ARTEL_CONFIG" => continue,
+                other => match other.strip_prefix(ENV_PREFIX) {
+                    Some(rest) if !rest.is_empty() => rest
+                        .split("__")
+                        .map(|part| part.to_ascii_lowercase())
+                        .collect(),
+                    _ => continue,
+                },
+            };
+            from_env.push(name.clone());
+            insert(&mut tree, &path, env_value(&value));
+        }
+        if !from_env.is_empty() {
+            origin = format!("{origin} + environment ({})", from_env.join(", "));
+        }
+        let settings: Settings =
+            toml::Value::Table(tree)
+                .try_into()
+                .map_err(|e: toml::de::Error| SettingsError::Invalid {
+                    origin,
+                    message: e.message().to_owned(),
+                })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges the types cannot express.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.workflows.max_step_attempts == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "workflows.max_step_attempts",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.database.max_connections == Some(0) {
+            return Err(SettingsError::OutOfRange {
+                key: "database.max_connections",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(SettingsError::OutOfRange {
+                key: "data_dir",
+                message: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An environment string as the TOML value it most plausibly means.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(n) = raw.parse::<i64>() {
+        toml::Value::Integer(n)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(raw.to_owned())
+    }
+}
+
+fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_work_with_nothing_set() {
+        let s = Settings::load(None, false, env(&[])).unwrap();
+        assert!(s.database.url.is_none());
+        assert!(s.redis.url.is_none());
+        assert_eq!(s.workflows.max_step_attempts, 3);
+    }
+
+    #[test]
+    fn file_then_environment_then_conventional_names() {
+        let dir = std::env::temp_dir().join(format!("artel-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("artel.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/artel\"\n[workflows]\nmax_step_attempts = 5\n[redis]\nurl = \"redis://file\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            true,
+            env(&[
+                ("ARTEL_WORKFLOWS__MAX_STEP_ATTEMPTS", "7"),
+                ("REDIS_URL", "redis://env"),
+                ("DATABASE_URL", "postgres://u:hunter2@db/artel"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/artel"));
+        assert_eq!(s.workflows.max_step_attempts, 7);
+        assert_eq!(s.redis.url.as_ref().unwrap().expose(), "redis://env");
+        assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_WORKFLOWS__MAX_STEP_ATEMPTS", "2")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_step_atempts"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ARTEL_WORKFLOWS__MAX_STEP_ATEMPTS"),
+            "{err}"
+        );
+        let err = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_WORKFLOWS__MAX_STEP_ATTEMPTS", "0")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let missing = Settings::load(Some(Path::new("/nonexistent/artel.toml")), true, env(&[]));
+        assert!(matches!(missing, Err(SettingsError::Read { .. })));
+        assert!(
+            Settings::load(Some(Path::new("/nonexistent/artel.toml")), false, env(&[])).is_ok()
+        );
+    }
+}

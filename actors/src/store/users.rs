@@ -1,0 +1,146 @@
+//! Users and their projects: who owns what.
+//!
+//! Every project belongs to one user, and every project query that a front door makes on a
+//! user's behalf is scoped by owner: asking for another user's project answers `None`, exactly
+//! as for a project that does not exist, so ids cannot be probed.
+
+use super::rows::{get, time};
+use super::{Store, StoreError};
+use artel_messages::dto::ProjectDto;
+use artel_messages::{ProjectId, Timestamp, UserId};
+use sqlx::postgres::PgRow;
+
+/// A user, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Their id.
+    pub id: UserId,
+    /// How artel addresses them.
+    pub name: String,
+    /// Their e-mail address, if given.
+    pub email: Option<String>,
+    /// When they were created.
+    pub created_at: Timestamp,
+}
+
+const USER_COLUMNS: &str = "id, name, email, created_at";
+const PROJECT_COLUMNS: &str = "id, owner_id, name, description, repo_url, created_at, updated_at";
+
+fn user_from_row(row: &PgRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: UserId::from_uuid(get(row, "id")?),
+        name: get(row, "name")?,
+        email: get(row, "email")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+fn project_from_row(row: &PgRow) -> Result<ProjectDto, StoreError> {
+    Ok(ProjectDto {
+        id: ProjectId::from_uuid(get(row, "id")?),
+        owner: UserId::from_uuid(get(row, "owner_id")?),
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        repo_url: get(row, "repo_url")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates a user with a fresh id.
+    #[tracing::instrument(skip(self))]
+    pub async fn create_user(
+        &self,
+        name: &str,
+        email: Option<&str>,
+    ) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, name, email) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(UserId::new().as_uuid())
+        .bind(name)
+        .bind(email)
+        .fetch_one(&self.pool)
+        .await?;
+        user_from_row(&row)
+    }
+
+    /// The user with this id, if any.
+    #[tracing::instrument(skip(self))]
+    pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Creates a project owned by `owner`. `name` is short, lowercase (`[a-z0-9][a-z0-9_-]*`)
+    /// and unique per owner; a duplicate fails on constraint `projects_owner_name_key`.
+    #[tracing::instrument(skip(self, description))]
+    pub async fn create_project(
+        &self,
+        owner: UserId,
+        name: &str,
+        description: &str,
+    ) -> Result<ProjectDto, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO projects (id, owner_id, name, description) VALUES ($1, $2, $3, $4) \
+             RETURNING {PROJECT_COLUMNS}"
+        ))
+        .bind(ProjectId::new().as_uuid())
+        .bind(owner.as_uuid())
+        .bind(name)
+        .bind(description)
+        .fetch_one(&self.pool)
+        .await?;
+        project_from_row(&row)
+    }
+
+    /// The project `id` if `owner` owns it; `None` if it does not exist or is someone else's.
+    #[tracing::instrument(skip(self))]
+    pub async fn project(
+        &self,
+        owner: UserId,
+        id: ProjectId,
+    ) -> Result<Option<ProjectDto>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND owner_id = $2"
+        ))
+        .bind(id.as_uuid())
+        .bind(owner.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    /// `owner`'s project called `name`, if any.
+    #[tracing::instrument(skip(self))]
+    pub async fn project_by_name(
+        &self,
+        owner: UserId,
+        name: &str,
+    ) -> Result<Option<ProjectDto>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE owner_id = $1 AND name = $2"
+        ))
+        .bind(owner.as_uuid())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    /// Every project `owner` owns, oldest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn projects(&self, owner: UserId) -> Result<Vec<ProjectDto>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE owner_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(owner.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+}

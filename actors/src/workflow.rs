@@ -1,0 +1,435 @@
+//! Durable workflows: a task's steps, journaled before and after each runs, resumed after any
+//! crash at the first unfinished step.
+//!
+//! One [`Workflow`] actor drives one task. It keeps nothing in memory that the journal does
+//! not have: on every (re)start it reads the task and its step journal from Postgres and
+//! continues from there, so a restart by its supervisor, a restart of artel, or a `kill -9`
+//! all end the same way — the task completes, and no finished step is redone.
+//!
+//! - Before a step runs, its attempt is journaled `running` under an idempotency key
+//!   (`<task>/<step>/<attempt>`); after, `succeeded` with its output or `failed` with its
+//!   classified error. A step found `running` at start was interrupted: that attempt is closed
+//!   as failed ("interrupted"), a `step_resumed` event says so, and a new attempt runs.
+//! - A step's *effect* is keyed by [`StepCall::effect_key`] (`<task>/<step>`), the same for
+//!   every attempt, so a step that ran its effect and then died does not do it twice.
+//! - Retries are restart policies: a retryable step failure fails the actor, and its child
+//!   spec (transient, with backoff) restarts it; the restarted actor resumes from the journal.
+//!   A step that has failed `max_step_attempts` times, or fails fatally, ends the task as
+//!   `failed` with that error — visible in the task and its events, never a silent loop.
+
+use crate::store::{NewTask, StepRecord, Store, StoreError, TaskRecord};
+use artel_messages::event::{EventBody, NewEvent};
+use artel_messages::{
+    Classify, Failure, ProjectId, Request, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
+};
+use artel_supervisors::{
+    Actor, ChildSpec, Context, Handler, Intensity, NodeId, Restart, Strategy, Supervisor,
+    SupervisorError, SupervisorRef,
+};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The steps of each kind of task, in order.
+pub fn plan(kind: TaskKind) -> &'static [StepKind] {
+    match kind {
+        TaskKind::Engineering => &[StepKind::Scaffold, StepKind::Develop, StepKind::Test],
+        TaskKind::Deploy => &[
+            StepKind::AnalyzeEnv,
+            StepKind::ResolveSecrets,
+            StepKind::Deploy,
+            StepKind::HealthCheck,
+        ],
+    }
+}
+
+/// One step to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCall {
+    /// The task.
+    pub task: TaskId,
+    /// Its project.
+    pub project: ProjectId,
+    /// Which step.
+    pub step: StepKind,
+    /// Which attempt, from 1.
+    pub attempt: u32,
+    /// The key the step's effect must be idempotent on: the same for every attempt.
+    pub effect_key: String,
+    /// The previous step's output (the task's description and guidance for the first step).
+    pub input: Value,
+}
+
+/// What runs the steps. Implementations make each effect idempotent on
+/// [`StepCall::effect_key`], because a step may run again after a crash.
+pub trait StepRunner: Send + Sync + 'static {
+    /// Runs one step and returns its output, journaled as the next step's input.
+    fn run(&self, call: StepCall) -> impl Future<Output = Result<Value, Failure>> + Send;
+}
+
+/// How workflows behave.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkflowPolicy {
+    /// Attempts of one step before its task fails.
+    pub max_step_attempts: u32,
+    /// How long one step may run before the workflow counts as stuck.
+    pub step_deadline: Duration,
+}
+
+impl Default for WorkflowPolicy {
+    fn default() -> Self {
+        Self {
+            max_step_attempts: 3,
+            step_deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The actor that drives one task through its steps.
+pub struct Workflow<R: StepRunner> {
+    task: TaskId,
+    store: Store,
+    runner: Arc<R>,
+    policy: WorkflowPolicy,
+}
+
+/// "Run the next step": a workflow sends it to itself after each step, so a stop request
+/// from its supervisor is seen between steps.
+#[derive(Debug)]
+pub struct Advance;
+impl Request for Advance {
+    type Reply = ();
+}
+
+enum Progress {
+    /// A step finished; more may follow.
+    Stepped,
+    /// Nothing more to do in this run (finished, failed, or waiting for a human).
+    Idle,
+}
+
+impl<R: StepRunner> Actor for Workflow<R> {
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
+        // The mailbox is empty at the start of a run, so this cannot be refused for room.
+        let _ = ctx.addr().try_send(Advance);
+        Ok(())
+    }
+}
+
+impl<R: StepRunner> Handler<Advance> for Workflow<R> {
+    async fn handle(&mut self, _msg: Advance, ctx: &mut Context<Self>) {
+        match self.advance().await {
+            Ok(Progress::Stepped) => {
+                let _ = ctx.addr().try_send(Advance);
+            }
+            Ok(Progress::Idle) => ctx.stop(),
+            Err(failure) => ctx.fail(failure),
+        }
+    }
+}
+
+impl<R: StepRunner> Workflow<R> {
+    /// Runs the first unfinished step. `Err` is a retryable failure for the supervisor.
+    async fn advance(&mut self) -> Result<Progress, Failure> {
+        let task = self
+            .store
+            .task(self.task)
+            .await
+            .map_err(|e| e.to_failure())?
+            .ok_or_else(|| Failure::fatal(format!("task {} does not exist", self.task)))?;
+        match task.status {
+            TaskStatus::Queued => self.set_status(&task, TaskStatus::Running, None).await?,
+            TaskStatus::Running => {}
+            // Finished, cancelled, or waiting for a human: nothing to run.
+            _ => return Ok(Progress::Idle),
+        }
+        let journal = self.store.steps(self.task).await.map_err(fail)?;
+        let mut input = json!({ "description": task.description, "guidance": task.guidance });
+        for &step in plan(task.kind) {
+            let attempts: Vec<&StepRecord> = journal.iter().filter(|s| s.step == step).collect();
+            if let Some(done) = attempts.iter().find(|s| s.status == StepStatus::Succeeded) {
+                input = done.output.clone().unwrap_or(Value::Null);
+                continue;
+            }
+            return self.run_step(&task, step, &attempts, input).await;
+        }
+        self.set_status(&task, TaskStatus::Completed, None).await?;
+        Ok(Progress::Idle)
+    }
+
+    async fn run_step(
+        &mut self,
+        task: &TaskRecord,
+        step: StepKind,
+        attempts: &[&StepRecord],
+        input: Value,
+    ) -> Result<Progress, Failure> {
+        let mut failed = attempts
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .count() as u32;
+        let mut last_failure = attempts.iter().rev().find_map(|s| s.failure.clone());
+        for interrupted in attempts.iter().filter(|s| s.status == StepStatus::Running) {
+            let failure = Failure::retryable(format!(
+                "interrupted: the workflow stopped while {step} attempt {} ran",
+                interrupted.attempt
+            ));
+            self.store
+                .fail_step(&interrupted.idempotency_key, &failure)
+                .await
+                .map_err(fail)?;
+            self.emit(
+                task,
+                EventBody::StepResumed {
+                    step,
+                    attempt: interrupted.attempt,
+                },
+            )
+            .await?;
+            failed += 1;
+            last_failure = Some(failure);
+        }
+        if failed >= self.policy.max_step_attempts {
+            let cause = last_failure
+                .map(|f| f.reason)
+                .unwrap_or_else(|| "unknown error".to_owned());
+            let failure = Failure::fatal(format!(
+                "{step} failed {failed} times; last error: {cause}"
+            ));
+            self.set_status(task, TaskStatus::Failed, Some(&failure))
+                .await?;
+            return Ok(Progress::Idle);
+        }
+
+        let key = format!("{}/{step}/{}", task.id, failed + 1);
+        let record = self
+            .store
+            .begin_step(task.id, step, &key, &input)
+            .await
+            .map_err(fail)?;
+        self.emit(
+            task,
+            EventBody::StepStarted {
+                step,
+                attempt: record.attempt,
+            },
+        )
+        .await?;
+        let call = StepCall {
+            task: task.id,
+            project: task.project,
+            step,
+            attempt: record.attempt,
+            effect_key: format!("{}/{step}", task.id),
+            input,
+        };
+        match self.runner.run(call).await {
+            Ok(output) => {
+                self.store.finish_step(&key, &output).await.map_err(fail)?;
+                self.emit(
+                    task,
+                    EventBody::StepSucceeded {
+                        step,
+                        attempt: record.attempt,
+                    },
+                )
+                .await?;
+                Ok(Progress::Stepped)
+            }
+            Err(failure) => {
+                self.store.fail_step(&key, &failure).await.map_err(fail)?;
+                self.emit(
+                    task,
+                    EventBody::StepFailed {
+                        step,
+                        attempt: record.attempt,
+                        failure: failure.clone(),
+                    },
+                )
+                .await?;
+                if failure.is_retryable() && record.attempt < self.policy.max_step_attempts {
+                    // The child spec's backoff decides when the next attempt runs.
+                    return Err(failure);
+                }
+                let failure = Failure {
+                    class: failure.class,
+                    reason: format!(
+                        "{step} failed (attempt {} of {}): {}",
+                        record.attempt, self.policy.max_step_attempts, failure.reason
+                    ),
+                };
+                self.set_status(task, TaskStatus::Failed, Some(&failure))
+                    .await?;
+                Ok(Progress::Idle)
+            }
+        }
+    }
+
+    async fn set_status(
+        &self,
+        task: &TaskRecord,
+        to: TaskStatus,
+        failure: Option<&Failure>,
+    ) -> Result<(), Failure> {
+        let updated = self
+            .store
+            .set_task_status(task.id, to, failure)
+            .await
+            .map_err(fail)?;
+        if task.status != to {
+            self.emit(
+                &updated,
+                EventBody::TaskStatusChanged {
+                    from: task.status,
+                    to,
+                    reason: failure.map(|f| f.reason.clone()),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(&self, task: &TaskRecord, body: EventBody) -> Result<(), Failure> {
+        self.store
+            .append_event(NewEvent::new(body).project(task.project).task(task.id))
+            .await
+            .map(drop)
+            .map_err(fail)
+    }
+}
+
+fn fail(err: StoreError) -> Failure {
+    err.to_failure()
+}
+
+/// Starts, and after any restart resumes, the workflows of unfinished tasks.
+pub struct Workflows<R: StepRunner> {
+    store: Store,
+    runner: Arc<R>,
+    policy: WorkflowPolicy,
+    supervisor: SupervisorRef,
+}
+
+impl<R: StepRunner> Clone for Workflows<R> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            runner: self.runner.clone(),
+            policy: self.policy,
+            supervisor: self.supervisor.clone(),
+        }
+    }
+}
+
+/// Workflow restarts allowed per minute across all tasks before the workflows subtree
+/// restarts as a whole (each task's own loop is bounded by `max_step_attempts`).
+const WORKFLOW_INTENSITY: u32 = 1_000;
+
+impl<R: StepRunner> Workflows<R> {
+    /// The `workflows` subtree: a `rest_for_one` group of the dynamic `tasks` supervisor and a
+    /// `resumer` that, every time it starts (at boot, or after `tasks` restarted), starts a
+    /// workflow for every unfinished task in the journal.
+    pub fn subtree(store: Store, runner: R, policy: WorkflowPolicy) -> (Self, Supervisor) {
+        let tasks = Supervisor::new("tasks").intensity(Intensity {
+            max_restarts: WORKFLOW_INTENSITY,
+            within: Duration::from_secs(60),
+        });
+        let workflows = Self {
+            store,
+            runner: Arc::new(runner),
+            policy,
+            supervisor: tasks.handle(),
+        };
+        let resumer = workflows.clone();
+        let (_addr, resumer_spec) = ChildSpec::actor("resumer", move || Resumer {
+            workflows: resumer.clone(),
+        });
+        let tree = Supervisor::new("workflows")
+            .strategy(Strategy::RestForOne)
+            .child(tasks.into_child())
+            .child(resumer_spec.role("resumer"));
+        (workflows, tree)
+    }
+
+    /// Creates a task (idempotent on its id) and starts its workflow.
+    pub async fn submit(&self, new: NewTask) -> Result<TaskRecord, Failure> {
+        let record = self.store.create_task(&new).await.map_err(fail)?;
+        if record.status == TaskStatus::Queued && record.attempts == 0 {
+            self.store
+                .append_event(
+                    NewEvent::new(EventBody::TaskCreated {
+                        task_kind: record.kind,
+                        description: record.description.clone(),
+                    })
+                    .project(record.project)
+                    .task(record.id),
+                )
+                .await
+                .map_err(fail)?;
+        }
+        self.start(&record).await.map_err(|e| e.to_failure())?;
+        Ok(record)
+    }
+
+    /// Starts the workflow of one task (a no-op if it is already running).
+    pub async fn start(&self, task: &TaskRecord) -> Result<Option<NodeId>, SupervisorError> {
+        let (id, store, runner, policy) = (
+            task.id,
+            self.store.clone(),
+            self.runner.clone(),
+            self.policy,
+        );
+        let (_addr, spec) = ChildSpec::actor(format!("{}/{}", task.kind, task.id), move || {
+            Workflow {
+                task: id,
+                store: store.clone(),
+                runner: runner.clone(),
+                policy,
+            }
+        });
+        let spec = spec
+            .role(format!("{}_workflow", task.kind))
+            .restart(Restart::Transient)
+            .deadline(Some(self.policy.step_deadline));
+        match self.supervisor.start_child(spec).await {
+            Ok(node) => Ok(Some(node)),
+            Err(SupervisorError::InvalidSpec(reason)) if reason.contains("already running") => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Starts a workflow for every unfinished task; returns how many were started.
+    pub async fn resume_unfinished(&self) -> Result<usize, Failure> {
+        let tasks = self.store.unfinished_tasks().await.map_err(fail)?;
+        let mut started = 0;
+        for task in &tasks {
+            if self
+                .start(task)
+                .await
+                .map_err(|e| e.to_failure())?
+                .is_some()
+            {
+                started += 1;
+            }
+        }
+        if started > 0 {
+            tracing::info!(started, "resumed unfinished tasks from the journal");
+        }
+        Ok(started)
+    }
+}
+
+/// Resumes unfinished tasks whenever it starts.
+struct Resumer<R: StepRunner> {
+    workflows: Workflows<R>,
+}
+
+impl<R: StepRunner> Actor for Resumer<R> {
+    async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), Failure> {
+        self.workflows.resume_unfinished().await.map(drop)
+    }
+}

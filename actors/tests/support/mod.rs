@@ -1,0 +1,77 @@
+//! Shared by actors' integration tests: a fresh, migrated database per test on the Postgres
+//! that `.ci/services.sh` starts.
+
+#![allow(dead_code)]
+
+use artel_actors::store::Store;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection};
+use std::str::FromStr;
+
+const FALLBACK_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
+
+/// A freshly created and migrated database, dropped (best effort) when the test ends.
+pub struct TestDb {
+    pub store: Store,
+    pub admin: PgConnectOptions,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let url = std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_URL.into());
+        let admin = PgConnectOptions::from_str(&url)
+            .unwrap_or_else(|err| panic!("ARTEL_TEST_DATABASE_URL is not a Postgres URL: {err}"));
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap_or_else(|err| {
+            panic!(
+                "cannot reach the test Postgres at {url} ({err}); \
+                 start it with `. .ci/services.sh` from the repository root"
+            )
+        });
+        let name = format!("artel_test_{}", uuid::Uuid::new_v4().simple());
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create the test database");
+        conn.close().await.ok();
+        let store = Self::connect(&admin, &name).await;
+        store
+            .migrate()
+            .await
+            .expect("migrations apply to an empty database");
+        Self { store, admin, name }
+    }
+
+    pub async fn connect(admin: &PgConnectOptions, name: &str) -> Store {
+        Store::connect_with(admin.clone().database(name))
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// The URL of this database, for a child process.
+    pub fn url(&self) -> String {
+        let url = std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_URL.into());
+        let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Best effort, off the test's runtime (which may be shutting down).
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
