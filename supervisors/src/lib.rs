@@ -44,6 +44,8 @@
 //! - [`backoff`], [`intensity`] — the two restart policies, pure and unit-tested.
 //! - [`exit`] — [`ExitReason`], the one input to every restart decision.
 //! - [`registry`] — the live tree and its [`TreeSnapshot`].
+//! - [`stream_mailbox`] — envelopes across processes over Redis Streams: consumer groups,
+//!   `XACK` after handling, `XAUTOCLAIM`, dead letters (unused, and Redis unneeded, in one process).
 //! - [`error`] — what callers see: [`SendError`], [`TrySendError`], [`CallError`],
 //!   [`SupervisorError`], each classified retryable or fatal.
 
@@ -56,6 +58,7 @@ pub mod mailbox;
 pub mod registry;
 mod run;
 pub mod spec;
+pub mod stream_mailbox;
 pub mod supervisor;
 
 pub use actor::{Actor, Context, Handler};
@@ -67,4 +70,8 @@ pub use intensity::Intensity;
 pub use mailbox::Addr;
 pub use registry::{NodeId, NodeKind, NodeSnapshot, NodeStatus, Registry, TreeSnapshot};
 pub use spec::{ChildSpec, Restart, Strategy};
+pub use stream_mailbox::{
+    DeadLetter, EntryId, Inbound, StreamClient, StreamConfig, StreamConsumer, StreamError,
+    StreamHandler, StreamProducer,
+};
 pub use supervisor::{Supervisor, SupervisorHandle, SupervisorRef};
