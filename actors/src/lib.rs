@@ -18,5 +18,5 @@
 pub mod demo;
 pub mod managed_postgres;
 pub mod settings;
-pub mod workflow;
 pub mod store;
+pub mod workflow;

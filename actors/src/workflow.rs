@@ -194,9 +194,8 @@ impl<R: StepRunner> Workflow<R> {
             let cause = last_failure
                 .map(|f| f.reason)
                 .unwrap_or_else(|| "unknown error".to_owned());
-            let failure = Failure::fatal(format!(
-                "{step} failed {failed} times; last error: {cause}"
-            ));
+            let failure =
+                Failure::fatal(format!("{step} failed {failed} times; last error: {cause}"));
             self.set_status(task, TaskStatus::Failed, Some(&failure))
                 .await?;
             return Ok(Progress::Idle);
@@ -381,14 +380,13 @@ impl<R: StepRunner> Workflows<R> {
             self.runner.clone(),
             self.policy,
         );
-        let (_addr, spec) = ChildSpec::actor(format!("{}/{}", task.kind, task.id), move || {
-            Workflow {
+        let (_addr, spec) =
+            ChildSpec::actor(format!("{}/{}", task.kind, task.id), move || Workflow {
                 task: id,
                 store: store.clone(),
                 runner: runner.clone(),
                 policy,
-            }
-        });
+            });
         let spec = spec
             .role(format!("{}_workflow", task.kind))
             .restart(Restart::Transient)

@@ -126,7 +126,10 @@ fn fast_policy() -> WorkflowPolicy {
 async fn start(
     store: &Store,
     runner: CountingRunner,
-) -> (Workflows<CountingRunner>, artel_supervisors::SupervisorHandle) {
+) -> (
+    Workflows<CountingRunner>,
+    artel_supervisors::SupervisorHandle,
+) {
     let (workflows, subtree) = Workflows::subtree(store.clone(), runner, fast_policy());
     let root = Supervisor::new("artel")
         .child(subtree.into_child().backoff(Backoff::none()))
@@ -208,7 +211,11 @@ async fn a_step_that_keeps_failing_fails_its_task_with_the_error() {
     assert_eq!(count(&db.store, executions, "test").await, 3);
     assert_eq!(count(&db.store, executions, "develop").await, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(count(&db.store, executions, "test").await, 3, "no silent loop");
+    assert_eq!(
+        count(&db.store, executions, "test").await,
+        3,
+        "no silent loop"
+    );
     root.shutdown().await;
 }
 
@@ -301,17 +308,26 @@ async fn kill_9_in_the_middle_of_a_step_then_restart_completes_with_every_effect
             break;
         }
         assert!(first.try_wait().unwrap().is_none(), "child exited early");
-        assert!(tokio::time::Instant::now() < deadline, "develop never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "develop never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let journal = db.store.steps(task).await.unwrap();
-    let develop = journal.iter().find(|s| s.step == StepKind::Develop).unwrap();
+    let develop = journal
+        .iter()
+        .find(|s| s.step == StepKind::Develop)
+        .unwrap();
     assert_eq!(develop.status, StepStatus::Running, "killed mid-step");
 
     let mut second = spawn_child(&db, task, project);
-    let status = tokio::task::spawn_blocking(move || second.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || second.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "the restarted process completes the task");
     let record = db.store.task(task).await.unwrap().unwrap();
     assert_eq!(record.status, TaskStatus::Completed);
@@ -319,9 +335,17 @@ async fn kill_9_in_the_middle_of_a_step_then_restart_completes_with_every_effect
     let effects = "SELECT count(*) FROM test_effects WHERE step = $1";
     let executions = "SELECT count(*) FROM test_executions WHERE step = $1";
     for step in ["scaffold", "develop", "test"] {
-        assert_eq!(count(&db.store, effects, step).await, 1, "{step} effect once");
+        assert_eq!(
+            count(&db.store, effects, step).await,
+            1,
+            "{step} effect once"
+        );
     }
-    assert_eq!(count(&db.store, executions, "scaffold").await, 1, "never redone");
+    assert_eq!(
+        count(&db.store, executions, "scaffold").await,
+        1,
+        "never redone"
+    );
     assert_eq!(count(&db.store, executions, "develop").await, 2, "resumed");
     assert_eq!(count(&db.store, executions, "test").await, 1);
 

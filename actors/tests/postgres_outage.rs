@@ -89,7 +89,10 @@ async fn a_database_outage_pauses_work_and_the_task_completes_after_it() {
         {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the task never completed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task never completed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let effects: i64 = sqlx::query_scalar("SELECT count(*) FROM test_effects")
@@ -102,9 +105,13 @@ async fn a_database_outage_pauses_work_and_the_task_completes_after_it() {
         .await
         .unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| matches!(e.body, EventBody::StepResumed { step: StepKind::Develop, .. })),
+        events.iter().any(|e| matches!(
+            e.body,
+            EventBody::StepResumed {
+                step: StepKind::Develop,
+                ..
+            }
+        )),
         "develop was interrupted by the outage and resumed: {:?}",
         events.iter().map(|e| e.body.kind()).collect::<Vec<_>>()
     );

@@ -311,14 +311,39 @@ async fn begin_step_with_the_same_key_returns_the_same_row() {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
 
-    // Steps of a task that does not exist violate a constraint: Fatal.
+    // Steps of a task that does not exist: not found, Fatal.
     let err = db
         .store
         .begin_step(TaskId::new(), StepKind::Test, "orphan", &input)
         .await
         .unwrap_err();
-    assert_eq!(err.constraint(), Some("task_steps_task_id_fkey"), "{err}");
+    assert!(err.is_not_found(), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
+
+    // Many concurrent begins, same key and new keys mixed: one row per key, attempts 1..=n.
+    let mut begins = tokio::task::JoinSet::new();
+    for n in 0..16 {
+        let store = db.store.clone();
+        let input = input.clone();
+        begins.spawn(async move {
+            let key = format!("test-{}", n % 4);
+            store.begin_step(task, StepKind::Test, &key, &input).await
+        });
+    }
+    while let Some(done) = begins.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let mut attempts: Vec<u32> = db
+        .store
+        .steps(task)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.step == StepKind::Test)
+        .map(|s| s.attempt)
+        .collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 3, 4]);
 }
 
 #[tokio::test]
@@ -687,8 +712,13 @@ async fn a_secret_value_is_nowhere_in_the_database_or_the_logs() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .with_ansi(false)
         .finish();
-    // The test runs on a current-thread runtime, so everything it polls logs here.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // Global, not `set_default`: tracing caches each callsite's interest process-wide, and
+    // with a single (thread-local) subscriber registered it computes that interest on
+    // whichever thread reaches the callsite first — often another test's, with no subscriber,
+    // so sqlx's statement events would be cached as "never" and the checks below could pass
+    // vacuously. Globally, this also checks the logs of every other test in this binary.
+    tracing::subscriber::set_global_default(subscriber).expect("only this test sets one");
+    tracing::callsite::rebuild_interest_cache();
 
     let db = TestDb::new().await;
     let (_, project) = db.project("ada").await;

@@ -305,7 +305,8 @@ impl Store {
     /// Journals the start of a step: inserts the next attempt of `step` for `task`, `running`,
     /// under `idempotency_key` — or, if that key is journaled already, returns that row as it
     /// is (whatever its status). Idempotent, also under concurrent calls. Reusing a key for
-    /// another task or step is a [`StoreError::Conflict`].
+    /// another task or step is a [`StoreError::Conflict`]; an unknown task is
+    /// [`StoreError::NotFound`].
     #[tracing::instrument(skip(self, input))]
     pub async fn begin_step(
         &self,
@@ -314,6 +315,19 @@ impl Store {
         idempotency_key: &str,
         input: &Value,
     ) -> Result<StepRecord, StoreError> {
+        // Concurrent begins for one task take turns on its row lock (`FOR NO KEY UPDATE`
+        // does not block the foreign-key checks of other writers). Without it, two begins
+        // with the same key could both pick attempt N, and the loser would fail on the
+        // (task, step, attempt) index before its ON CONFLICT on the key could apply.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(task.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "task",
+                key: task.to_string(),
+            })?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO task_steps (task_id, step, attempt, status, idempotency_key, input, \
                                      started_at) \
@@ -325,8 +339,9 @@ impl Store {
         .bind(step.as_str())
         .bind(idempotency_key)
         .bind(input)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let record = match inserted {
             Some(row) => step_from_row(&row)?,
             None => self.step_by_key(idempotency_key).await?,

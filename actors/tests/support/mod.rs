@@ -22,12 +22,14 @@ impl TestDb {
         let url = std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_URL.into());
         let admin = PgConnectOptions::from_str(&url)
             .unwrap_or_else(|err| panic!("ARTEL_TEST_DATABASE_URL is not a Postgres URL: {err}"));
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap_or_else(|err| {
-            panic!(
-                "cannot reach the test Postgres at {url} ({err}); \
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot reach the test Postgres at {url} ({err}); \
                  start it with `. .ci/services.sh` from the repository root"
-            )
-        });
+                )
+            });
         let name = format!("artel_test_{}", uuid::Uuid::new_v4().simple());
         conn.execute(format!("CREATE DATABASE {name}").as_str())
             .await
@@ -61,7 +63,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Best effort, off the test's runtime (which may be shutting down).
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
