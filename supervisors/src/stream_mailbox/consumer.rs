@@ -27,7 +27,6 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -127,15 +126,6 @@ impl<T> std::fmt::Debug for StreamConsumer<T> {
             .field("group", &self.names.group)
             .field("consumer", &self.names.consumer)
             .finish_non_exhaustive()
-    }
-}
-
-/// Aborts a spawned task when dropped, so no renewal outlives the handling it renews.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -363,24 +353,48 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
         handler: &H,
     ) -> Result<(), StreamError> {
         let ids: Vec<String> = batch.iter().map(|entry| entry.id.clone()).collect();
+        // Handled entries are acknowledged together at the end of the batch (one round trip);
+        // until then they stay held, with the rest of the batch, and their claim is renewed.
+        let mut handled: Vec<String> = Vec::with_capacity(ids.len());
         for (index, entry) in batch.into_iter().enumerate() {
-            // This entry and the rest of the batch are held while it is handled.
-            self.deliver(commands, entry, &ids[index..], handler)
-                .await?;
+            let held = [handled.as_slice(), &ids[index..]];
+            if let Some(id) = self.deliver(commands, entry, held, handler).await? {
+                handled.push(id);
+            }
+        }
+        if handled.is_empty() {
+            return Ok(());
+        }
+        let acked: u64 = self
+            .client
+            .timed(
+                redis::cmd("XACK")
+                    .arg(&self.names.stream)
+                    .arg(&self.names.group)
+                    .arg(&handled)
+                    .query_async(commands),
+            )
+            .await?;
+        if acked < handled.len() as u64 {
+            tracing::debug!(
+                acked,
+                handled = handled.len(),
+                "some entries were no longer pending when acknowledged"
+            );
         }
         Ok(())
     }
 
     /// Handles one entry: dead-letters it when it is unreadable or over-delivered, otherwise
-    /// runs the handler (renewing the claim meanwhile) and acknowledges or dead-letters by its
-    /// outcome.
+    /// runs the handler (renewing the claim on `held` meanwhile). Returns the entry's id when
+    /// the handler succeeded and the entry is to be acknowledged.
     async fn deliver<H: StreamHandler<T>>(
         &self,
         commands: &mut MultiplexedConnection,
         entry: Delivery,
-        held: &[String],
+        held: [&[String]; 2],
         handler: &H,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Option<String>, StreamError> {
         let config = self.client.config();
         let max = u64::from(config.max_deliveries);
         let bytes = entry
@@ -392,7 +406,10 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
                 "stream entry has no `{ENVELOPE_FIELD}` field (fields: {:?})",
                 entry.fields.keys().collect::<Vec<_>>()
             ));
-            return self.dead_letter(commands, &entry, &[], failure).await;
+            return self
+                .dead_letter(commands, &entry, &[], failure)
+                .await
+                .map(|()| None);
         };
         if entry.deliveries > max {
             let failure = Failure::fatal(format!(
@@ -400,14 +417,18 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
                  died or its handler ran past claim_after ({:?}) each time",
                 entry.deliveries, config.claim_after
             ));
-            return self.dead_letter(commands, &entry, &bytes, failure).await;
+            return self
+                .dead_letter(commands, &entry, &bytes, failure)
+                .await
+                .map(|()| None);
         }
         let envelope = match Envelope::<T>::decode(&bytes) {
             Ok(envelope) => envelope,
             Err(err) => {
                 return self
                     .dead_letter(commands, &entry, &bytes, err.to_failure())
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         };
         let span = tracing::info_span!(
@@ -424,25 +445,11 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
             .instrument(span)
             .await;
         match outcome {
-            Ok(()) => {
-                let acked: u64 = self
-                    .client
-                    .timed(
-                        redis::cmd("XACK")
-                            .arg(&self.names.stream)
-                            .arg(&self.names.group)
-                            .arg(&entry.id)
-                            .query_async(commands),
-                    )
-                    .await?;
-                if acked == 0 {
-                    tracing::debug!(entry = %entry.id, "entry was no longer pending when acknowledged");
-                }
-                Ok(())
-            }
-            Err(failure) if failure.class == ErrorClass::Fatal || entry.deliveries >= max => {
-                self.dead_letter(commands, &entry, &bytes, failure).await
-            }
+            Ok(()) => Ok(Some(entry.id)),
+            Err(failure) if failure.class == ErrorClass::Fatal || entry.deliveries >= max => self
+                .dead_letter(commands, &entry, &bytes, failure)
+                .await
+                .map(|()| None),
             Err(failure) => {
                 tracing::warn!(
                     stream = %self.names.stream,
@@ -453,36 +460,39 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
                     %failure,
                     "handler failed; the entry stays pending and is redelivered after claim_after"
                 );
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    /// Runs the handler (a panic becomes a retryable failure) while a side task renews the
-    /// claim on `held` every `renew_every`.
+    /// Runs the handler (a panic becomes a retryable failure), renewing the claim on `held`
+    /// every `renew_every` while it runs. The renewal timer is only armed when the handler
+    /// does not finish at once, so a fast handler costs no timer and no task.
     async fn handle_renewing<H: StreamHandler<T>>(
         &self,
-        conn: MultiplexedConnection,
+        mut conn: MultiplexedConnection,
         handler: &H,
         envelope: Envelope<T>,
-        held: &[String],
+        held: [&[String]; 2],
     ) -> Result<(), Failure> {
-        let _renewal = AbortOnDrop(tokio::spawn(renew_loop(
-            self.client.clone(),
-            conn,
-            self.names.clone(),
-            held.to_vec(),
-        )));
-        match AssertUnwindSafe(handler.handle(envelope))
-            .catch_unwind()
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(payload) => Err(Failure::retryable(format!(
+        let handling = AssertUnwindSafe(handler.handle(envelope)).catch_unwind();
+        tokio::pin!(handling);
+        let period = self.client.config().renew_every;
+        let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                outcome = &mut handling => break outcome,
+                _ = ticks.tick() => renew(&self.client, &mut conn, &self.names, held).await,
+            }
+        };
+        outcome.unwrap_or_else(|payload| {
+            Err(Failure::retryable(format!(
                 "stream handler panicked: {}",
                 panic_message(payload.as_ref())
-            ))),
-        }
+            )))
+        })
     }
 
     async fn dead_letter(
@@ -504,39 +514,35 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
     }
 }
 
-/// Renews the claim on `held` every `renew_every` until aborted. A failed renewal is only
-/// logged: if Redis is away the handler's acknowledgement will fail too and the run ends.
-async fn renew_loop(
-    client: StreamClient,
-    mut conn: MultiplexedConnection,
-    names: Arc<Names>,
-    held: Vec<String>,
+/// Renews the claim on `held` once. A failed renewal is only logged: if Redis is away the
+/// acknowledgement will fail too and the run ends.
+async fn renew(
+    client: &StreamClient,
+    conn: &mut MultiplexedConnection,
+    names: &Names,
+    held: [&[String]; 2],
 ) {
-    let period = client.config().renew_every;
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(RENEW_SCRIPT)
-            .arg(1)
-            .arg(&names.stream)
-            .arg(&names.group)
-            .arg(&names.consumer)
-            .arg(&held);
-        match client.timed(cmd.query_async::<u64>(&mut conn)).await {
-            Ok(renewed) if renewed < held.len() as u64 => tracing::debug!(
-                stream = %names.stream,
-                renewed,
-                held = held.len(),
-                "some held entries are no longer ours (acknowledged, or claimed after claim_after)"
-            ),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(
-                stream = %names.stream,
-                error = %err,
-                "could not renew the claim on held entries"
-            ),
-        }
+    let count = held[0].len() + held[1].len();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(RENEW_SCRIPT)
+        .arg(1)
+        .arg(&names.stream)
+        .arg(&names.group)
+        .arg(&names.consumer)
+        .arg(held[0])
+        .arg(held[1]);
+    match client.timed(cmd.query_async::<u64>(conn)).await {
+        Ok(renewed) if renewed < count as u64 => tracing::debug!(
+            stream = %names.stream,
+            renewed,
+            held = count,
+            "some held entries are no longer ours (acknowledged, or claimed after claim_after)"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            stream = %names.stream,
+            error = %err,
+            "could not renew the claim on held entries"
+        ),
     }
 }
