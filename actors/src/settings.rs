@@ -29,6 +29,24 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     /// Durable workflows.
     pub workflows: WorkflowSettings,
+    /// The HTTP front door.
+    pub http: HttpSettings,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
 }
 
 /// `[database]`
@@ -83,6 +101,7 @@ impl Default for Settings {
             redis: RedisSettings::default(),
             secrets: SecretsSettings::default(),
             workflows: WorkflowSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -172,8 +191,9 @@ impl Settings {
                 "DATABASE_URL" => vec!["database".into(), "url".into()],
                 "REDIS_URL" => vec!["redis".into(), "url".into()],
                 "ARTEL_MASTER_KEY" => vec!["secrets".into(), "master_key".into()],
-                // Flags of the binary, not settings.
-                "ARTEL_LOG" | "ARTEL_LOG_FORMAT" | "ARTEL_CONFIG" => continue,
+                // Flags of the binary, not settings; and the test suite's own variables.
+                "ARTEL_LOG" | "ARTEL_LOG_FORMAT" | "ARTEL_CONFIG" | "ARTEL_SERVER" => continue,
+                other if other.starts_with("ARTEL_TEST_") => continue,
                 other => match other.strip_prefix(ENV_PREFIX) {
                     Some(rest) if !rest.is_empty() => rest
                         .split("__")
@@ -211,6 +231,15 @@ impl Settings {
             return Err(SettingsError::OutOfRange {
                 key: "database.max_connections",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SettingsError::OutOfRange {
+                key: "http.listen",
+                message: format!(
+                    "{:?} is not host:port (e.g. 127.0.0.1:8080)",
+                    self.http.listen
+                ),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

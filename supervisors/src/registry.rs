@@ -5,14 +5,14 @@
 //! the dashboard) take a [`TreeSnapshot`], which is plain data and serializes to JSON.
 
 use parking_lot::RwLock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use tokio::time::Instant;
 
 /// A node's id in the tree; ids grow with start order and are never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeId(pub u64);
 
@@ -23,7 +23,7 @@ impl fmt::Display for NodeId {
 }
 
 /// Whether a node is a supervisor or a worker actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeKind {
     /// Supervises children.
@@ -33,7 +33,7 @@ pub enum NodeKind {
 }
 
 /// Where a node is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Its run is being set up (`started` has not returned yet).
@@ -248,7 +248,7 @@ fn snapshot_node(inner: &Inner, id: NodeId, now: Instant) -> Option<NodeSnapshot
 }
 
 /// One node of a [`TreeSnapshot`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     /// Stable id while the node exists.
     pub id: NodeId,
@@ -289,7 +289,7 @@ impl NodeSnapshot {
 }
 
 /// The whole tree at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TreeSnapshot {
     /// Top-level supervisors, in start order.
     pub roots: Vec<NodeSnapshot>,

@@ -160,6 +160,7 @@ impl Supervisor {
             registry,
             stop,
             join,
+            exit: None,
         }
     }
 }
@@ -171,6 +172,7 @@ pub struct SupervisorHandle {
     registry: Registry,
     stop: Arc<StopSignal>,
     join: JoinHandle<ExitReason>,
+    exit: Option<ExitReason>,
 }
 
 impl SupervisorHandle {
@@ -195,16 +197,28 @@ impl SupervisorHandle {
     }
 
     /// Stops the whole tree in reverse start order, each child within its deadline.
-    pub async fn shutdown(self) -> ExitReason {
+    pub async fn shutdown(mut self) -> ExitReason {
         self.stop.request();
-        self.wait().await
+        self.finished().await
     }
 
     /// Waits until the root exits on its own (it gives up only by escalation).
-    pub async fn wait(self) -> ExitReason {
-        self.join.await.unwrap_or_else(|err| ExitReason::Panicked {
-            message: err.to_string(),
-        })
+    pub async fn wait(mut self) -> ExitReason {
+        self.finished().await
+    }
+
+    /// Waits until the root has exited, without giving up the handle (for `select!`).
+    pub async fn finished(&mut self) -> ExitReason {
+        if let Some(reason) = &self.exit {
+            return reason.clone();
+        }
+        let reason = (&mut self.join)
+            .await
+            .unwrap_or_else(|err| ExitReason::Panicked {
+                message: err.to_string(),
+            });
+        self.exit = Some(reason.clone());
+        reason
     }
 }
 

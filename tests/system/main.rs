@@ -3,3 +3,5 @@
 //! APIs) and check what a user sees. One test binary, one module per front door.
 
 mod cli;
+mod support;
+mod up;

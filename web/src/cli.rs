@@ -18,6 +18,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "ARTEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Settings file (TOML). Default: `artel.toml` in the working directory, if present.
+    #[arg(long, global = true, env = "ARTEL_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -35,6 +39,9 @@ pub enum LogFormat {
 /// artel's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run artel: the supervision tree, the managed database (unless DATABASE_URL is set) and
+    /// the HTTP front door, until SIGTERM or Ctrl-C.
+    Up,
     /// Print the live supervision tree: name, role, status, restarts, last error, mailbox
     /// depth and uptime of every node.
     Tree(TreeArgs),
@@ -45,12 +52,16 @@ pub enum Command {
 /// Flags of `artel tree`.
 #[derive(Debug, clap::Args)]
 pub struct TreeArgs {
+    /// The artel server to read the tree from.
+    #[arg(long, env = "ARTEL_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+
     /// Start a small demo tree in this process (a crashing child, a rest_for_one pipeline) and
     /// show it live.
     #[arg(long)]
     pub demo: bool,
 
-    /// Print one snapshot (after `--warmup-ms`) and exit instead of refreshing.
+    /// Print one snapshot (after `--warmup-ms` with `--demo`) and exit instead of refreshing.
     #[arg(long)]
     pub once: bool,
 

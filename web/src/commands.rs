@@ -2,12 +2,15 @@
 
 mod streams;
 mod tree;
+mod up;
 
 use crate::cli::Command;
+use std::path::PathBuf;
 
 /// Runs one subcommand to completion.
-pub async fn run(command: Command) -> anyhow::Result<()> {
+pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()> {
     match command {
+        Command::Up => up::run(config).await,
         Command::Tree(args) => tree::run(args).await,
         Command::Streams(args) => streams::run(args),
     }

@@ -1,11 +1,24 @@
 //! The `artel` binary: parse the command line, set up logging, run one command.
 
+mod app;
 mod cli;
 mod commands;
+mod gateways;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain on one line: what failed, then why.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     cli::init_logging(&cli)?;
     // Supervisors catch every panic in an actor and restart it; the panic is an event to log,
@@ -27,5 +40,5 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("artel")
         .build()?;
-    runtime.block_on(commands::run(cli.command))
+    runtime.block_on(commands::run(cli.command, cli.config))
 }

@@ -121,6 +121,42 @@ impl MasterKey {
         Self::parse(text)
     }
 
+    /// The key in `path`, or, when there is no such file, a fresh key written there (32 raw
+    /// bytes, mode 0600, never overwriting a file that appeared meanwhile). This is the
+    /// embedded default: a key file in the data dir, so secrets survive restarts with no
+    /// configuration.
+    pub fn load_or_create(path: &Path) -> Result<Self, StoreError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if path.exists() {
+            return Self::from_file(path);
+        }
+        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Self::from_file(path);
+            }
+            Err(err) => {
+                return Err(StoreError::BadKey(format!(
+                    "cannot create key file {}: {err}",
+                    path.display()
+                )));
+            }
+        };
+        file.write_all(key.as_slice())
+            .and_then(|()| file.sync_all())
+            .map_err(|err| {
+                StoreError::BadKey(format!("cannot write key file {}: {err}", path.display()))
+            })?;
+        Ok(Self::from_bytes(key.into()))
+    }
+
     /// The key's public id: 16 hex digits of a SHA-256 of it. Safe to log and to store.
     pub fn id(&self) -> &str {
         &self.id

@@ -36,8 +36,8 @@
 //! to the manager, which publishes it as events; the runtime never drops a line itself.
 
 use super::{Job, RunEnd, RunEvent, Sandbox, SandboxInfo, WorkerError, check_relative_cwd};
-use artel_messages::worker_manager::{OutputStream, WorkerRuntime, WorkerSpec};
 use artel_messages::WorkerId;
+use artel_messages::worker_manager::{OutputStream, WorkerRuntime, WorkerSpec};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
@@ -186,7 +186,10 @@ impl ProcessRuntime {
                 .map(|s| s.success())
         };
         let shell_error = |err: io::Error| {
-            WorkerError::Setup(format!("cannot run the shell {}: {err}", config.shell.display()))
+            WorkerError::Setup(format!(
+                "cannot run the shell {}: {err}",
+                config.shell.display()
+            ))
         };
         let nproc_flag = if probe("-u").map_err(shell_error)? {
             "-u"
@@ -251,13 +254,19 @@ impl ProcessRuntime {
             move |source| WorkerError::Workspace { path, source }
         };
         let root = &self.config.root;
-        tokio::fs::create_dir_all(root).await.map_err(io_err(root))?;
+        tokio::fs::create_dir_all(root)
+            .await
+            .map_err(io_err(root))?;
         if sandbox.ids.is_some() {
             // Worker uids must be able to pass through the root (not list it).
             let mode = std::fs::Permissions::from_mode(0o711);
-            tokio::fs::set_permissions(root, mode).await.map_err(io_err(root))?;
+            tokio::fs::set_permissions(root, mode)
+                .await
+                .map_err(io_err(root))?;
         }
-        tokio::fs::create_dir(&sandbox.dir).await.map_err(io_err(&sandbox.dir))?;
+        tokio::fs::create_dir(&sandbox.dir)
+            .await
+            .map_err(io_err(&sandbox.dir))?;
         let mode = std::fs::Permissions::from_mode(0o711);
         tokio::fs::set_permissions(&sandbox.dir, mode)
             .await
@@ -265,7 +274,9 @@ impl ProcessRuntime {
         for dir in [&sandbox.work, &sandbox.home, &sandbox.tmp] {
             tokio::fs::create_dir(dir).await.map_err(io_err(dir))?;
             let mode = std::fs::Permissions::from_mode(0o700);
-            tokio::fs::set_permissions(dir, mode).await.map_err(io_err(dir))?;
+            tokio::fs::set_permissions(dir, mode)
+                .await
+                .map_err(io_err(dir))?;
             if let Some((uid, gid)) = sandbox.ids {
                 std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err(dir))?;
             }
@@ -393,10 +404,20 @@ impl Sandbox for ProcessRuntime {
             .await;
         let mut readers = tokio::task::JoinSet::new();
         if let Some(out) = child.stdout.take() {
-            readers.spawn(read_lines(out, OutputStream::Stdout, job.max_line_bytes, events.clone()));
+            readers.spawn(read_lines(
+                out,
+                OutputStream::Stdout,
+                job.max_line_bytes,
+                events.clone(),
+            ));
         }
         if let Some(err) = child.stderr.take() {
-            readers.spawn(read_lines(err, OutputStream::Stderr, job.max_line_bytes, events.clone()));
+            readers.spawn(read_lines(
+                err,
+                OutputStream::Stderr,
+                job.max_line_bytes,
+                events.clone(),
+            ));
         }
         drop(events);
 
@@ -430,13 +451,20 @@ impl Sandbox for ProcessRuntime {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(pgid, "output readers did not finish after the group was killed");
+            tracing::warn!(
+                pgid,
+                "output readers did not finish after the group was killed"
+            );
             readers.abort_all();
         }
         drop(guard);
         use std::os::unix::process::ExitStatusExt;
         Ok(RunEnd {
-            exit_code: if timed_out || was_cancelled { None } else { status.code() },
+            exit_code: if timed_out || was_cancelled {
+                None
+            } else {
+                status.code()
+            },
             signal: status.signal(),
             timed_out,
             cancelled: was_cancelled,
@@ -633,7 +661,10 @@ mod tests {
         let script = runtime.limit_script(&job);
         assert!(script.contains("ulimit -t 7"), "{script}");
         assert!(script.contains("ulimit -v 262144"), "{script}");
-        assert!(script.contains(&format!("ulimit {} 32", runtime.nproc_flag)), "{script}");
+        assert!(
+            script.contains(&format!("ulimit {} 32", runtime.nproc_flag)),
+            "{script}"
+        );
         assert!(script.contains("ulimit -f 2"), "{script}");
         assert!(script.ends_with("exec \"$0\" \"$@\""), "{script}");
     }

@@ -148,9 +148,9 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for w in [b, c] {
-            let (slots, order) = (slots.clone(), order.clone());
+            let (mine, order) = (slots.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let slot = slots.acquire(w).await;
+                let slot = mine.acquire(w).await;
                 order.lock().unwrap().push(w);
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 drop(slot);

@@ -99,7 +99,10 @@ pub(super) async fn insert(
         reason: format!("{} is too large", limits.pids),
     })?)
     .bind(signed(limits.file_size_bytes, "file_size_bytes")?)
-    .bind(signed(limits.wall_clock_timeout_secs, "wall_clock_timeout_secs")?)
+    .bind(signed(
+        limits.wall_clock_timeout_secs,
+        "wall_clock_timeout_secs",
+    )?)
     .fetch_one(store.pool())
     .await?;
     worker_from_row(&row)

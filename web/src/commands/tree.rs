@@ -1,30 +1,59 @@
 //! `artel tree`: the live supervision tree, redrawn in place on a terminal.
 
 use crate::cli::TreeArgs;
-use anyhow::bail;
-use artel_supervisors::{Registry, TreeSnapshot};
+use anyhow::{anyhow, bail};
+use artel_supervisors::TreeSnapshot;
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 pub async fn run(args: TreeArgs) -> anyhow::Result<()> {
-    if !args.demo {
-        bail!(
-            "`artel tree` reads the tree of a running artel server, and this build has no server \
-             to ask yet (`artel up` arrives with the control plane). Run `artel tree --demo` to \
-             watch a live demo tree in this process."
-        );
+    if args.demo {
+        let root = artel_actors::demo::tree().start().await;
+        let registry = root.registry().clone();
+        if args.once {
+            tokio::time::sleep(Duration::from_millis(args.warmup_ms)).await;
+        }
+        let result = show(&args, || {
+            let registry = registry.clone();
+            async move { Ok(registry.snapshot()) }
+        })
+        .await;
+        root.shutdown().await;
+        return result;
     }
-    let root = artel_actors::demo::tree().start().await;
-    let result = show(root.registry(), &args).await;
-    root.shutdown().await;
-    result
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let url = format!("{}/api/v1/tree", args.server.trim_end_matches('/'));
+    show(&args, || fetch(&client, &url, &args.server)).await
 }
 
-async fn show(registry: &Registry, args: &TreeArgs) -> anyhow::Result<()> {
+async fn fetch(client: &reqwest::Client, url: &str, server: &str) -> anyhow::Result<TreeSnapshot> {
+    let response = client.get(url).send().await.map_err(|e| {
+        if e.is_connect() {
+            anyhow!(
+                "no artel server answers at {server}: start one with `artel up`, point \
+                 --server / ARTEL_SERVER at it, or run `artel tree --demo`"
+            )
+        } else {
+            anyhow!("cannot read the tree from {server}: {e}")
+        }
+    })?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+async fn show<F, Fut>(args: &TreeArgs, mut snapshot: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<TreeSnapshot>>,
+{
     let mut out = std::io::stdout().lock();
     if args.once {
-        tokio::time::sleep(Duration::from_millis(args.warmup_ms)).await;
-        return print_snapshot(&mut out, &registry.snapshot(), args.json, false);
+        return print_snapshot(&mut out, &snapshot().await?, args.json, false);
     }
     let redraw = !args.json && std::io::stdout().is_terminal();
     let mut ticks = tokio::time::interval(Duration::from_millis(args.interval_ms));
@@ -34,7 +63,7 @@ async fn show(registry: &Registry, args: &TreeArgs) -> anyhow::Result<()> {
             _ = ticks.tick() => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        print_snapshot(&mut out, &registry.snapshot(), args.json, redraw)?;
+        print_snapshot(&mut out, &snapshot().await?, args.json, redraw)?;
         shown += 1;
         if args.iterations.is_some_and(|n| shown >= n) {
             return Ok(());

@@ -1,0 +1,134 @@
+//! Shared by the system tests: a running `artel up` child process, test databases, ports.
+
+use sqlx::{Connection, Executor, PgConnection};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const FALLBACK_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
+
+/// A fresh, empty database on the test server (artel migrates it itself).
+pub async fn fresh_database() -> String {
+    let admin =
+        std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_DATABASE_URL.into());
+    let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|err| {
+        panic!("cannot reach the test Postgres at {admin} ({err}); run `. .ci/services.sh`")
+    });
+    let name = format!("artel_sys_{}", uuid::Uuid::new_v4().simple());
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+/// A data dir the managed PostgreSQL (running as `postgres` under root) can reach.
+pub fn data_dir(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("artel-sys-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create the data dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `artel up` as a child process; killed when dropped.
+pub struct Artel {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Artel {
+    /// Starts `artel up` on a free port with `env`, and waits for its address line.
+    pub fn up(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_artel"));
+        cmd.arg("up")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
+            .env("ARTEL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("artel runs");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("artel prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("artel is up on ")
+            .unwrap_or_else(|| panic!("unexpected first line from artel up: {line:?}"))
+            .to_owned();
+        Self { child, url, stdout }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the rest of stdout.
+    pub fn terminate(mut self) -> String {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = Pid::from_raw(self.child.id() as i32);
+        kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+        let mut rest = String::new();
+        for line in (&mut self.stdout).lines() {
+            rest.push_str(&line.expect("stdout line"));
+            rest.push('\n');
+        }
+        let status = self.child.wait().expect("artel exits");
+        assert!(
+            status.success(),
+            "artel up exited with {status}; stdout: {rest}"
+        );
+        rest
+    }
+}
+
+impl Drop for Artel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GETs `url` and returns (status, JSON body).
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}
+
+/// Polls `check` every 100 ms until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

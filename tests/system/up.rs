@@ -1,0 +1,183 @@
+//! `artel up`: the managed or given database, readiness, the live tree over HTTP, outages,
+//! and an orderly stop on SIGTERM.
+
+use crate::support::{Artel, data_dir, eventually, free_port, fresh_database, get_json};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test]
+async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
+    let database = fresh_database().await;
+    let dir = data_dir("url");
+    let artel = Artel::up(&[
+        ("DATABASE_URL", &database),
+        ("ARTEL_DATA_DIR", dir.to_str().unwrap()),
+    ]);
+
+    let (status, body) = get_json(&format!("{}/health", artel.url)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("alive")));
+    let url = artel.url.clone();
+    eventually(Duration::from_secs(20), "readiness", || {
+        let url = url.clone();
+        async move { get_json(&format!("{url}/health/ready")).await.0 == 200 }
+    })
+    .await;
+    let (_, ready) = get_json(&format!("{}/health/ready", artel.url)).await;
+    assert_eq!(ready["checks"]["postgres"]["ok"], true);
+
+    // The CLI reads the same tree over HTTP.
+    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["tree", "--once", "--json", "--server", &artel.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = &tree["roots"][0];
+    assert_eq!(root["name"], "artel");
+    let names: Vec<&str> = root["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["health", "gateways"]);
+    assert_eq!(root["children"][1]["children"][0]["name"], "http");
+    assert_eq!(root["children"][1]["children"][0]["status"], "running");
+    // The master key was created in the data dir, private to its owner.
+    let key = std::fs::metadata(dir.join("master.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+
+    let rest = artel.terminate();
+    assert!(rest.contains("artel stopped"), "{rest}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn without_a_database_url_it_runs_stops_and_reuses_its_own_postgres() {
+    let dir = data_dir("managed");
+    let env = [("ARTEL_DATA_DIR", dir.to_str().unwrap())];
+    let artel = Artel::up(&env);
+    let (status, ready) = get_json(&format!("{}/health/ready", artel.url)).await;
+    assert_eq!(status, 200, "{ready}");
+    let pid_file = dir.join("postgres/data/postmaster.pid");
+    assert!(pid_file.exists(), "the managed cluster runs");
+    artel.terminate();
+    assert!(
+        !pid_file.exists(),
+        "the managed cluster is stopped on shutdown"
+    );
+
+    // A second start reuses the cluster (no second initdb) and its data.
+    let again = Artel::up(&env);
+    let (status, _) = get_json(&format!("{}/health/ready", again.url)).await;
+    assert_eq!(status, 200);
+    again.terminate();
+    assert!(dir.join("postgres/data/PG_VERSION").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_missing_settings_file_or_bad_setting_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["--config", "/nonexistent/artel.toml", "up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/artel.toml"));
+    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .arg("up")
+        .env("ARTEL_HTTP__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http.listen"), "{err}");
+}
+
+/// A Redis server of this test's own, so stopping it disturbs no other test.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn readiness_reports_a_redis_outage_and_its_recovery() {
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let database = fresh_database().await;
+    let dir = data_dir("redis");
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    let artel = Artel::up(&[
+        ("DATABASE_URL", &database),
+        ("REDIS_URL", &redis_url),
+        ("ARTEL_DATA_DIR", dir.to_str().unwrap()),
+    ]);
+    let ready = format!("{}/health/ready", artel.url);
+    let status = |want: u16| {
+        let ready = ready.clone();
+        move || {
+            let ready = ready.clone();
+            async move { get_json(&ready).await.0 == want }
+        }
+    };
+    eventually(Duration::from_secs(20), "ready with Redis up", status(200)).await;
+
+    redis.stop();
+    eventually(
+        Duration::from_secs(20),
+        "not ready with Redis down",
+        status(503),
+    )
+    .await;
+    let (_, report) = get_json(&ready).await;
+    assert_eq!(report["checks"]["redis"]["ok"], false);
+    assert!(report["checks"]["redis"]["error"].as_str().is_some());
+    assert_eq!(report["checks"]["postgres"]["ok"], true);
+
+    let _redis = OwnRedis::start(redis.port);
+    eventually(Duration::from_secs(20), "ready again", status(200)).await;
+    artel.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}

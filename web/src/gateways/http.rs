@@ -1,0 +1,122 @@
+//! The HTTP front door (actix-web) as a supervised actor: `started` binds the server on the
+//! listener the app opened, `stopped` stops it gracefully, and a server that dies on its own
+//! fails the actor so its supervisor restarts it.
+//!
+//! Routes today: `/health` (alive), `/health/ready` (every dependency reachable; 503 with the
+//! report otherwise) and `/api/v1/tree` (the live supervision tree). The REST API, WebSocket
+//! and dashboard join them with the control plane.
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use artel_actors::health::Readiness;
+use artel_messages::{Failure, Request};
+use artel_supervisors::{Actor, Context, ExitReason, Handler, Registry};
+use serde_json::json;
+use std::net::TcpListener;
+
+/// What handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The live supervision tree.
+    pub registry: Registry,
+    /// Current readiness of every dependency.
+    pub readiness: Readiness,
+}
+
+/// The actor owning the HTTP server.
+pub struct HttpGateway {
+    listener: std::io::Result<TcpListener>,
+    state: HttpState,
+    server: Option<ServerHandle>,
+}
+
+impl HttpGateway {
+    /// A gateway that will serve on `listener` (a clone of the app's, so a restart rebinds
+    /// nothing and keeps the port).
+    pub fn new(listener: std::io::Result<TcpListener>, state: HttpState) -> Self {
+        Self {
+            listener,
+            state,
+            server: None,
+        }
+    }
+}
+
+/// The server future ended.
+#[derive(Debug)]
+pub struct ServerExited(pub Result<(), String>);
+impl Request for ServerExited {
+    type Reply = ();
+}
+
+impl Actor for HttpGateway {
+    async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
+        let listener = match &self.listener {
+            Ok(listener) => listener
+                .try_clone()
+                .map_err(|e| Failure::retryable(format!("cannot reuse the HTTP listener: {e}")))?,
+            Err(e) => return Err(Failure::fatal(format!("no HTTP listener: {e}"))),
+        };
+        let state = self.state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .configure(routes)
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)
+        .map_err(|e| Failure::retryable(format!("cannot serve HTTP: {e}")))?
+        .run();
+        self.server = Some(server.handle());
+        let addr = ctx.addr();
+        tokio::spawn(async move {
+            let result = server.await.map_err(|e| e.to_string());
+            let _ = addr.send(ServerExited(result)).await;
+        });
+        Ok(())
+    }
+
+    async fn stopped(&mut self, _ctx: &mut Context<Self>, _reason: &ExitReason) {
+        if let Some(server) = self.server.take() {
+            server.stop(true).await;
+        }
+    }
+}
+
+impl Handler<ServerExited> for HttpGateway {
+    async fn handle(&mut self, msg: ServerExited, ctx: &mut Context<Self>) {
+        self.server = None;
+        let reason = match msg.0 {
+            Ok(()) => "the HTTP server stopped on its own".to_owned(),
+            Err(e) => format!("the HTTP server failed: {e}"),
+        };
+        ctx.fail(Failure::retryable(reason));
+    }
+}
+
+/// Every route the front door serves.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/health", web::get().to(alive))
+        .route("/health/ready", web::get().to(ready))
+        .route("/api/v1/tree", web::get().to(tree));
+}
+
+async fn alive() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
+}
+
+async fn ready(state: web::Data<HttpState>) -> HttpResponse {
+    let report = state.readiness.report();
+    if report.ready {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().json(report)
+    }
+}
+
+async fn tree(state: web::Data<HttpState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.registry.snapshot())
+}
