@@ -53,6 +53,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
+        let server = Self { child, port, dir };
         for _ in 0..100 {
             let ok = Command::new("redis-cli")
                 .args(["-p", &port.to_string(), "ping"])
@@ -60,7 +61,7 @@ impl RedisServer {
                 .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
                 .unwrap_or(false);
             if ok {
-                return Self { child, port, dir };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
