@@ -8,7 +8,9 @@
 //! - **Lifecycle.** A worker is `started` (row written) → `ready` (sandbox made) → `busy`
 //!   (its one command runs) → `completed` (the command exited, with whatever code) or
 //!   `failed` (the sandbox could not be made, or the command was killed: a limit signal, the
-//!   wall-clock timeout) → `stopped` (sandbox destroyed). Every change is checked with
+//!   wall-clock timeout) → `stopped` (sandbox destroyed). A program that meets a limit and
+//!   *exits* (e.g. on a failed allocation) completes with its exit code: only the runtime's
+//!   kills are the sandbox failing. Every change is checked with
 //!   [`WorkerStatus::can_transition_to`], written to the `workers` row and published as a
 //!   `worker_status_changed` event. A worker runs one command (no warm pool): a new job gets
 //!   a new, clean worker.
@@ -480,8 +482,17 @@ impl<R: Sandbox> WorkerManager<R> {
             }
         };
         let info = self.inner.runtime.describe(&instance);
-        if let Some(live) = self.workers().get_mut(&id) {
-            live.instance = Some(Arc::new(instance));
+        let orphan = match self.workers().get_mut(&id) {
+            Some(live) => {
+                live.instance = Some(Arc::new(instance));
+                None
+            }
+            None => Some(instance),
+        };
+        if let Some(instance) = orphan {
+            // Stopped while its sandbox was being made: release what was just made.
+            self.inner.runtime.destroy(&instance).await?;
+            return Err(WorkerError::Stopped { worker: id });
         }
         let workspace = info.workspace.as_ref().map(|p| p.to_string_lossy());
         records::set_sandbox(&self.inner.store, id, workspace.as_deref(), info.uid).await?;

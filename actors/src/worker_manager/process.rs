@@ -30,7 +30,11 @@
 //!   group (`setsid`) is still found and killed by uid when the command ends and when the
 //!   worker is destroyed. A non-root artel runs workers as itself: limits still apply, but
 //!   the process limit counts all of that user's processes, and a process that escapes the
-//!   group is not swept.
+//!   group is not swept. Zombies count too, until reaped: orphans are reparented to the
+//!   host's init (or a subreaper), so an init that reaps slowly lets a fork bomb's dead
+//!   weigh on its uid a while — uids are therefore leased round the range, not reused at
+//!   once. The address-space limit makes allocations *fail*; a program that reports that
+//!   and exits (Python's `MemoryError`) ends with an exit code like any other.
 //!
 //! Output is read line by line (each line cut at a byte limit, the cut reported) and handed
 //! to the manager, which publishes it as events; the runtime never drops a line itself.
@@ -129,7 +133,14 @@ pub struct ProcessRuntime {
     /// `ulimit`'s flag for the process limit in this shell (`-p` in dash, `-u` in bash).
     nproc_flag: &'static str,
     /// Uids held by live workers.
-    leased: Mutex<BTreeSet<u32>>,
+    leases: Mutex<Leases>,
+}
+
+/// Which uids of the range are held, and where the next search starts.
+#[derive(Debug, Default)]
+struct Leases {
+    held: BTreeSet<u32>,
+    next: u32,
 }
 
 /// One worker's sandbox: its directories and identity.
@@ -205,7 +216,7 @@ impl ProcessRuntime {
             config,
             range,
             nproc_flag,
-            leased: Mutex::new(BTreeSet::new()),
+            leases: Mutex::new(Leases::default()),
         })
     }
 
@@ -219,18 +230,26 @@ impl ProcessRuntime {
         self.range.is_some()
     }
 
+    /// The next free uid after the last one leased, round the range: a uid just released
+    /// rests as long as possible (its zombies, if the host's init reaps slowly, still count
+    /// against the process limit of whoever gets it next).
     fn lease_uid(&self, range: Range) -> Result<u32, WorkerError> {
-        let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
-        let free = (range.first..range.first + range.count).find(|uid| !leased.contains(uid));
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = leases.next.saturating_sub(range.first) % range.count;
+        let free = (0..range.count)
+            .map(|i| range.first + (start + i) % range.count)
+            .find(|uid| !leases.held.contains(uid));
         let uid = free.ok_or(WorkerError::NoFreeUid { count: range.count })?;
-        leased.insert(uid);
+        leases.held.insert(uid);
+        leases.next = uid + 1;
         Ok(uid)
     }
 
     fn release_uid(&self, uid: u32) {
-        self.leased
+        self.leases
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .held
             .remove(&uid);
     }
 
