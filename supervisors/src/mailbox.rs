@@ -11,7 +11,9 @@ use crate::exit::panic_message;
 use artel_messages::Request;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -62,25 +64,35 @@ where
         Box::pin(async move {
             let deadline = actor.deadline(&msg).or(ctx.default_deadline);
             let message_type = std::any::type_name::<M>();
-            let handling = tracing::debug_span!(parent: &span, "handle", actor = %ctx.name(), message = message_type);
-            let handled = AssertUnwindSafe(actor.handle(msg, ctx)).catch_unwind();
-            let result = match deadline {
-                Some(limit) => match tokio::time::timeout(limit, handled)
-                    .instrument(handling)
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Err(CallError::Stuck(limit)));
+            let handling = if tracing_is_off() {
+                Span::none()
+            } else {
+                tracing::debug_span!(parent: &span, "handle", actor = %ctx.name(), message = message_type)
+            };
+            let handled = AssertUnwindSafe(actor.handle(msg, ctx))
+                .catch_unwind()
+                .instrument(handling);
+            let mut handled = std::pin::pin!(handled);
+            // Fast path: most handlers finish without suspending, and then no timer is armed
+            // (arming one reads the clock and touches the timer wheel on every message).
+            let first = std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await;
+            let result = match (first, deadline) {
+                (Poll::Ready(result), _) => result,
+                (Poll::Pending, None) => handled.await,
+                (Poll::Pending, Some(limit)) => {
+                    match tokio::time::timeout(limit, handled).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(CallError::Stuck(limit)));
+                            }
+                            return Outcome::Stuck {
+                                message_type,
+                                deadline: limit,
+                            };
                         }
-                        return Outcome::Stuck {
-                            message_type,
-                            deadline: limit,
-                        };
                     }
-                },
-                None => handled.instrument(handling).await,
+                }
             };
             match result {
                 Ok(answer) => {
@@ -100,6 +112,20 @@ where
             }
         })
     }
+}
+
+/// The sender's span, captured only when some subscriber could record it: with tracing off
+/// this costs one load of a global.
+fn sender_span() -> Span {
+    if tracing_is_off() {
+        Span::none()
+    } else {
+        Span::current()
+    }
+}
+
+fn tracing_is_off() -> bool {
+    tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF
 }
 
 pub(crate) type Boxed<A> = Box<dyn Envelope<A>>;
@@ -138,7 +164,7 @@ impl<A: Actor> Addr<A> {
         permit.send(Box::new(Delivery {
             msg,
             reply: Some(reply),
-            span: Span::current(),
+            span: sender_span(),
         }));
         answer.await.unwrap_or(Err(CallError::Stopped))
     }
@@ -184,7 +210,7 @@ impl<A: Actor> Addr<A> {
         Box::new(Delivery {
             msg,
             reply: None,
-            span: Span::current(),
+            span: sender_span(),
         })
     }
 

@@ -11,30 +11,42 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, oneshot};
+use futures_util::task::AtomicWaker;
+use std::task::Poll;
+use tokio::sync::oneshot;
 
-/// A one-shot "please stop" from a supervisor to one run of a child.
+/// A one-shot "please stop" from a supervisor to one run of a child. Lock-free: the run
+/// loop polls it every time its mailbox runs dry, so it must cost a few atomics, not a lock.
+/// It has one waiter (the run loop).
 #[derive(Default)]
 pub(crate) struct StopSignal {
     requested: AtomicBool,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 impl StopSignal {
     pub(crate) fn request(&self) {
         self.requested.store(true, Ordering::Release);
-        // One waiter per signal; `notify_one` keeps a permit if it is not waiting yet.
-        self.notify.notify_one();
+        self.waker.wake();
     }
 
     pub(crate) fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
     }
 
-    pub(crate) async fn wait(&self) {
-        if !self.is_requested() {
-            self.notify.notified().await;
-        }
+    pub(crate) fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.is_requested() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A request between the check and the registration would have found no waker.
+            if self.is_requested() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 

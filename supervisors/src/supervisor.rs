@@ -19,7 +19,7 @@ use crate::run::{Run, StopSignal};
 use crate::spec::{ChildSpec, Restart, Starter, Strategy};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -349,6 +349,10 @@ struct State {
     window: RestartWindow,
     rng: fastrand::Rng,
     slots: BTreeMap<NodeId, Slot>,
+    /// Live children by name, so a name check does not scan every child.
+    names: HashMap<Arc<str>, NodeId>,
+    /// Children waiting out a backoff, soonest first.
+    waiting: BTreeSet<(Instant, NodeId)>,
     exits: mpsc::UnboundedSender<ExitNote>,
 }
 
@@ -367,6 +371,8 @@ async fn run_supervisor(shared: Arc<Shared>, mut run: Run) -> ExitReason {
             .map(fastrand::Rng::with_seed)
             .unwrap_or_default(),
         slots: BTreeMap::new(),
+        names: HashMap::new(),
+        waiting: BTreeSet::new(),
         exits,
     };
     for spec in &shared.children {
@@ -423,6 +429,7 @@ impl State {
             detail: spec.starter.detail(),
             mailbox: spec.starter.probe(),
         });
+        self.names.insert(spec.name.clone(), id);
         self.slots.insert(
             id,
             Slot {
@@ -443,6 +450,9 @@ impl State {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        if let SlotState::Waiting { due } = slot.state {
+            self.waiting.remove(&(due, id));
+        }
         slot.runs += 1;
         let run_no = slot.runs;
         let stop = Arc::new(StopSignal::default());
@@ -484,6 +494,9 @@ impl State {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        if let SlotState::Waiting { due } = slot.state {
+            self.waiting.remove(&(due, id));
+        }
         let SlotState::Running { stop, mut join, .. } =
             std::mem::replace(&mut slot.state, SlotState::Down)
         else {
@@ -518,9 +531,15 @@ impl State {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        if let SlotState::Waiting { due } = slot.state {
+            self.waiting.remove(&(due, id));
+        }
         slot.state = SlotState::Down;
         slot.spec.starter.close();
         if slot.dynamic {
+            if self.names.get(&slot.spec.name) == Some(&id) {
+                self.names.remove(&slot.spec.name);
+            }
             self.slots.remove(&id);
             self.registry.remove(id);
         } else {
@@ -600,6 +619,10 @@ impl State {
 
     fn schedule(&mut self, id: NodeId, due: Instant) {
         if let Some(slot) = self.slots.get_mut(&id) {
+            if let SlotState::Waiting { due } = slot.state {
+                self.waiting.remove(&(due, id));
+            }
+            self.waiting.insert((due, id));
             slot.state = SlotState::Waiting { due };
             self.registry.record_restart(id);
             self.registry.set_status(id, NodeStatus::Restarting);
@@ -607,24 +630,20 @@ impl State {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        self.slots
-            .values()
-            .filter_map(|s| match s.state {
-                SlotState::Waiting { due } => Some(due),
-                _ => None,
-            })
-            .min()
+        self.waiting.first().map(|(due, _)| *due)
     }
 
     /// Starts every child whose backoff has passed, in start order.
     async fn start_due(&mut self) {
         let now = Instant::now();
-        let due: Vec<NodeId> = self
-            .slots
+        let mut due: Vec<NodeId> = self
+            .waiting
             .iter()
-            .filter(|(_, s)| matches!(s.state, SlotState::Waiting { due } if due <= now))
-            .map(|(id, _)| *id)
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
             .collect();
+        // A group restarts in start order.
+        due.sort_unstable();
         for id in due {
             self.start(id).await;
         }

@@ -903,3 +903,55 @@ async fn shutting_down_the_root_stops_everything_and_closes_nothing_early() {
     // With the tree gone, its mailboxes are gone: calls fail fast instead of hanging.
     assert_eq!(a.call(Incr).await, Err(CallError::Closed));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_terminated_during_its_backoff_stays_down() {
+    let p = Probe::new();
+    *p.fail_start.lock() = Some(Failure::retryable("not yet"));
+    let (_a, spec) = Worker::spec("flaky", &p);
+    let root = Supervisor::new("root")
+        .child(spec.backoff(Backoff {
+            initial: Duration::from_secs(1),
+            jitter: 0.0,
+            ..Backoff::default()
+        }))
+        .start()
+        .await;
+    let id = root.registry().snapshot().find("root/flaky").unwrap().id;
+    assert_eq!(
+        root.registry().node(id).unwrap().status,
+        NodeStatus::Restarting
+    );
+    root.supervisor().terminate_child(id).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(p.runs(), 1, "not started again after termination");
+    assert_eq!(root.registry().node(id).unwrap().status, NodeStatus::Stopped);
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn thousands_of_dynamic_children_start_and_stop() {
+    let root = Supervisor::new("sessions").start().await;
+    let sessions = root.supervisor();
+    let p = Probe::new();
+    let mut ids = Vec::new();
+    for i in 0..2_000 {
+        let (_addr, spec) = ChildSpec::actor(format!("session/{i}"), {
+            let p = p.clone();
+            move || Worker {
+                name: "session",
+                probe: p.clone(),
+                count: 0,
+                gate: None,
+            }
+        });
+        ids.push(sessions.start_child(spec).await.unwrap());
+    }
+    assert_eq!(p.runs(), 2_000);
+    assert_eq!(root.registry().len(), 2_001);
+    for id in ids {
+        sessions.terminate_child(id).await.unwrap();
+    }
+    assert_eq!(root.registry().len(), 1);
+    root.shutdown().await;
+}
