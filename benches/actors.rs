@@ -29,7 +29,7 @@
 //!   another or criterion freed, with spawn wall time per actor:
 //!   100,000 idle artel actors as dynamic children of 1,000 supervisors (100 siblings each);
 //!   10,000 as dynamic children of one supervisor (`ARTEL_BENCH_FLAT_IDLE=100000` for the full
-//!   100,000 — slow, because `start_child` scans every sibling, so a flat tree is quadratic);
+//!   100,000);
 //!   100,000 idle actix actors.
 //!
 //! The closing summary prints those figures against the targets, with criterion's medians of

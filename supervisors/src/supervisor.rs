@@ -653,9 +653,10 @@ impl State {
         match command {
             Command::Start { spec, reply } => {
                 let taken = self
-                    .slots
-                    .values()
-                    .any(|s| s.spec.name == spec.name && !matches!(s.state, SlotState::Down));
+                    .names
+                    .get(&spec.name)
+                    .and_then(|id| self.slots.get(id))
+                    .is_some_and(|s| !matches!(s.state, SlotState::Down));
                 if taken {
                     let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
                         "a child named {:?} is already running under {}",

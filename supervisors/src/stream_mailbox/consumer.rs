@@ -212,6 +212,18 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
             consumer = %self.names.consumer,
             "stream consumer running"
         );
+        // Entries this consumer took and did not acknowledge before its last run ended (a
+        // crash, a kill): handle them now rather than waiting out `claim_after`.
+        let own = self.reclaim_own(&mut commands).await?;
+        if !own.is_empty() {
+            tracing::info!(
+                stream = %self.names.stream,
+                consumer = %self.names.consumer,
+                entries = own.len(),
+                "resuming entries this consumer left unacknowledged"
+            );
+            self.deliver_all(&mut commands, own, handler).await?;
+        }
         let mut cursor = String::from("0-0");
         let mut next_sweep = Instant::now();
         loop {
@@ -268,6 +280,55 @@ impl<T: Payload + Send + 'static> StreamConsumer<T> {
                 id: entry.id,
                 fields: entry.map,
                 deliveries: 1,
+            })
+            .collect())
+    }
+
+    /// This consumer's own pending entries (up to a few batches), re-claimed so their delivery
+    /// counts go up like any redelivery's.
+    async fn reclaim_own(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Vec<Delivery>, StreamError> {
+        let config = self.client.config();
+        let pending: redis::streams::StreamPendingCountReply = self
+            .client
+            .timed(
+                redis::cmd("XPENDING")
+                    .arg(&self.names.stream)
+                    .arg(&self.names.group)
+                    .arg("-")
+                    .arg("+")
+                    .arg(config.batch * 4)
+                    .arg(&self.names.consumer)
+                    .query_async(conn),
+            )
+            .await?;
+        if pending.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counts: HashMap<String, u64> = pending
+            .ids
+            .iter()
+            .map(|p| (p.id.clone(), p.times_delivered as u64))
+            .collect();
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(&self.names.stream)
+            .arg(&self.names.group)
+            .arg(&self.names.consumer)
+            .arg(0);
+        for p in &pending.ids {
+            cmd.arg(&p.id);
+        }
+        let claimed: redis::streams::StreamClaimReply =
+            self.client.timed(cmd.query_async(conn)).await?;
+        Ok(claimed
+            .ids
+            .into_iter()
+            .map(|entry| Delivery {
+                deliveries: counts.get(&entry.id).copied().unwrap_or(0) + 1,
+                id: entry.id,
+                fields: entry.map,
             })
             .collect())
     }
