@@ -31,6 +31,25 @@ pub struct Settings {
     pub workflows: WorkflowSettings,
     /// The HTTP front door.
     pub http: HttpSettings,
+    /// Workers (sandboxes for agents and test commands).
+    pub workers: WorkersSettings,
+    /// This process's name among artel processes sharing one Redis (stable across restarts;
+    /// it names this process's consumers). Default: the host name.
+    pub instance: String,
+}
+
+/// `[workers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersSettings {
+    /// Commands running at once; the rest wait in FIFO order.
+    pub max_busy: usize,
+}
+
+impl Default for WorkersSettings {
+    fn default() -> Self {
+        Self { max_busy: 4 }
+    }
 }
 
 /// `[http]`
@@ -102,6 +121,8 @@ impl Default for Settings {
             secrets: SecretsSettings::default(),
             workflows: WorkflowSettings::default(),
             http: HttpSettings::default(),
+            workers: WorkersSettings::default(),
+            instance: default_instance(),
         }
     }
 }
@@ -118,6 +139,15 @@ fn default_data_dir() -> PathBuf {
     std::env::home_dir()
         .map(|home| home.join(".local/share/artel"))
         .unwrap_or_else(|| PathBuf::from("artel-data"))
+}
+
+/// The host name, or `artel` when it cannot be read.
+fn default_instance() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "artel".to_owned())
 }
 
 /// Settings could not be loaded. Always fatal: the operator must fix the input.
@@ -225,6 +255,18 @@ impl Settings {
             return Err(SettingsError::OutOfRange {
                 key: "workflows.max_step_attempts",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.workers.max_busy == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "workers.max_busy",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.instance.is_empty() || self.instance.contains(char::is_whitespace) {
+            return Err(SettingsError::OutOfRange {
+                key: "instance",
+                message: "must be a non-empty name without spaces".into(),
             });
         }
         if self.database.max_connections == Some(0) {

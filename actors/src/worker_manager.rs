@@ -39,6 +39,7 @@ mod queue;
 mod records;
 
 pub mod process;
+pub mod remote;
 
 use crate::store::{Store, StoreError};
 use artel_messages::dto::WorkerDto;

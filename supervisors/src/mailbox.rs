@@ -13,9 +13,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::task::Poll;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tracing::{Instrument, Span};
 
@@ -79,20 +79,18 @@ where
             let result = match (first, deadline) {
                 (Poll::Ready(result), _) => result,
                 (Poll::Pending, None) => handled.await,
-                (Poll::Pending, Some(limit)) => {
-                    match tokio::time::timeout(limit, handled).await {
-                        Ok(result) => result,
-                        Err(_) => {
-                            if let Some(reply) = reply {
-                                let _ = reply.send(Err(CallError::Stuck(limit)));
-                            }
-                            return Outcome::Stuck {
-                                message_type,
-                                deadline: limit,
-                            };
+                (Poll::Pending, Some(limit)) => match tokio::time::timeout(limit, handled).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(CallError::Stuck(limit)));
                         }
+                        return Outcome::Stuck {
+                            message_type,
+                            deadline: limit,
+                        };
                     }
-                }
+                },
             };
             match result {
                 Ok(answer) => {

@@ -7,12 +7,12 @@ use crate::exit::{ExitReason, panic_message};
 use crate::mailbox::{Addr, Inbox, Outcome};
 use crate::registry::{NodeId, NodeStatus, Registry};
 use futures_util::FutureExt;
+use futures_util::task::AtomicWaker;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use futures_util::task::AtomicWaker;
 use std::task::Poll;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A one-shot "please stop" from a supervisor to one run of a child. Lock-free: the run

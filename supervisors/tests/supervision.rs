@@ -925,7 +925,10 @@ async fn a_child_terminated_during_its_backoff_stays_down() {
     root.supervisor().terminate_child(id).await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(p.runs(), 1, "not started again after termination");
-    assert_eq!(root.registry().node(id).unwrap().status, NodeStatus::Stopped);
+    assert_eq!(
+        root.registry().node(id).unwrap().status,
+        NodeStatus::Stopped
+    );
     root.shutdown().await;
 }
 

@@ -5,3 +5,4 @@
 mod cli;
 mod support;
 mod up;
+mod worker_manager;

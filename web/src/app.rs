@@ -1,7 +1,20 @@
 //! Assembles a running artel from [`Settings`]: the database (managed or given), the store,
-//! readiness probes and the supervision tree with its front doors. `main` and the system tests
-//! start artel the same way, and [`App::start`] reports the address it bound, so tests can
-//! ask for port 0.
+//! readiness probes and the supervision tree. Two shapes:
+//!
+//! ```text
+//! artel up                                artel worker-manager
+//! artel                  one_for_one      artel-worker-manager   one_for_one
+//! ├── health                              ├── health
+//! ├── worker-manager     local actor, or  ├── worker-manager     local actor
+//! │   └── replies        (with Redis)     └── commands           stream consumer
+//! └── gateways
+//!     └── http
+//! ```
+//!
+//! With Redis configured, `artel up`'s worker-manager node is a client of the
+//! `artel worker-manager` process(es) over the worker-manager streams; without it the
+//! worker-manager runs in-process. `main` and the system tests start artel the same way, and
+//! [`App::start`] reports the address it bound, so tests can ask for port 0.
 
 use crate::gateways::http::{HttpGateway, HttpState};
 use anyhow::Context as _;
@@ -9,7 +22,13 @@ use artel_actors::health::{HealthMonitor, PostgresProbe, Probe, Readiness, Redis
 use artel_actors::managed_postgres::ManagedPostgres;
 use artel_actors::settings::Settings;
 use artel_actors::store::{MasterKey, Store};
-use artel_supervisors::{ChildSpec, ExitReason, Registry, Supervisor, SupervisorHandle};
+use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime};
+use artel_actors::worker_manager::remote::{RemoteWorkerManager, serve_commands};
+use artel_actors::worker_manager::{WorkerManager, WorkerManagerActor, WorkerManagerConfig};
+use artel_supervisors::stream_mailbox::GroupStart;
+use artel_supervisors::{
+    ChildSpec, ExitReason, Registry, StreamClient, StreamConfig, Supervisor, SupervisorHandle,
+};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,17 +36,26 @@ use std::time::Duration;
 /// How often readiness probes run.
 const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 
+/// Which process this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `artel up`: the whole runtime and its front doors.
+    Up,
+    /// `artel worker-manager`: serves worker commands from Redis.
+    WorkerManager,
+}
+
 /// A running artel.
 pub struct App {
     tree: SupervisorHandle,
     store: Store,
     managed: Option<ManagedPostgres>,
-    address: SocketAddr,
+    address: Option<SocketAddr>,
 }
 
 impl App {
     /// Starts everything; on return the HTTP front door is listening.
-    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn start(settings: Settings, mode: Mode) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
                 "cannot create the data dir {}; set ARTEL_DATA_DIR or data_dir in artel.toml",
@@ -60,36 +88,94 @@ impl App {
         }
         let probes = Arc::new(probes);
 
-        let listener = TcpListener::bind(&settings.http.listen).with_context(|| {
-            format!(
-                "cannot listen on {}; is another artel running? Set ARTEL_HTTP__LISTEN to another address",
-                settings.http.listen
-            )
-        })?;
-        let address = listener.local_addr()?;
+        let redis = match &settings.redis.url {
+            Some(url) => Some(
+                StreamClient::new(url.expose(), StreamConfig::default())
+                    .context("REDIS_URL / redis.url")?,
+            ),
+            None if mode == Mode::WorkerManager => anyhow::bail!(
+                "`artel worker-manager` serves commands from Redis: set --redis-url or REDIS_URL \
+                 (and run `artel up` with the same Redis)"
+            ),
+            None => None,
+        };
 
         let (_health, health) = ChildSpec::actor("health", {
             let (probes, readiness) = (probes.clone(), readiness.clone());
             move || HealthMonitor::new(probes.clone(), readiness.clone(), HEALTH_PERIOD)
         });
-        let root = Supervisor::new("artel");
-        let state = HttpState {
-            registry: Registry::new(),
-            readiness: readiness.clone(),
+        let registry = Registry::new();
+        let mut address = None;
+        let root = match mode {
+            Mode::Up => {
+                let listener = TcpListener::bind(&settings.http.listen).with_context(|| {
+                    format!(
+                        "cannot listen on {}; is another artel running? Set ARTEL_HTTP__LISTEN \
+                         to another address",
+                        settings.http.listen
+                    )
+                })?;
+                address = Some(listener.local_addr()?);
+                let state = HttpState {
+                    registry: registry.clone(),
+                    readiness: readiness.clone(),
+                };
+                let (_http, http) = ChildSpec::actor("http", move || {
+                    HttpGateway::new(listener.try_clone(), state.clone())
+                });
+                let workers = match &redis {
+                    Some(commands) => {
+                        let replies = StreamClient::new(
+                            settings
+                                .redis
+                                .url
+                                .as_ref()
+                                .map(|u| u.expose())
+                                .unwrap_or_default(),
+                            StreamConfig {
+                                group_start: GroupStart::NewEntries,
+                                ..StreamConfig::default()
+                            },
+                        )?;
+                        let (client, replies) =
+                            RemoteWorkerManager::new(commands, &replies, &settings.instance);
+                        if let Err(failure) = client.prepare().await {
+                            tracing::warn!(%failure, "cannot prepare the worker-manager reply group yet; it is created when Redis answers");
+                        }
+                        Supervisor::new("worker-manager")
+                            .child(replies)
+                            .into_child()
+                    }
+                    None => {
+                        WorkerManagerActor::child_spec(
+                            "worker-manager",
+                            worker_manager(&settings, &store)?,
+                        )
+                        .1
+                    }
+                };
+                Supervisor::new("artel")
+                    .child(health.role("health"))
+                    .child(workers)
+                    .child(
+                        Supervisor::new("gateways")
+                            .child(http.role("gateway"))
+                            .into_child(),
+                    )
+            }
+            Mode::WorkerManager => {
+                let manager = worker_manager(&settings, &store)?;
+                let commands = redis
+                    .as_ref()
+                    .map(|client| serve_commands(client, manager.clone(), &settings.instance))
+                    .context("no Redis client")?;
+                Supervisor::new("artel-worker-manager")
+                    .child(health.role("health"))
+                    .child(WorkerManagerActor::child_spec("worker-manager", manager).1)
+                    .child(commands)
+            }
         };
-        let (_http, http) = ChildSpec::actor("http", {
-            let state = state.clone();
-            move || HttpGateway::new(listener.try_clone(), state.clone())
-        });
-        let tree = root
-            .child(health.role("health"))
-            .child(
-                Supervisor::new("gateways")
-                    .child(http.role("gateway"))
-                    .into_child(),
-            )
-            .start_in(state.registry.clone())
-            .await;
+        let tree = root.start_in(registry).await;
         if tree.is_finished() {
             anyhow::bail!("artel's supervision tree failed to start; see the log above");
         }
@@ -101,8 +187,8 @@ impl App {
         })
     }
 
-    /// The address the HTTP front door listens on.
-    pub fn address(&self) -> SocketAddr {
+    /// The address the HTTP front door listens on (`artel up` only).
+    pub fn address(&self) -> Option<SocketAddr> {
         self.address
     }
 
@@ -122,6 +208,20 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// The in-process worker-manager with the local-process runtime, workspaces in the data dir.
+fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
+    let runtime = ProcessRuntime::new(ProcessConfig::new(settings.data_dir.join("workers")))
+        .context("cannot set up the local-process worker runtime")?;
+    Ok(WorkerManager::new(
+        store.clone(),
+        runtime,
+        WorkerManagerConfig {
+            max_busy: settings.workers.max_busy,
+            ..WorkerManagerConfig::default()
+        },
+    ))
 }
 
 /// The master key from settings, or the key file in the data dir (created on first start).

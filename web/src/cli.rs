@@ -41,12 +41,23 @@ pub enum LogFormat {
 pub enum Command {
     /// Run artel: the supervision tree, the managed database (unless DATABASE_URL is set) and
     /// the HTTP front door, until SIGTERM or Ctrl-C.
-    Up,
+    Up(ProcessArgs),
+    /// Run only the WorkerManager, serving worker commands from Redis for `artel up`
+    /// processes using the same Redis and database.
+    WorkerManager(ProcessArgs),
     /// Print the live supervision tree: name, role, status, restarts, last error, mailbox
     /// depth and uptime of every node.
     Tree(TreeArgs),
     /// Print the registry of Redis streams artel uses between processes.
     Streams(StreamsArgs),
+}
+
+/// Flags of `artel up` and `artel worker-manager`.
+#[derive(Debug, clap::Args)]
+pub struct ProcessArgs {
+    /// Redis, for process boundaries (overrides REDIS_URL and redis.url).
+    #[arg(long)]
+    pub redis_url: Option<String>,
 }
 
 /// Flags of `artel tree`.

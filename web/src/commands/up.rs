@@ -1,20 +1,32 @@
-//! `artel up`: run artel until SIGTERM or Ctrl-C, then stop everything in order.
+//! `artel up` and `artel worker-manager`: run until SIGTERM or Ctrl-C, then stop everything in
+//! order.
 
-use crate::app::App;
+use crate::app::{App, Mode};
 use anyhow::Context as _;
 use artel_actors::settings::Settings;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
-pub async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Option<PathBuf>,
+    mode: Mode,
+    redis_url: Option<String>,
+) -> anyhow::Result<()> {
     let (file, required) = match config {
         Some(path) => (path, true),
         None => (PathBuf::from("artel.toml"), false),
     };
-    let settings = Settings::load(Some(&file), required, std::env::vars())?;
-    let mut app = App::start(settings).await?;
-    // The first line on stdout is the address, so scripts and tests can find a port-0 server.
-    println!("artel is up on http://{}", app.address());
+    let mut settings = Settings::load(Some(&file), required, std::env::vars())?;
+    if let Some(url) = redis_url {
+        settings.redis.url = Some(artel_messages::SecretValue::new(url));
+    }
+    let mut app = App::start(settings, mode).await?;
+    // The first line on stdout says where artel is, so scripts and tests can find a port-0
+    // server.
+    match app.address() {
+        Some(address) => println!("artel is up on http://{address}"),
+        None => println!("artel worker-manager is serving"),
+    }
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),

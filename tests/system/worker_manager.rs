@@ -1,0 +1,190 @@
+//! `artel worker-manager` as its own process: commands and replies cross the process
+//! boundary on the worker-manager streams, and commands sent while it is down are served when
+//! it returns.
+
+use crate::support::{data_dir, free_port, fresh_database};
+use artel_actors::store::{NewTask, Store};
+use artel_actors::worker_manager::remote::RemoteWorkerManager;
+use artel_messages::worker_manager::{
+    RunCommand, SpawnWorker, StopWorker, WorkerCommand, WorkerLimits, WorkerReply, WorkerRuntime,
+    WorkerSpec,
+};
+use artel_messages::{ProjectId, TaskId, TaskKind};
+use artel_supervisors::stream_mailbox::GroupStart;
+use artel_supervisors::{StreamClient, StreamConfig, Supervisor};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis_server(port: u16) -> Process {
+    Process(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed"),
+    )
+}
+
+fn worker_manager(database: &str, redis: &str, data: &str) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["worker-manager", "--redis-url", redis])
+        .env("DATABASE_URL", database)
+        .env("ARTEL_DATA_DIR", data)
+        .env("ARTEL_INSTANCE", "wm-test")
+        .env("ARTEL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("artel runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a first line");
+    assert_eq!(line.trim(), "artel worker-manager is serving", "{line:?}");
+    Process(child)
+}
+
+fn spec(project: ProjectId, task: TaskId) -> WorkerSpec {
+    WorkerSpec {
+        project,
+        task,
+        runtime: WorkerRuntime::Process,
+        image: None,
+        env: BTreeMap::from([("GREETING".to_owned(), "hello across processes".to_owned())]),
+        secrets: Vec::new(),
+        limits: WorkerLimits {
+            cpu_seconds: 10,
+            memory_bytes: 512 << 20,
+            pids: 64,
+            file_size_bytes: 16 << 20,
+            wall_clock_timeout_secs: 20,
+        },
+    }
+}
+
+#[tokio::test]
+async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_crash() {
+    let port = free_port();
+    let _redis = redis_server(port);
+    let redis = format!("redis://127.0.0.1:{port}");
+    let database = fresh_database().await;
+    let dir = data_dir("wm");
+    let data = dir.to_str().unwrap().to_owned();
+    let first = worker_manager(&database, &redis, &data);
+
+    // The test plays `artel up`'s side: a project and task, and the remote client.
+    let store = Store::connect(&database).await.unwrap();
+    let user = store.create_user("ada", None).await.unwrap();
+    let project = store
+        .create_project(user.id, "shortener", "a URL shortener")
+        .await
+        .unwrap()
+        .id;
+    let task = store
+        .create_task(&NewTask {
+            id: TaskId::new(),
+            project,
+            kind: TaskKind::Engineering,
+            description: "make me a URL shortener".into(),
+            session: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    let commands = StreamClient::new(&redis, StreamConfig::default()).unwrap();
+    let replies = StreamClient::new(
+        &redis,
+        StreamConfig {
+            group_start: GroupStart::NewEntries,
+            ..StreamConfig::default()
+        },
+    )
+    .unwrap();
+    let (client, router) = RemoteWorkerManager::new(&commands, &replies, "up-test");
+    client.prepare().await.unwrap();
+    let tree = Supervisor::new("test").child(router).start().await;
+    let wait = Duration::from_secs(30);
+
+    let WorkerReply::Worker(worker) = client
+        .call(
+            WorkerCommand::Spawn(SpawnWorker {
+                spec: spec(project, task),
+            }),
+            wait,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("spawn answered something else");
+    };
+    let run = RunCommand {
+        worker: worker.id,
+        program: "sh".into(),
+        args: vec!["-c".into(), "echo \"$GREETING\"".into()],
+        cwd: None,
+    };
+    let WorkerReply::Finished(outcome) = client.call(WorkerCommand::Run(run), wait).await.unwrap()
+    else {
+        panic!("run answered something else");
+    };
+    assert_eq!(outcome.exit_code, Some(0));
+    assert!(
+        outcome.stdout_tail.contains("hello across processes"),
+        "{outcome:?}"
+    );
+    client
+        .call(
+            WorkerCommand::Stop(StopWorker {
+                worker: worker.id,
+                reason: "done".into(),
+            }),
+            wait,
+        )
+        .await
+        .unwrap();
+
+    // kill -9 the worker-manager; a command sent meanwhile waits in the stream and is served
+    // by the next worker-manager.
+    drop(first);
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .call(
+                    WorkerCommand::Spawn(SpawnWorker {
+                        spec: spec(project, task),
+                    }),
+                    wait,
+                )
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pending.is_finished(), "nobody is serving yet");
+    let _second = worker_manager(&database, &redis, &data);
+    match pending.await.unwrap().unwrap() {
+        WorkerReply::Worker(dto) => assert_ne!(dto.id, worker.id),
+        other => panic!("expected a new worker, got {other:?}"),
+    }
+    tree.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
