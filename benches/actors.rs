@@ -121,6 +121,31 @@ impl actix::Handler<Tick> for Echo {
     }
 }
 
+/// The actix actor whose handler is async with access to its state after an await — what
+/// every artel handler is. actix's way to write that is `AtomicResponse` over an
+/// `ActorFuture`, which boxes a future per message, as artel does.
+#[derive(Default)]
+struct AsyncEcho {
+    sum: u64,
+}
+
+impl actix::Actor for AsyncEcho {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Ping> for AsyncEcho {
+    type Result = actix::AtomicResponse<Self, u64>;
+    fn handle(&mut self, msg: Ping, _ctx: &mut actix::Context<Self>) -> Self::Result {
+        use actix::{ActorFutureExt as _, WrapFuture as _};
+        actix::AtomicResponse::new(Box::pin(async move { msg.0 }.into_actor(self).map(
+            |n, act: &mut AsyncEcho, _ctx| {
+                act.sum = act.sum.wrapping_add(n);
+                act.sum
+            },
+        )))
+    }
+}
+
 /// What the tokio mpsc "actor" receives.
 enum Mail {
     Ping(u64, oneshot::Sender<u64>),
@@ -159,6 +184,8 @@ struct Contenders {
     /// The same artel actor with `deadline(None)`: no stuck-detection timer per message.
     artel_no_deadline: artel_supervisors::Addr<Echo>,
     actix: actix::Addr<Echo>,
+    /// actix with an async handler (`AtomicResponse`), artel's handler model.
+    actix_async: actix::Addr<AsyncEcho>,
     tokio: mpsc::Sender<Mail>,
     /// Keeps artel's tree up.
     root: artel_supervisors::SupervisorHandle,
@@ -178,6 +205,7 @@ impl Contenders {
             artel,
             artel_no_deadline,
             actix: Echo::default().start(),
+            actix_async: AsyncEcho::default().start(),
             tokio: spawn_tokio_echo(),
             root,
         }
@@ -203,6 +231,14 @@ async fn actix_calls(c: &Contenders, n: u64) -> Duration {
     let start = Instant::now();
     for i in 0..n {
         black_box(c.actix.send(Ping(i)).await.expect("actix echo replies"));
+    }
+    start.elapsed()
+}
+
+async fn actix_async_calls(c: &Contenders, n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        black_box(c.actix_async.send(Ping(i)).await.expect("actix echo replies"));
     }
     start.elapsed()
 }
@@ -328,6 +364,9 @@ fn request_reply(c: &mut Criterion, system: &actix_rt::SystemRunner) {
     group.bench_function("tokio_mpsc_oneshot", |b| {
         b.iter_custom(|iters| system.block_on(tokio_calls(&contenders, iters)))
     });
+    group.bench_function("actix_send_async_handler", |b| {
+        b.iter_custom(|iters| system.block_on(actix_async_calls(&contenders, iters)))
+    });
     group.finish();
     system.block_on(contenders.shutdown());
 }
@@ -444,15 +483,17 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
         tokio_calls(c, 10_000).await;
     });
     let mut rows = Vec::new();
-    let [artel, actix, tokio, artel_no_deadline] = best_of(
+    let [artel, actix, tokio, artel_no_deadline, actix_async] = best_of(
         3,
         [
             &mut || system.block_on(artel_calls(&c.artel, calls)),
             &mut || system.block_on(actix_calls(c, calls)),
             &mut || system.block_on(tokio_calls(c, calls)),
             &mut || system.block_on(artel_calls(&c.artel_no_deadline, calls)),
+            &mut || system.block_on(actix_async_calls(c, calls)),
         ],
     );
+    let artel_for_async = artel;
     rows.push(Row {
         name: "request-reply (from block_on)",
         messages: calls,
@@ -532,6 +573,15 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
     for row in &rows {
         row.print();
     }
+    println!(
+        "  request-reply with an async handler (from block_on): artel {:>10.0}/s ({:>6.0} ns)  \
+         actix AtomicResponse {:>10.0}/s ({:>6.0} ns)  artel/actix-async = {:.3}",
+        per_sec(calls, artel_for_async),
+        ns_per(calls, artel_for_async),
+        per_sec(calls, actix_async),
+        ns_per(calls, actix_async),
+        actix_async.as_secs_f64() / artel_for_async.as_secs_f64()
+    );
     // Diagnostic: the same request-reply without the per-message stuck-detection deadline.
     for (name, took) in [
         ("from block_on", artel_no_deadline),
