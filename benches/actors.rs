@@ -238,7 +238,12 @@ async fn actix_calls(c: &Contenders, n: u64) -> Duration {
 async fn actix_async_calls(c: &Contenders, n: u64) -> Duration {
     let start = Instant::now();
     for i in 0..n {
-        black_box(c.actix_async.send(Ping(i)).await.expect("actix echo replies"));
+        black_box(
+            c.actix_async
+                .send(Ping(i))
+                .await
+                .expect("actix echo replies"),
+        );
     }
     start.elapsed()
 }
