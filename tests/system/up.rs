@@ -44,9 +44,12 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["health", "gateways"]);
-    assert_eq!(root["children"][1]["children"][0]["name"], "http");
-    assert_eq!(root["children"][1]["children"][0]["status"], "running");
+    assert_eq!(names, ["health", "worker-manager", "gateways"]);
+    // Without Redis the worker-manager runs in-process: an actor with a mailbox.
+    assert_eq!(root["children"][1]["kind"], "actor");
+    assert_eq!(root["children"][1]["role"], "worker-manager");
+    assert_eq!(root["children"][2]["children"][0]["name"], "http");
+    assert_eq!(root["children"][2]["children"][0]["status"], "running");
     // The master key was created in the data dir, private to its owner.
     let key = std::fs::metadata(dir.join("master.key")).unwrap();
     assert_eq!(
@@ -163,6 +166,14 @@ async fn readiness_reports_a_redis_outage_and_its_recovery() {
         }
     };
     eventually(Duration::from_secs(20), "ready with Redis up", status(200)).await;
+    // With Redis the worker-manager node is a client of `artel worker-manager`: it routes
+    // replies from the replies stream.
+    let (_, tree) = get_json(&format!("{}/api/v1/tree", artel.url)).await;
+    let workers = &tree["roots"][0]["children"][1];
+    assert_eq!(workers["name"], "worker-manager");
+    assert_eq!(workers["kind"], "supervisor");
+    assert_eq!(workers["children"][0]["name"], "replies");
+    assert_eq!(workers["children"][0]["status"], "running");
 
     redis.stop();
     eventually(
