@@ -71,6 +71,34 @@ async fn without_a_database_url_it_runs_stops_and_reuses_its_own_postgres() {
     assert_eq!(status, 200, "{ready}");
     let pid_file = dir.join("postgres/data/postmaster.pid");
     assert!(pid_file.exists(), "the managed cluster runs");
+
+    // The database goes away under a running artel: readiness says so, and says so no more
+    // once it is back.
+    let cluster = artel_actors::managed_postgres::ManagedPostgres::locate(&dir).unwrap();
+    cluster.stop().await.unwrap();
+    let ready = format!("{}/health/ready", artel.url);
+    let status = |want: u16| {
+        let ready = ready.clone();
+        move || {
+            let ready = ready.clone();
+            async move { get_json(&ready).await.0 == want }
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "not ready without Postgres",
+        status(503),
+    )
+    .await;
+    let (_, report) = get_json(&ready).await;
+    assert_eq!(report["checks"]["postgres"]["ok"], false, "{report}");
+    cluster.start().await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "ready again with Postgres",
+        status(200),
+    )
+    .await;
     artel.terminate();
     assert!(
         !pid_file.exists(),
