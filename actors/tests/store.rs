@@ -3,7 +3,7 @@
 //! The server is the one `.ci/services.sh` starts (`ARTEL_TEST_DATABASE_URL`, falling back to
 //! its default address). No mocks: what these tests prove is what production gets.
 
-use artel_actors::store::{EventScope, MasterKey, NewTask, Store, StoreError};
+use artel_actors::store::{EventScope, MasterKey, NewTask, StoreError};
 use artel_messages::event::ChatRole;
 use artel_messages::worker_manager::WorkerRuntime;
 use artel_messages::{
@@ -11,51 +11,14 @@ use artel_messages::{
     SecretValue, StepKind, StepStatus, TaskId, TaskKind, TaskStatus, UserId, WorkerStatus,
 };
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-const FALLBACK_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
-
-/// A freshly created and migrated database, dropped (best effort) when the test ends, even
-/// when it panics.
-struct TestDb {
-    store: Store,
-    admin: PgConnectOptions,
-    name: String,
-}
+mod support;
+use support::TestDb;
 
 impl TestDb {
-    async fn new() -> Self {
-        let url = std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_URL.into());
-        let admin = PgConnectOptions::from_str(&url)
-            .unwrap_or_else(|err| panic!("ARTEL_TEST_DATABASE_URL is not a Postgres URL: {err}"));
-        let mut conn = PgConnection::connect_with(&admin)
-            .await
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot reach the test Postgres at {url} ({err}); \
-                 start it with `. .ci/services.sh` from the repository root"
-                )
-            });
-        let name = format!("artel_test_{}", uuid::Uuid::new_v4().simple());
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create the test database");
-        conn.close().await.ok();
-        let store = Store::connect_with(admin.clone().database(&name))
-            .await
-            .expect("connect to the test database");
-        store
-            .migrate()
-            .await
-            .expect("migrations apply to an empty database");
-        Self { store, admin, name }
-    }
-
     /// A user with one project.
     async fn project(&self, user: &str) -> (UserId, ProjectId) {
         let user = self.store.create_user(user, None).await.unwrap();
@@ -99,30 +62,6 @@ impl TestDb {
             rows.extend(texts.into_iter().map(|text| (table.clone(), text)));
         }
         rows
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Best effort, on a thread of its own: Drop cannot await, and may run mid-panic.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("note: could not drop test database {}", self.name);
-        }
     }
 }
 

@@ -132,3 +132,47 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A Redis server of this test's own, so stopping it disturbs no other test.
+pub struct OwnRedis {
+    /// Its port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts `redis-server` on `port` (no persistence).
+    pub fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// Kills it (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,8 +1,8 @@
 //! `artel up`: the managed or given database, readiness, the live tree over HTTP, outages,
 //! and an orderly stop on SIGTERM.
 
-use crate::support::{Artel, data_dir, eventually, free_port, fresh_database, get_json};
-use std::process::{Command, Stdio};
+use crate::support::{Artel, OwnRedis, data_dir, eventually, free_port, fresh_database, get_json};
+use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test]
@@ -130,47 +130,6 @@ fn a_missing_settings_file_or_bad_setting_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http.listen"), "{err}");
-}
-
-/// A Redis server of this test's own, so stopping it disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]

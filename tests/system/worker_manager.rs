@@ -2,7 +2,7 @@
 //! boundary on the worker-manager streams, and commands sent while it is down are served when
 //! it returns.
 
-use crate::support::{data_dir, free_port, fresh_database};
+use crate::support::{OwnRedis, data_dir, free_port, fresh_database};
 use artel_actors::store::{NewTask, Store};
 use artel_actors::worker_manager::remote::RemoteWorkerManager;
 use artel_messages::worker_manager::{
@@ -24,24 +24,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn redis_server(port: u16) -> Process {
-    Process(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed"),
-    )
 }
 
 fn worker_manager(database: &str, redis: &str, data: &str) -> Process {
@@ -84,7 +66,7 @@ fn spec(project: ProjectId, task: TaskId) -> WorkerSpec {
 #[tokio::test]
 async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_crash() {
     let port = free_port();
-    let _redis = redis_server(port);
+    let _redis = OwnRedis::start(port);
     let redis = format!("redis://127.0.0.1:{port}");
     let database = fresh_database().await;
     let dir = data_dir("wm");
