@@ -157,7 +157,7 @@ impl<A: Actor> Addr<A> {
         A: Handler<M>,
         M: Request,
     {
-        let permit = self.tx.reserve().await.map_err(|_| CallError::Closed)?;
+        let permit = self.permit().await.map_err(|_| CallError::Closed)?;
         let (reply, answer) = oneshot::channel();
         permit.send(Box::new(Delivery {
             msg,
@@ -174,7 +174,7 @@ impl<A: Actor> Addr<A> {
         A: Handler<M>,
         M: Request,
     {
-        match self.tx.reserve().await {
+        match self.permit().await {
             Ok(permit) => {
                 permit.send(Self::fire(msg));
                 Ok(())
@@ -197,6 +197,16 @@ impl<A: Actor> Addr<A> {
             }
             Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),
             Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed(msg)),
+        }
+    }
+
+    /// A slot in the mailbox: at once when there is room (no future, no waiter node), else
+    /// waiting for one. `Err` when the mailbox is closed.
+    async fn permit(&self) -> Result<mpsc::Permit<'_, Boxed<A>>, ()> {
+        match self.tx.try_reserve() {
+            Ok(permit) => Ok(permit),
+            Err(mpsc::error::TrySendError::Full(())) => self.tx.reserve().await.map_err(drop),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(()),
         }
     }
 

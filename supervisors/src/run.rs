@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// A one-shot "please stop" from a supervisor to one run of a child. Lock-free: the run
 /// loop polls it every time its mailbox runs dry, so it must cost a few atomics, not a lock.
@@ -112,12 +112,17 @@ pub(crate) async fn run_actor<A: Actor>(
         if stop.is_requested() {
             break ExitReason::Shutdown;
         }
-        // Mailbox first: the stop future is only polled when there is nothing to do, and the
-        // flag above catches a stop while messages keep coming.
-        let envelope = tokio::select! {
-            biased;
-            envelope = rx.recv() => envelope,
-            () = &mut stopping => break ExitReason::Shutdown,
+        // Mailbox first, without a future while messages are waiting; the stop future is only
+        // polled when there is nothing to do, and the flag above catches a stop while messages
+        // keep coming.
+        let envelope = match rx.try_recv() {
+            Ok(envelope) => Some(envelope),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                biased;
+                envelope = rx.recv() => envelope,
+                () = &mut stopping => break ExitReason::Shutdown,
+            },
         };
         let Some(envelope) = envelope else {
             break ExitReason::Normal;
