@@ -23,11 +23,13 @@
 mod events;
 mod rows;
 pub mod secrets;
+mod stats;
 mod tasks;
 mod users;
 
 pub use events::EventScope;
 pub use secrets::MasterKey;
+pub use stats::{Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
 pub use users::UserRecord;
 

@@ -25,6 +25,38 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
     let (_, ready) = get_json(&format!("{}/health/ready", artel.url)).await;
     assert_eq!(ready["checks"]["postgres"]["ok"], true);
 
+    // Prometheus metrics: the tree, readiness, database counts and requests served.
+    let metrics = reqwest::get(format!("{}/metrics", artel.url))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let metrics = metrics.text().await.unwrap();
+    for line in [
+        "artel_actor_restarts_total{node=\"artel/health\",role=\"health\"} 0",
+        "artel_actor_mailbox_capacity{node=\"artel/gateways/http\"} 64",
+        "artel_dependency_up{dependency=\"postgres\"} 1",
+        "artel_tree_nodes{status=\"running\"} 5",
+        "artel_events_total 0",
+        "# TYPE artel_http_requests_total counter",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("artel_http_requests_total{class=\"2xx\"} ") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+
     // The CLI reads the same tree over HTTP.
     let out = Command::new(env!("CARGO_BIN_EXE_artel"))
         .args(["tree", "--once", "--json", "--server", &artel.url])

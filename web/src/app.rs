@@ -119,6 +119,8 @@ impl App {
                 let state = HttpState {
                     registry: registry.clone(),
                     readiness: readiness.clone(),
+                    store: store.clone(),
+                    http: Default::default(),
                 };
                 let (_http, http) = ChildSpec::actor("http", move || {
                     HttpGateway::new(listener.try_clone(), state.clone())

@@ -2,3 +2,4 @@
 //! the reply — no business logic.
 
 pub mod http;
+pub mod metrics;

@@ -3,16 +3,19 @@
 //! fails the actor so its supervisor restarts it.
 //!
 //! Routes today: `/health` (alive), `/health/ready` (every dependency reachable; 503 with the
-//! report otherwise) and `/api/v1/tree` (the live supervision tree). The REST API, WebSocket
+//! report otherwise), `/metrics` (Prometheus) and `/api/v1/tree` (the live supervision tree). The REST API, WebSocket
 //! and dashboard join them with the control plane.
 
-use actix_web::dev::ServerHandle;
+use crate::gateways::metrics::{HttpCounters, render};
+use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use artel_actors::health::Readiness;
+use artel_actors::store::Store;
 use artel_messages::{Failure, Request};
 use artel_supervisors::{Actor, Context, ExitReason, Handler, Registry};
 use serde_json::json;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 /// What handlers read.
 #[derive(Clone)]
@@ -21,6 +24,10 @@ pub struct HttpState {
     pub registry: Registry,
     /// Current readiness of every dependency.
     pub readiness: Readiness,
+    /// The store, for the counts `/metrics` reports.
+    pub store: Store,
+    /// Responses served, for `/metrics`.
+    pub http: Arc<HttpCounters>,
 }
 
 /// The actor owning the HTTP server.
@@ -59,8 +66,18 @@ impl Actor for HttpGateway {
         };
         let state = self.state.clone();
         let server = HttpServer::new(move || {
+            let counters = state.http.clone();
             App::new()
                 .app_data(web::Data::new(state.clone()))
+                .wrap_fn(move |request, service| {
+                    let counters = counters.clone();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        counters.record(response.status().as_u16());
+                        Ok(response)
+                    }
+                })
                 .configure(routes)
         })
         .workers(2)
@@ -101,6 +118,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(alive))
         .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
         .route("/api/v1/tree", web::get().to(tree));
 }
 
@@ -115,6 +133,26 @@ async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(report)
     }
+}
+
+async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
+    // With the database away, the tree and readiness are still worth scraping.
+    let stats = match state.store.stats().await {
+        Ok(stats) => Some(stats),
+        Err(err) => {
+            tracing::debug!(error = %err, "metrics without database counts");
+            None
+        }
+    };
+    let body = render(
+        &state.registry.snapshot(),
+        &state.readiness.report(),
+        stats.as_ref(),
+        &state.http,
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
 }
 
 async fn tree(state: web::Data<HttpState>) -> HttpResponse {

@@ -1,0 +1,216 @@
+//! `/metrics` in the Prometheus text format: the supervision tree (restarts, mailbox depth,
+//! nodes by status), dependency readiness, tasks and workers by status, events appended, and
+//! HTTP requests served. Rendered from snapshots on each scrape — nothing is sampled in
+//! between, so the figures and the tree never disagree.
+
+use artel_actors::health::ReadinessReport;
+use artel_actors::store::Stats;
+use artel_supervisors::{NodeSnapshot, TreeSnapshot};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Restarts of each node since its supervisor started it.
+pub const ACTOR_RESTARTS: &str = "artel_actor_restarts_total";
+/// Messages waiting in each actor's mailbox.
+pub const MAILBOX_DEPTH: &str = "artel_actor_mailbox_depth";
+/// Each actor's mailbox bound.
+pub const MAILBOX_CAPACITY: &str = "artel_actor_mailbox_capacity";
+/// Tree nodes by status.
+pub const TREE_NODES: &str = "artel_tree_nodes";
+/// 1 when a dependency answers, else 0.
+pub const DEPENDENCY_UP: &str = "artel_dependency_up";
+/// Tasks by status.
+pub const TASKS: &str = "artel_tasks";
+/// Workers by status.
+pub const WORKERS: &str = "artel_workers";
+/// Events appended to the journal.
+pub const EVENTS: &str = "artel_events_total";
+/// HTTP requests answered, by status class.
+pub const HTTP_REQUESTS: &str = "artel_http_requests_total";
+
+/// HTTP responses by status class (1xx–5xx), counted by the gateway's middleware.
+#[derive(Default)]
+pub struct HttpCounters([AtomicU64; 5]);
+
+impl HttpCounters {
+    /// Counts one response with this status code.
+    pub fn record(&self, status: u16) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.0[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Renders every metric.
+pub fn render(
+    tree: &TreeSnapshot,
+    readiness: &ReadinessReport,
+    stats: Option<&Stats>,
+    http: &HttpCounters,
+) -> String {
+    let mut out = String::new();
+    let mut nodes = Vec::new();
+    for root in &tree.roots {
+        flatten(root, "", &mut nodes);
+    }
+
+    header(
+        &mut out,
+        ACTOR_RESTARTS,
+        "counter",
+        "Restarts of each supervision-tree node.",
+    );
+    for (path, node) in &nodes {
+        let _ = writeln!(
+            out,
+            "{ACTOR_RESTARTS}{{node=\"{}\",role=\"{}\"}} {}",
+            escape(path),
+            escape(&node.role),
+            node.restarts
+        );
+    }
+    header(
+        &mut out,
+        MAILBOX_DEPTH,
+        "gauge",
+        "Messages waiting in each actor's mailbox.",
+    );
+    for (path, node) in &nodes {
+        if let Some(depth) = node.mailbox_depth {
+            let _ = writeln!(out, "{MAILBOX_DEPTH}{{node=\"{}\"}} {depth}", escape(path));
+        }
+    }
+    header(
+        &mut out,
+        MAILBOX_CAPACITY,
+        "gauge",
+        "Each actor's mailbox bound.",
+    );
+    for (path, node) in &nodes {
+        if let Some(capacity) = node.mailbox_capacity {
+            let _ = writeln!(
+                out,
+                "{MAILBOX_CAPACITY}{{node=\"{}\"}} {capacity}",
+                escape(path)
+            );
+        }
+    }
+    header(
+        &mut out,
+        TREE_NODES,
+        "gauge",
+        "Supervision-tree nodes by status.",
+    );
+    let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, node) in &nodes {
+        *by_status.entry(node.status.as_str()).or_default() += 1;
+    }
+    for (status, count) in by_status {
+        let _ = writeln!(out, "{TREE_NODES}{{status=\"{status}\"}} {count}");
+    }
+
+    header(
+        &mut out,
+        DEPENDENCY_UP,
+        "gauge",
+        "1 when a dependency answers its probe.",
+    );
+    for (name, check) in &readiness.checks {
+        let _ = writeln!(
+            out,
+            "{DEPENDENCY_UP}{{dependency=\"{name}\"}} {}",
+            u8::from(check.ok)
+        );
+    }
+
+    if let Some(stats) = stats {
+        header(&mut out, TASKS, "gauge", "Tasks by status.");
+        for (status, count) in &stats.tasks {
+            let _ = writeln!(out, "{TASKS}{{status=\"{}\"}} {count}", escape(status));
+        }
+        header(&mut out, WORKERS, "gauge", "Workers by status.");
+        for (status, count) in &stats.workers {
+            let _ = writeln!(out, "{WORKERS}{{status=\"{}\"}} {count}", escape(status));
+        }
+        header(
+            &mut out,
+            EVENTS,
+            "counter",
+            "Events appended to the journal.",
+        );
+        let _ = writeln!(out, "{EVENTS} {}", stats.events);
+    }
+
+    header(
+        &mut out,
+        HTTP_REQUESTS,
+        "counter",
+        "HTTP requests answered, by status class.",
+    );
+    for (i, count) in http.0.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{HTTP_REQUESTS}{{class=\"{}xx\"}} {}",
+            i + 1,
+            count.load(Ordering::Relaxed)
+        );
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Every node with its path from the root (`artel/gateways/http`).
+fn flatten<'a>(node: &'a NodeSnapshot, prefix: &str, out: &mut Vec<(String, &'a NodeSnapshot)>) {
+    let path = if prefix.is_empty() {
+        node.name.clone()
+    } else {
+        format!("{prefix}/{}", node.name)
+    };
+    for child in &node.children {
+        flatten(child, &path, out);
+    }
+    out.push((path, node));
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_and_classes_counted() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let http = HttpCounters::default();
+        http.record(200);
+        http.record(204);
+        http.record(503);
+        let text = render(
+            &TreeSnapshot { roots: Vec::new() },
+            &ReadinessReport {
+                ready: false,
+                checks: BTreeMap::new(),
+            },
+            None,
+            &http,
+        );
+        assert!(
+            text.contains("artel_http_requests_total{class=\"2xx\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("artel_http_requests_total{class=\"5xx\"} 1"),
+            "{text}"
+        );
+    }
+}
