@@ -278,6 +278,11 @@ pub trait Sandbox: Send + Sync + 'static {
         &self,
         instance: &Self::Instance,
     ) -> impl Future<Output = Result<(), WorkerError>> + Send;
+
+    /// Cleans up after a worker whose sandbox a previous process created and never destroyed:
+    /// kills what is left of it and removes its workspace, as far as this runtime can do so
+    /// safely from what was recorded.
+    fn reap(&self, workspace: Option<&Path>, uid: Option<u32>) -> impl Future<Output = ()> + Send;
 }
 
 /// Refuses a working directory that is absolute or climbs out (`..`); answers it as a
@@ -357,6 +362,9 @@ struct Inner<R: Sandbox> {
     store: Store,
     runtime: R,
     config: WorkerManagerConfig,
+    /// The process's instance name, recorded on each worker so a restart can reap its own
+    /// orphans; `None` records nothing and reaps nothing.
+    owner: Option<String>,
     slots: queue::Slots,
     workers: Mutex<HashMap<WorkerId, Live<R::Instance>>>,
 }
@@ -396,15 +404,72 @@ struct Published {
 impl<R: Sandbox> WorkerManager<R> {
     /// A manager running workers on `runtime`, recording them in `store`.
     pub fn new(store: Store, runtime: R, config: WorkerManagerConfig) -> Self {
+        Self::build(store, runtime, config, None)
+    }
+
+    /// A manager that records `owner` (this process's stable instance name) on every worker,
+    /// so that after a crash the next run of the same instance can [reap](Self::reap_orphans)
+    /// what was left behind.
+    pub fn owned_by(
+        store: Store,
+        runtime: R,
+        config: WorkerManagerConfig,
+        owner: impl Into<String>,
+    ) -> Self {
+        Self::build(store, runtime, config, Some(owner.into()))
+    }
+
+    fn build(store: Store, runtime: R, config: WorkerManagerConfig, owner: Option<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 runtime,
                 slots: queue::Slots::new(config.max_busy),
                 config,
+                owner,
                 workers: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Stops every worker a previous run of this instance left running (artel was killed or
+    /// crashed): kills what is left of it, removes its workspace, and records it `stopped`
+    /// with the reason. Call it at start, before serving. Returns how many were reaped.
+    pub async fn reap_orphans(&self) -> Result<usize, WorkerError> {
+        let Some(owner) = self.inner.owner.as_deref() else {
+            return Ok(0);
+        };
+        let orphans = records::orphans(&self.inner.store, owner).await?;
+        for orphan in &orphans {
+            self.inner
+                .runtime
+                .reap(orphan.workspace.as_deref().map(Path::new), orphan.uid)
+                .await;
+            let dto = records::set_status(
+                &self.inner.store,
+                orphan.id,
+                WorkerStatus::Stopped,
+                None,
+                Some("orphaned: the artel process running it ended (crash or kill); reaped at its next start"),
+            )
+            .await?;
+            self.emit(
+                &dto,
+                EventBody::WorkerStatusChanged {
+                    worker: orphan.id,
+                    status: WorkerStatus::Stopped,
+                },
+            )
+            .await?;
+        }
+        if !orphans.is_empty() {
+            tracing::warn!(
+                reaped = orphans.len(),
+                owner,
+                "reaped workers a previous run left behind"
+            );
+        }
+        Ok(orphans.len())
     }
 
     /// The runtime it runs workers on.
@@ -454,7 +519,8 @@ impl<R: Sandbox> WorkerManager<R> {
     pub async fn spawn(&self, spec: WorkerSpec) -> Result<WorkerDto, WorkerError> {
         self.check_spec(&spec).await?;
         let id = WorkerId::new();
-        let dto = records::insert(&self.inner.store, id, &spec).await?;
+        let dto =
+            records::insert(&self.inner.store, id, &spec, self.inner.owner.as_deref()).await?;
         let (cancel, _) = watch::channel(false);
         self.workers().insert(
             id,

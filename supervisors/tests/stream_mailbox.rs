@@ -75,7 +75,8 @@ fn fast_config() -> StreamConfig {
         max_len: None,
         ..StreamConfig::default()
     }
-    .with_claim_after(Duration::from_millis(600))
+    // Long enough that a test process starved of CPU on a loaded CI machine does not look dead.
+    .with_claim_after(Duration::from_millis(1500))
 }
 
 async fn raw(url: &str) -> MultiplexedConnection {

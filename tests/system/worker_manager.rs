@@ -26,6 +26,27 @@ impl Drop for Process {
     }
 }
 
+/// Live processes whose real uid is `uid`.
+fn processes_of(uid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let zombie = status
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'));
+            !zombie
+                && status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|ids| ids.split_whitespace().next())
+                    .and_then(|id| id.parse::<u32>().ok())
+                    == Some(uid)
+        })
+        .count()
+}
+
 fn worker_manager(database: &str, redis: &str, data: &str) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_artel"))
         .args(["worker-manager", "--redis-url", redis])
@@ -144,9 +165,55 @@ async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_
         .await
         .unwrap();
 
-    // kill -9 the worker-manager; a command sent meanwhile waits in the stream and is served
-    // by the next worker-manager.
+    // A long command in a fresh worker, then kill -9 the worker-manager in the middle of it:
+    // its processes are orphans now.
+    let WorkerReply::Worker(busy) = client
+        .call(
+            WorkerCommand::Spawn(SpawnWorker {
+                spec: spec(project, task),
+            }),
+            wait,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("spawn answered something else");
+    };
+    let long = tokio::spawn({
+        let client = client.clone();
+        let run = RunCommand {
+            worker: busy.id,
+            program: "sh".into(),
+            args: vec!["-c".into(), "sleep 600 & sleep 600".into()],
+            cwd: None,
+        };
+        async move {
+            client
+                .call(WorkerCommand::Run(run), Duration::from_secs(60))
+                .await
+        }
+    });
+    let uid: i64 = loop {
+        let row: Option<(Option<i64>, Option<String>)> =
+            sqlx::query_as("SELECT run_as_uid, handle FROM workers WHERE id = $1")
+                .bind(busy.id.as_uuid())
+                .fetch_optional(store.pool())
+                .await
+                .unwrap();
+        if let Some((Some(uid), Some(_running))) = row {
+            break uid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let uid = u32::try_from(uid).unwrap();
     drop(first);
+    assert!(
+        processes_of(uid) >= 2,
+        "the sleeps outlive the killed worker-manager (orphans)"
+    );
+
+    // A command sent while nobody serves waits in the stream and is served by the next
+    // worker-manager, which first reaps the orphans of its previous run.
     let pending = tokio::spawn({
         let client = client.clone();
         async move {
@@ -163,9 +230,31 @@ async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!pending.is_finished(), "nobody is serving yet");
     let _second = worker_manager(&database, &redis, &data);
+    assert_eq!(
+        processes_of(uid),
+        0,
+        "the orphans were reaped before serving"
+    );
+    let (status, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status, stop_reason FROM workers WHERE id = $1")
+            .bind(busy.id.as_uuid())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "stopped");
+    assert!(
+        reason.unwrap().starts_with("orphaned"),
+        "the reason is recorded"
+    );
     match pending.await.unwrap().unwrap() {
         WorkerReply::Worker(dto) => assert_ne!(dto.id, worker.id),
         other => panic!("expected a new worker, got {other:?}"),
+    }
+    // The interrupted command was redelivered to the new worker-manager, which no longer
+    // knows that worker: the caller gets a clear failure, not silence.
+    match long.await.unwrap().unwrap() {
+        WorkerReply::Failed(failure) => assert!(!failure.reason.is_empty()),
+        other => panic!("expected a failure for the orphaned worker, got {other:?}"),
     }
     tree.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

@@ -151,7 +151,7 @@ impl App {
                     None => {
                         WorkerManagerActor::child_spec(
                             "worker-manager",
-                            worker_manager(&settings, &store)?,
+                            reaped_worker_manager(&settings, &store).await?,
                         )
                         .1
                     }
@@ -166,7 +166,7 @@ impl App {
                     )
             }
             Mode::WorkerManager => {
-                let manager = worker_manager(&settings, &store)?;
+                let manager = reaped_worker_manager(&settings, &store).await?;
                 let commands = redis
                     .as_ref()
                     .map(|client| serve_commands(client, manager.clone(), &settings.instance))
@@ -216,14 +216,28 @@ impl App {
 fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
     let runtime = ProcessRuntime::new(ProcessConfig::new(settings.data_dir.join("workers")))
         .context("cannot set up the local-process worker runtime")?;
-    Ok(WorkerManager::new(
+    Ok(WorkerManager::owned_by(
         store.clone(),
         runtime,
         WorkerManagerConfig {
             max_busy: settings.workers.max_busy,
             ..WorkerManagerConfig::default()
         },
+        settings.instance.clone(),
     ))
+}
+
+/// A worker-manager that has first reaped what a previous run of this instance left behind.
+async fn reaped_worker_manager(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<WorkerManager> {
+    let manager = worker_manager(settings, store)?;
+    manager
+        .reap_orphans()
+        .await
+        .context("cannot reap the workers a previous run left behind")?;
+    Ok(manager)
 }
 
 /// The master key from settings, or the key file in the data dir (created on first start).

@@ -490,6 +490,22 @@ impl Sandbox for ProcessRuntime {
         })
     }
 
+    async fn reap(&self, workspace: Option<&Path>, uid: Option<u32>) {
+        // Only a uid from this runtime's reserved range is swept: such a uid belongs to one
+        // worker and nothing else, so killing every process of it is safe. Without one (artel
+        // not root) the orphan's processes end at their CPU limit; a process-group id from a
+        // previous boot could name someone else's group, so it is never used here.
+        if let (Some(uid), true) = (uid, self.drops_privileges()) {
+            sweep_uid(uid);
+        }
+        if let Some(dir) = workspace.filter(|dir| dir.starts_with(&self.config().root))
+            && let Err(err) = tokio::fs::remove_dir_all(dir).await
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(workspace = %dir.display(), error = %err, "cannot remove an orphaned workspace");
+        }
+    }
+
     async fn destroy(&self, sandbox: &ProcessSandbox) -> Result<(), WorkerError> {
         if let Some((uid, _)) = sandbox.ids {
             sweep_uid(uid);

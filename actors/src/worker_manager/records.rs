@@ -80,12 +80,13 @@ pub(super) async fn insert(
     store: &Store,
     id: WorkerId,
     spec: &WorkerSpec,
+    owner: Option<&str>,
 ) -> Result<WorkerDto, StoreError> {
     let limits = &spec.limits;
     let row = sqlx::query(&format!(
         "INSERT INTO workers (id, project_id, task_id, runtime, status, image, cpu_seconds, \
-         memory_bytes, pids, file_size_bytes, wall_clock_timeout_secs) \
-         VALUES ($1, $2, $3, $4, 'started', $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+         memory_bytes, pids, file_size_bytes, wall_clock_timeout_secs, owner) \
+         VALUES ($1, $2, $3, $4, 'started', $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     ))
     .bind(id.as_uuid())
     .bind(spec.project.as_uuid())
@@ -103,6 +104,7 @@ pub(super) async fn insert(
         limits.wall_clock_timeout_secs,
         "wall_clock_timeout_secs",
     )?)
+    .bind(owner)
     .fetch_one(store.pool())
     .await?;
     worker_from_row(&row)
@@ -165,6 +167,33 @@ pub(super) async fn set_handle(
         .execute(store.pool())
         .await?;
     Ok(())
+}
+
+/// A worker a previous run of this process left behind.
+pub(super) struct Orphan {
+    pub id: WorkerId,
+    pub workspace: Option<String>,
+    pub uid: Option<u32>,
+}
+
+/// Workers of `owner` that were never stopped.
+pub(super) async fn orphans(store: &Store, owner: &str) -> Result<Vec<Orphan>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, workspace, run_as_uid FROM workers WHERE owner = $1 AND status <> 'stopped'",
+    )
+    .bind(owner)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let uid: Option<i64> = decode(row, "run_as_uid")?;
+            Ok(Orphan {
+                id: WorkerId::from_uuid(decode(row, "id")?),
+                workspace: decode(row, "workspace")?,
+                uid: uid.and_then(|u| u32::try_from(u).ok()),
+            })
+        })
+        .collect()
 }
 
 /// The worker with this id, if any.
