@@ -21,6 +21,7 @@
 //! no function here records a secret value or a step's input/output in its tracing span.
 
 mod events;
+mod handled;
 mod rows;
 pub mod secrets;
 mod stats;

@@ -169,7 +169,9 @@ impl App {
                 let manager = reaped_worker_manager(&settings, &store).await?;
                 let commands = redis
                     .as_ref()
-                    .map(|client| serve_commands(client, manager.clone(), &settings.instance))
+                    .map(|client| {
+                        serve_commands(client, manager.clone(), store.clone(), &settings.instance)
+                    })
                     .context("no Redis client")?;
                 Supervisor::new("artel-worker-manager")
                     .child(health.role("health"))

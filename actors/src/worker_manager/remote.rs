@@ -12,6 +12,7 @@
 //! instances in the `worker-manager` group to handle more at once.
 
 use super::{Sandbox, WorkerManager};
+use crate::store::Store;
 use artel_messages::streams::{WORKER_COMMANDS, WORKER_REPLIES};
 use artel_messages::worker_manager::{WorkerCommand, WorkerReply};
 use artel_messages::{Classify, Envelope, Failure, MessageId};
@@ -27,18 +28,47 @@ pub const COMMANDS_GROUP: &str = "worker-manager";
 
 /// The supervised consumer that answers commands from the stream with `manager`.
 /// `instance` names this process within the group (stable across restarts, e.g. the host).
+///
+/// A command redelivered after its acknowledgement was lost is answered from `store` with the
+/// reply recorded the first time, not done again.
 pub fn serve_commands<R: Sandbox>(
     client: &StreamClient,
     manager: WorkerManager<R>,
+    store: Store,
     instance: &str,
 ) -> ChildSpec {
     let replies = Arc::new(client.producer::<WorkerReply>(WORKER_REPLIES));
     client
         .consumer::<WorkerCommand>(WORKER_COMMANDS, COMMANDS_GROUP, instance)
         .child_spec("commands", move |command: Envelope<WorkerCommand>| {
-            let (manager, replies) = (manager.clone(), replies.clone());
+            let (manager, replies, store) = (manager.clone(), replies.clone(), store.clone());
             async move {
-                let reply = manager.handle(command.payload.clone()).await;
+                let recorded = store
+                    .handled_reply(command.message_id)
+                    .await
+                    .map_err(|e| e.to_failure())?;
+                let reply = match recorded.map(serde_json::from_value::<WorkerReply>) {
+                    Some(Ok(reply)) => {
+                        tracing::info!(message_id = %command.message_id, "command handled before; answering its recorded reply");
+                        reply
+                    }
+                    Some(Err(err)) => {
+                        return Err(Failure::fatal(format!(
+                            "the recorded reply to {} does not decode: {err}",
+                            command.message_id
+                        )));
+                    }
+                    None => {
+                        let reply = manager.handle(command.payload.clone()).await;
+                        let json = serde_json::to_value(&reply)
+                            .map_err(|e| Failure::fatal(format!("cannot record a reply: {e}")))?;
+                        store
+                            .record_handled(command.message_id, WORKER_COMMANDS, &json)
+                            .await
+                            .map_err(|e| e.to_failure())?;
+                        reply
+                    }
+                };
                 replies
                     .send(&Envelope::caused_by(&command, reply))
                     .await
