@@ -26,6 +26,21 @@ impl Drop for Process {
     }
 }
 
+/// Spawns a worker through the remote client and answers it.
+async fn spawn_worker(
+    client: &RemoteWorkerManager,
+    project: ProjectId,
+    task: TaskId,
+) -> artel_messages::dto::WorkerDto {
+    let spawn = WorkerCommand::Spawn(SpawnWorker {
+        spec: spec(project, task),
+    });
+    match client.call(spawn, Duration::from_secs(30)).await.unwrap() {
+        WorkerReply::Worker(worker) => worker,
+        other => panic!("spawn answered {other:?}"),
+    }
+}
+
 /// Live processes whose real uid is `uid`.
 fn processes_of(uid: u32) -> usize {
     std::fs::read_dir("/proc")
@@ -127,18 +142,7 @@ async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_
     let tree = Supervisor::new("test").child(router).start().await;
     let wait = Duration::from_secs(30);
 
-    let WorkerReply::Worker(worker) = client
-        .call(
-            WorkerCommand::Spawn(SpawnWorker {
-                spec: spec(project, task),
-            }),
-            wait,
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("spawn answered something else");
-    };
+    let worker = spawn_worker(&client, project, task).await;
     let run = RunCommand {
         worker: worker.id,
         program: "sh".into(),
@@ -167,18 +171,7 @@ async fn artel_worker_manager_serves_commands_over_redis_and_catches_up_after_a_
 
     // A long command in a fresh worker, then kill -9 the worker-manager in the middle of it:
     // its processes are orphans now.
-    let WorkerReply::Worker(busy) = client
-        .call(
-            WorkerCommand::Spawn(SpawnWorker {
-                spec: spec(project, task),
-            }),
-            wait,
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("spawn answered something else");
-    };
+    let busy = spawn_worker(&client, project, task).await;
     let long = tokio::spawn({
         let client = client.clone();
         let run = RunCommand {
