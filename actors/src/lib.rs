@@ -17,6 +17,7 @@
 //! SecretResolver, Deployer, WorkerManager, scheduler jobs) arrive with the pipeline issue;
 //! their messages are already in the catalog.
 
+pub mod bus;
 pub mod demo;
 pub mod health;
 pub mod managed_postgres;

@@ -24,6 +24,7 @@ mod events;
 mod handled;
 mod rows;
 pub mod secrets;
+mod sessions;
 mod stats;
 mod tasks;
 mod users;
@@ -56,7 +57,16 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Store {
     pool: PgPool,
     master_key: Option<Arc<MasterKey>>,
+    /// Every event this store appends, for in-process subscribers (see [`crate::bus`]).
+    bus: tokio::sync::broadcast::Sender<artel_messages::Event>,
+    /// Held from an append's insert to its publication, so this process publishes events
+    /// in id order (the database lock alone orders commits, not the sends after them).
+    append_lock: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// Events an in-process subscriber may fall behind by before it must catch up from the
+/// journal (it then re-reads what it missed: nothing is lost, see [`crate::bus`]).
+pub const BUS_CAPACITY: usize = 4096;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +103,8 @@ impl Store {
         Self {
             pool,
             master_key: None,
+            bus: tokio::sync::broadcast::channel(BUS_CAPACITY).0,
+            append_lock: Arc::default(),
         }
     }
 
@@ -100,6 +112,12 @@ impl Store {
     pub fn with_master_key(mut self, key: MasterKey) -> Self {
         self.master_key = Some(Arc::new(key));
         self
+    }
+
+    /// A live feed of the events this store (and its clones) append from now on. Use
+    /// [`crate::bus::EventFeed`] for a feed that also replays the journal without gaps.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<artel_messages::Event> {
+        self.bus.subscribe()
     }
 
     /// The connection pool, for queries this module does not offer yet.

@@ -26,12 +26,16 @@ use artel_supervisors::{
     Actor, ChildSpec, Context, Handler, Intensity, NodeId, Restart, Strategy, Supervisor,
     SupervisorError, SupervisorRef,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The steps of each kind of task, in order.
+pub mod plan;
+
+pub use plan::{Next, PlanLimits};
+
+/// The steps of each kind of task, in the order a task without rework runs them.
 pub fn plan(kind: TaskKind) -> &'static [StepKind] {
     match kind {
         TaskKind::Engineering => &[StepKind::Scaffold, StepKind::Develop, StepKind::Test],
@@ -55,9 +59,11 @@ pub struct StepCall {
     pub step: StepKind,
     /// Which attempt, from 1.
     pub attempt: u32,
-    /// The key the step's effect must be idempotent on: the same for every attempt.
+    /// The key the step's effect must be idempotent on: the same for every attempt of one
+    /// occurrence of the step (`<task>/<step>`, then `<task>/<step>#2`, … in the rework loop).
     pub effect_key: String,
-    /// The previous step's output (the task's description and guidance for the first step).
+    /// The step's context: description, guidance, iteration and the latest output of every
+    /// step that succeeded so far (see [`plan`](mod@plan)).
     pub input: Value,
 }
 
@@ -75,6 +81,8 @@ pub struct WorkflowPolicy {
     pub max_step_attempts: u32,
     /// How long one step may run before the workflow counts as stuck.
     pub step_deadline: Duration,
+    /// How far the rework loop may go.
+    pub limits: PlanLimits,
 }
 
 impl Default for WorkflowPolicy {
@@ -82,6 +90,7 @@ impl Default for WorkflowPolicy {
         Self {
             max_step_attempts: 3,
             step_deadline: Duration::from_secs(30 * 60),
+            limits: PlanLimits::default(),
         }
     }
 }
@@ -89,9 +98,7 @@ impl Default for WorkflowPolicy {
 /// The actor that drives one task through its steps.
 pub struct Workflow<R: StepRunner> {
     task: TaskId,
-    store: Store,
-    runner: Arc<R>,
-    policy: WorkflowPolicy,
+    workflows: Workflows<R>,
 }
 
 /// "Run the next step": a workflow sends it to itself after each step, so a stop request
@@ -130,41 +137,93 @@ impl<R: StepRunner> Handler<Advance> for Workflow<R> {
 }
 
 impl<R: StepRunner> Workflow<R> {
-    /// Runs the first unfinished step. `Err` is a retryable failure for the supervisor.
+    fn store(&self) -> &Store {
+        &self.workflows.store
+    }
+
+    /// Runs the next step. `Err` is a retryable failure for the supervisor.
     async fn advance(&mut self) -> Result<Progress, Failure> {
         let task = self
-            .store
+            .store()
             .task(self.task)
             .await
             .map_err(|e| e.to_failure())?
             .ok_or_else(|| Failure::fatal(format!("task {} does not exist", self.task)))?;
-        match task.status {
-            TaskStatus::Queued => self.set_status(&task, TaskStatus::Running, None).await?,
-            TaskStatus::Running => {}
+        let task = match task.status {
+            TaskStatus::Queued => {
+                self.set_status(&task, TaskStatus::Running, None, None)
+                    .await?
+            }
+            TaskStatus::Running => task,
             // Finished, cancelled, or waiting for a human: nothing to run.
             _ => return Ok(Progress::Idle),
-        }
-        let journal = self.store.steps(self.task).await.map_err(fail)?;
-        let mut input = json!({ "description": task.description, "guidance": task.guidance });
-        for &step in plan(task.kind) {
-            let attempts: Vec<&StepRecord> = journal.iter().filter(|s| s.step == step).collect();
-            if let Some(done) = attempts.iter().find(|s| s.status == StepStatus::Succeeded) {
-                input = done.output.clone().unwrap_or(Value::Null);
-                continue;
+        };
+        let journal = self.store().steps(self.task).await.map_err(fail)?;
+        match plan::next(&task, &journal, self.workflows.policy.limits) {
+            Next::Run {
+                step,
+                input,
+                occurrence,
+            } => {
+                self.run_step(&task, step, occurrence, &journal, input)
+                    .await
             }
-            return self.run_step(&task, step, &attempts, input).await;
+            Next::NeedsHuman { reason } => {
+                self.set_status(&task, TaskStatus::NeedsHuman, None, Some(reason))
+                    .await?;
+                Ok(Progress::Idle)
+            }
+            Next::Complete => {
+                if let Some(follow_up) = task.follow_up {
+                    self.start_follow_up(&task, follow_up).await?;
+                }
+                self.set_status(&task, TaskStatus::Completed, None, None)
+                    .await?;
+                Ok(Progress::Idle)
+            }
         }
-        self.set_status(&task, TaskStatus::Completed, None).await?;
-        Ok(Progress::Idle)
+    }
+
+    /// Creates (once) and starts the deploy task an engineering task was created with.
+    async fn start_follow_up(&self, task: &TaskRecord, follow_up: TaskId) -> Result<(), Failure> {
+        let project = self
+            .store()
+            .project_name(task.project)
+            .await
+            .map_err(fail)?;
+        self.workflows
+            .submit(NewTask {
+                id: follow_up,
+                project: task.project,
+                kind: TaskKind::Deploy,
+                description: format!("deploy {project}"),
+                session: task.session,
+            })
+            .await
+            .map(drop)
     }
 
     async fn run_step(
         &mut self,
         task: &TaskRecord,
         step: StepKind,
-        attempts: &[&StepRecord],
+        occurrence: u32,
+        journal: &[StepRecord],
         input: Value,
     ) -> Result<Progress, Failure> {
+        // This occurrence's attempts: rows of the step after the last success of any step
+        // and after the round's mark.
+        let since = journal
+            .iter()
+            .filter(|s| s.status == StepStatus::Succeeded)
+            .map(|s| s.id)
+            .max()
+            .unwrap_or(0)
+            .max(task.journal_mark);
+        let attempts: Vec<&StepRecord> = journal
+            .iter()
+            .filter(|s| s.step == step && s.id > since)
+            .collect();
         let mut failed = attempts
             .iter()
             .filter(|s| s.status == StepStatus::Failed)
@@ -175,7 +234,7 @@ impl<R: StepRunner> Workflow<R> {
                 "interrupted: the workflow stopped while {step} attempt {} ran",
                 interrupted.attempt
             ));
-            self.store
+            self.store()
                 .fail_step(&interrupted.idempotency_key, &failure)
                 .await
                 .map_err(fail)?;
@@ -190,20 +249,22 @@ impl<R: StepRunner> Workflow<R> {
             failed += 1;
             last_failure = Some(failure);
         }
-        if failed >= self.policy.max_step_attempts {
+        let max_attempts = self.workflows.policy.max_step_attempts;
+        if failed >= max_attempts {
             let cause = last_failure
                 .map(|f| f.reason)
                 .unwrap_or_else(|| "unknown error".to_owned());
             let failure =
                 Failure::fatal(format!("{step} failed {failed} times; last error: {cause}"));
-            self.set_status(task, TaskStatus::Failed, Some(&failure))
+            self.set_status(task, TaskStatus::Failed, Some(&failure), None)
                 .await?;
             return Ok(Progress::Idle);
         }
 
-        let key = format!("{}/{step}/{}", task.id, failed + 1);
+        let attempt = journal.iter().filter(|s| s.step == step).count() + 1;
+        let key = format!("{}/{step}/{attempt}", task.id);
         let record = self
-            .store
+            .store()
             .begin_step(task.id, step, &key, &input)
             .await
             .map_err(fail)?;
@@ -215,17 +276,24 @@ impl<R: StepRunner> Workflow<R> {
             },
         )
         .await?;
+        let effect_key = match occurrence {
+            1 => format!("{}/{step}", task.id),
+            n => format!("{}/{step}#{n}", task.id),
+        };
         let call = StepCall {
             task: task.id,
             project: task.project,
             step,
             attempt: record.attempt,
-            effect_key: format!("{}/{step}", task.id),
+            effect_key,
             input,
         };
-        match self.runner.run(call).await {
+        match self.workflows.runner.run(call).await {
             Ok(output) => {
-                self.store.finish_step(&key, &output).await.map_err(fail)?;
+                self.store()
+                    .finish_step(&key, &output)
+                    .await
+                    .map_err(fail)?;
                 self.emit(
                     task,
                     EventBody::StepSucceeded {
@@ -237,7 +305,7 @@ impl<R: StepRunner> Workflow<R> {
                 Ok(Progress::Stepped)
             }
             Err(failure) => {
-                self.store.fail_step(&key, &failure).await.map_err(fail)?;
+                self.store().fail_step(&key, &failure).await.map_err(fail)?;
                 self.emit(
                     task,
                     EventBody::StepFailed {
@@ -247,18 +315,19 @@ impl<R: StepRunner> Workflow<R> {
                     },
                 )
                 .await?;
-                if failure.is_retryable() && record.attempt < self.policy.max_step_attempts {
+                if failure.is_retryable() && failed + 1 < max_attempts {
                     // The child spec's backoff decides when the next attempt runs.
                     return Err(failure);
                 }
                 let failure = Failure {
                     class: failure.class,
                     reason: format!(
-                        "{step} failed (attempt {} of {}): {}",
-                        record.attempt, self.policy.max_step_attempts, failure.reason
+                        "{step} failed (attempt {} of {max_attempts}): {}",
+                        failed + 1,
+                        failure.reason
                     ),
                 };
-                self.set_status(task, TaskStatus::Failed, Some(&failure))
+                self.set_status(task, TaskStatus::Failed, Some(&failure), None)
                     .await?;
                 Ok(Progress::Idle)
             }
@@ -270,9 +339,10 @@ impl<R: StepRunner> Workflow<R> {
         task: &TaskRecord,
         to: TaskStatus,
         failure: Option<&Failure>,
-    ) -> Result<(), Failure> {
+        reason: Option<String>,
+    ) -> Result<TaskRecord, Failure> {
         let updated = self
-            .store
+            .store()
             .set_task_status(task.id, to, failure)
             .await
             .map_err(fail)?;
@@ -282,16 +352,16 @@ impl<R: StepRunner> Workflow<R> {
                 EventBody::TaskStatusChanged {
                     from: task.status,
                     to,
-                    reason: failure.map(|f| f.reason.clone()),
+                    reason: reason.or_else(|| failure.map(|f| f.reason.clone())),
                 },
             )
             .await?;
         }
-        Ok(())
+        Ok(updated)
     }
 
     async fn emit(&self, task: &TaskRecord, body: EventBody) -> Result<(), Failure> {
-        self.store
+        self.store()
             .append_event(NewEvent::new(body).project(task.project).task(task.id))
             .await
             .map(drop)
@@ -374,18 +444,11 @@ impl<R: StepRunner> Workflows<R> {
 
     /// Starts the workflow of one task (a no-op if it is already running).
     pub async fn start(&self, task: &TaskRecord) -> Result<Option<NodeId>, SupervisorError> {
-        let (id, store, runner, policy) = (
-            task.id,
-            self.store.clone(),
-            self.runner.clone(),
-            self.policy,
-        );
+        let (id, workflows) = (task.id, self.clone());
         let (_addr, spec) =
             ChildSpec::actor(format!("{}/{}", task.kind, task.id), move || Workflow {
                 task: id,
-                store: store.clone(),
-                runner: runner.clone(),
-                policy,
+                workflows: workflows.clone(),
             });
         let spec = spec
             .role(format!("{}_workflow", task.kind))
@@ -398,6 +461,81 @@ impl<R: StepRunner> Workflows<R> {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Cancels a task: it ends `cancelled` (so nothing resumes it) and its workflow, if one
+    /// runs, is stopped — dropping a running step stops its worker. Cancelling a finished
+    /// task is refused with the reason.
+    pub async fn cancel(&self, task: TaskId, reason: &str) -> Result<TaskRecord, Failure> {
+        let before = self
+            .store
+            .task(task)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| Failure::fatal(format!("task {task} does not exist")))?;
+        let after = self
+            .store
+            .set_task_status(task, TaskStatus::Cancelled, None)
+            .await
+            .map_err(fail)?;
+        if before.status != after.status {
+            self.store
+                .append_event(
+                    NewEvent::new(EventBody::TaskStatusChanged {
+                        from: before.status,
+                        to: TaskStatus::Cancelled,
+                        reason: Some(reason.to_owned()),
+                    })
+                    .project(after.project)
+                    .task(after.id),
+                )
+                .await
+                .map_err(fail)?;
+        }
+        let name = format!("{}/{}", after.kind, after.id);
+        if let Ok(Some(node)) = self.supervisor.child_named(&name).await {
+            // Already gone is fine: the status says cancelled either way.
+            let _ = self.supervisor.terminate_child(node).await;
+        }
+        Ok(after)
+    }
+
+    /// Goes on with a task that waits for a human or failed (see [`Store::resume_task`]),
+    /// with the user's guidance, and starts its workflow.
+    pub async fn resume(
+        &self,
+        task: TaskId,
+        guidance: Option<&str>,
+    ) -> Result<TaskRecord, Failure> {
+        let before = self
+            .store
+            .task(task)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| Failure::fatal(format!("task {task} does not exist")))?;
+        let after = self.store.resume_task(task, guidance).await.map_err(fail)?;
+        self.store
+            .append_event(
+                NewEvent::new(EventBody::TaskStatusChanged {
+                    from: before.status,
+                    to: after.status,
+                    reason: Some(match guidance {
+                        Some(g) => format!("resumed with guidance: {g}"),
+                        None => "resumed".to_owned(),
+                    }),
+                })
+                .project(after.project)
+                .task(after.id),
+            )
+            .await
+            .map_err(fail)?;
+        self.start(&after).await.map_err(|e| e.to_failure())?;
+        Ok(after)
+    }
+
+    /// The store workflows journal to.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Starts a workflow for every unfinished task; returns how many were started.

@@ -119,6 +119,7 @@ fn fast_policy() -> WorkflowPolicy {
     WorkflowPolicy {
         max_step_attempts: 3,
         step_deadline: Duration::from_secs(30),
+        ..WorkflowPolicy::default()
     }
 }
 
@@ -163,8 +164,10 @@ async fn a_task_runs_its_steps_in_order_and_completes() {
             (StepKind::Test, StepStatus::Succeeded)
         ]
     );
-    // Each step got the previous step's output.
-    assert_eq!(steps[1].input["after"], "scaffold");
+    // Each step got the outputs of the steps before it, by step name.
+    assert_eq!(steps[1].input["scaffold"]["after"], "scaffold");
+    assert_eq!(steps[2].input["develop"]["after"], "develop");
+    assert_eq!(steps[2].input["scaffold"]["after"], "scaffold");
     assert_eq!(
         event_kinds(&db.store, task).await,
         [

@@ -6,9 +6,11 @@
 
 use crate::deployer::DeployTarget;
 use crate::error::Failure;
+use crate::event::ChatRole;
 use crate::ids::{DeploymentId, ProjectId, SessionId, TaskId, UserId, WorkerId};
 use crate::lifecycle::{
-    DeploymentStatus, StepKind, StepStatus, TaskKind, TaskStatus, WorkerStatus,
+    DeploymentStatus, SessionChannel, SessionStatus, StepKind, StepStatus, TaskKind, TaskStatus,
+    WorkerStatus,
 };
 use crate::time::Timestamp;
 use crate::worker_manager::{WorkerLimits, WorkerRuntime};
@@ -172,4 +174,36 @@ mod tests {
         let err = serde_json::from_value::<ProjectDto>(json).unwrap_err();
         assert!(err.to_string().contains("has no UTC offset"), "{err}");
     }
+}
+
+/// A conversation with the ProductOwner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDto {
+    /// Its id.
+    pub id: SessionId,
+    /// Who is talking.
+    pub user: UserId,
+    /// The project it is about, once there is one.
+    pub project: Option<ProjectId>,
+    /// Where the conversation happens.
+    pub channel: SessionChannel,
+    /// Active, hibernated or closed.
+    pub status: SessionStatus,
+    /// When it started.
+    pub created_at: Timestamp,
+    /// When it last heard or said something.
+    pub last_seen_at: Timestamp,
+}
+
+/// One line of a session's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLineDto {
+    /// Its place in the transcript (grows with every line).
+    pub id: i64,
+    /// Who said it.
+    pub role: ChatRole,
+    /// What was said (a line that gave a secret is kept redacted).
+    pub text: String,
+    /// When.
+    pub at: Timestamp,
 }

@@ -63,7 +63,10 @@ pub use event::{Event, EventBody, NewEvent};
 pub use ids::{
     CorrelationId, DeploymentId, EventId, MessageId, ProjectId, SessionId, TaskId, UserId, WorkerId,
 };
-pub use lifecycle::{DeploymentStatus, StepKind, StepStatus, TaskKind, TaskStatus, WorkerStatus};
+pub use lifecycle::{
+    DeploymentStatus, SessionChannel, SessionStatus, StepKind, StepStatus, TaskKind, TaskStatus,
+    WorkerStatus,
+};
 pub use request::Request;
 pub use secret::SecretValue;
 pub use streams::{STREAMS, StreamSpec};

@@ -197,6 +197,31 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// Where a session's conversation happens.
+    pub enum SessionChannel("session channel") {
+        /// A Telegram chat.
+        Telegram = "telegram",
+        /// The dashboard's chat box.
+        Dashboard = "dashboard",
+        /// The command line (`artel new`).
+        Cli = "cli",
+    }
+}
+
+named_enum! {
+    /// A session's lifecycle: `active ⇄ hibernated`, either `→ closed`. A hibernated session
+    /// has no actor; its transcript is in Postgres and the next message wakes it.
+    pub enum SessionStatus("session status") {
+        /// Its actor is (or may be) live.
+        Active = "active",
+        /// Idle: no actor, woken by the next message or by news about its tasks.
+        Hibernated = "hibernated",
+        /// Over; it takes no more messages.
+        Closed = "closed",
+    }
+}
+
 impl DeploymentStatus {
     /// Whether a deployment in this status may next be in `next`. No status moves to itself.
     pub const fn can_transition_to(self, next: Self) -> bool {

@@ -246,6 +246,12 @@ impl SupervisorRef {
         self.ask(|reply| Command::Restart { id, reply }).await?
     }
 
+    /// The live child named `name` (running, or waiting to be restarted), if any.
+    pub async fn child_named(&self, name: &str) -> Result<Option<NodeId>, SupervisorError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Find { name, reply }).await
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -271,6 +277,10 @@ enum Command {
     Restart {
         id: NodeId,
         reply: oneshot::Sender<Result<(), SupervisorError>>,
+    },
+    Find {
+        name: String,
+        reply: oneshot::Sender<Option<NodeId>>,
     },
 }
 
@@ -683,6 +693,14 @@ impl State {
                 self.stop(id).await;
                 self.finish(id, NodeStatus::Stopped);
                 let _ = reply.send(Ok(()));
+            }
+            Command::Find { name, reply } => {
+                let live = self.names.get(name.as_str()).copied().filter(|id| {
+                    self.slots
+                        .get(id)
+                        .is_some_and(|s| !matches!(s.state, SlotState::Down))
+                });
+                let _ = reply.send(live);
             }
             Command::Restart { id, reply } => {
                 if !self.slots.contains_key(&id) {

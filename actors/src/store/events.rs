@@ -56,6 +56,7 @@ impl Store {
             .get_mut("payload")
             .map(Value::take)
             .unwrap_or_else(|| json!({}));
+        let _in_order = self.append_lock.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
@@ -73,7 +74,10 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(event.with_id(EventId::new(id)))
+        let event = event.with_id(EventId::new(id));
+        // Nobody listening is fine: the journal has it.
+        let _ = self.bus.send(event.clone());
+        Ok(event)
     }
 
     /// Up to `limit` events in `scope` with an id greater than `after`, in id order. Start

@@ -58,6 +58,10 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// Why it failed, while it is failed.
     pub failure: Option<Failure>,
+    /// The journal id when the user last retried it: budgets count only later rows.
+    pub journal_mark: i64,
+    /// The deploy task to create when this engineering task completes.
+    pub follow_up: Option<TaskId>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -131,7 +135,8 @@ impl StepRecord {
 }
 
 const TASK_COLUMNS: &str = "id, project_id, kind, status, description, session_id, guidance, \
-                            attempts, error_class, error_reason, created_at, updated_at";
+                            attempts, error_class, error_reason, journal_mark, follow_up, \
+                            created_at, updated_at";
 const STEP_COLUMNS: &str = "id, task_id, step, attempt, status, idempotency_key, input, output, \
                             error_class, error_reason, created_at, started_at, finished_at";
 
@@ -146,6 +151,8 @@ fn task_from_row(row: &PgRow) -> Result<TaskRecord, StoreError> {
         guidance: get(row, "guidance")?,
         attempts: count(row, "attempts")?,
         failure: failure(row)?,
+        journal_mark: get(row, "journal_mark")?,
+        follow_up: get::<Option<uuid::Uuid>>(row, "follow_up")?.map(TaskId::from_uuid),
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -173,15 +180,37 @@ impl Store {
     /// returns the stored one; reusing its id for other work is a [`StoreError::Conflict`].
     #[tracing::instrument(skip(self, new), fields(task = %new.id, project = %new.project, kind = %new.kind))]
     pub async fn create_task(&self, new: &NewTask) -> Result<TaskRecord, StoreError> {
+        self.insert_task(new, None).await
+    }
+
+    /// Creates an engineering task that, when it completes, creates and starts the deploy
+    /// task `follow_up` (the user asked for a running service). Idempotent like
+    /// [`Store::create_task`].
+    #[tracing::instrument(skip(self, new), fields(task = %new.id, project = %new.project))]
+    pub async fn create_task_with_follow_up(
+        &self,
+        new: &NewTask,
+        follow_up: TaskId,
+    ) -> Result<TaskRecord, StoreError> {
+        self.insert_task(new, Some(follow_up)).await
+    }
+
+    async fn insert_task(
+        &self,
+        new: &NewTask,
+        follow_up: Option<TaskId>,
+    ) -> Result<TaskRecord, StoreError> {
         let inserted = sqlx::query(&format!(
-            "INSERT INTO tasks (id, project_id, kind, description, session_id) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING {TASK_COLUMNS}"
+            "INSERT INTO tasks (id, project_id, kind, description, session_id, follow_up) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING \
+             RETURNING {TASK_COLUMNS}"
         ))
         .bind(new.id.as_uuid())
         .bind(new.project.as_uuid())
         .bind(new.kind.as_str())
         .bind(&new.description)
         .bind(new.session.map(|s| s.as_uuid()))
+        .bind(follow_up.map(|t| t.as_uuid()))
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = inserted {
@@ -248,6 +277,66 @@ impl Store {
     pub async fn retry_task(&self, task: TaskId, guidance: &str) -> Result<TaskRecord, StoreError> {
         self.transition(task, TaskStatus::Queued, None, Some(guidance))
             .await
+    }
+
+    /// Goes on with a task the user was asked about or that failed: `needs_human` becomes
+    /// `running`, `failed` becomes `queued`, with `guidance` (when given) for the Developer.
+    /// Either way the journal mark moves to the newest step row, so attempts and rework
+    /// iterations start counting afresh; finished steps stay finished.
+    #[tracing::instrument(skip(self, guidance))]
+    pub async fn resume_task(
+        &self,
+        task: TaskId,
+        guidance: Option<&str>,
+    ) -> Result<TaskRecord, StoreError> {
+        let current = self.task(task).await?.ok_or_else(|| StoreError::NotFound {
+            what: "task",
+            key: task.to_string(),
+        })?;
+        let to = match current.status {
+            TaskStatus::NeedsHuman => TaskStatus::Running,
+            TaskStatus::Failed => TaskStatus::Queued,
+            other => {
+                return Err(StoreError::InvalidTransition {
+                    what: "task",
+                    key: task.to_string(),
+                    from: other.as_str(),
+                    to: "resumed",
+                });
+            }
+        };
+        sqlx::query(
+            "UPDATE tasks SET journal_mark = coalesce( \
+                 (SELECT max(id) FROM task_steps WHERE task_id = $1), 0) WHERE id = $1",
+        )
+        .bind(task.as_uuid())
+        .execute(&self.pool)
+        .await?;
+        self.transition(task, to, None, guidance).await
+    }
+
+    /// The tasks of a project, newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn project_tasks(&self, project: ProjectId) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY created_at DESC, id"
+        ))
+        .bind(project.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// The tasks a session started, oldest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn session_tasks(&self, session: SessionId) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE session_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(session.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
     }
 
     /// One checked status change, in a transaction holding the task's row lock.

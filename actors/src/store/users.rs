@@ -143,4 +143,38 @@ impl Store {
         .await?;
         rows.iter().map(project_from_row).collect()
     }
+
+    /// The project `id`, whoever owns it — for roles working on one of its tasks (front doors
+    /// use the owner-scoped [`Store::project`]). A missing project is
+    /// [`StoreError::NotFound`].
+    #[tracing::instrument(skip(self))]
+    pub async fn project_of_task(&self, id: ProjectId) -> Result<ProjectDto, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "project",
+            key: id.to_string(),
+        })?;
+        project_from_row(&row)
+    }
+
+    /// The name of project `id`.
+    pub async fn project_name(&self, id: ProjectId) -> Result<String, StoreError> {
+        Ok(self.project_of_task(id).await?.name)
+    }
+
+    /// Records where project `id`'s repository is.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_project_repo(&self, id: ProjectId, repo_url: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE projects SET repo_url = $2, updated_at = now() WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(repo_url)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,0 +1,163 @@
+//! Sessions and their transcripts: what lets a conversation outlive its actor.
+//!
+//! A SessionActor keeps nothing the transcript does not have. It may hibernate when idle, be
+//! restarted by its supervisor, or die with artel; the next message (or news about one of its
+//! tasks) starts a new actor that reads the session and its transcript from here and goes on
+//! where the conversation was. A user's line is journaled *before* the ProductOwner handles
+//! it, so a line that arrives while artel is busy or dying is never lost: it is answered when
+//! the session wakes.
+
+use super::rows::{get, name, time};
+use super::{Store, StoreError};
+use artel_messages::dto::{ChatLineDto, SessionDto};
+use artel_messages::event::ChatRole;
+use artel_messages::{ProjectId, SessionChannel, SessionId, SessionStatus, UserId};
+use sqlx::postgres::PgRow;
+use std::time::Duration;
+
+const SESSION_COLUMNS: &str = "id, user_id, project_id, channel, status, created_at, last_seen_at";
+
+fn session_from_row(row: &PgRow) -> Result<SessionDto, StoreError> {
+    Ok(SessionDto {
+        id: SessionId::from_uuid(get(row, "id")?),
+        user: UserId::from_uuid(get(row, "user_id")?),
+        project: get::<Option<uuid::Uuid>>(row, "project_id")?.map(ProjectId::from_uuid),
+        channel: name(row, "channel")?,
+        status: name(row, "status")?,
+        created_at: time(row, "created_at")?,
+        last_seen_at: time(row, "last_seen_at")?,
+    })
+}
+
+fn line_from_row(row: &PgRow) -> Result<ChatLineDto, StoreError> {
+    Ok(ChatLineDto {
+        id: get(row, "id")?,
+        role: name(row, "role")?,
+        text: get(row, "text")?,
+        at: time(row, "at")?,
+    })
+}
+
+impl Store {
+    /// Starts a conversation of `user` on `channel`.
+    #[tracing::instrument(skip(self))]
+    pub async fn create_session(
+        &self,
+        user: UserId,
+        channel: SessionChannel,
+    ) -> Result<SessionDto, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO sessions (id, user_id, channel) VALUES ($1, $2, $3) \
+             RETURNING {SESSION_COLUMNS}"
+        ))
+        .bind(SessionId::new().as_uuid())
+        .bind(user.as_uuid())
+        .bind(channel.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        session_from_row(&row)
+    }
+
+    /// The session `id`, if it exists.
+    #[tracing::instrument(skip(self))]
+    pub async fn session(&self, id: SessionId) -> Result<Option<SessionDto>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// Moves a session to `status` and marks it seen now.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_session_status(
+        &self,
+        id: SessionId,
+        status: SessionStatus,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET status = $2, last_seen_at = now() WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the project a session is about.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_session_project(
+        &self,
+        id: SessionId,
+        project: ProjectId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET project_id = $2 WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(project.as_uuid())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a line to a session's transcript and marks the session seen.
+    #[tracing::instrument(skip(self, text))]
+    pub async fn append_chat_line(
+        &self,
+        session: SessionId,
+        role: ChatRole,
+        text: &str,
+    ) -> Result<ChatLineDto, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO session_messages (session_id, role, text) VALUES ($1, $2, $3) \
+             RETURNING id, role, text, at",
+        )
+        .bind(session.as_uuid())
+        .bind(role.as_str())
+        .bind(text)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id = $1")
+            .bind(session.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        line_from_row(&row)
+    }
+
+    /// A session's transcript after line `after` (0 for all of it), in order.
+    #[tracing::instrument(skip(self))]
+    pub async fn chat_lines(
+        &self,
+        session: SessionId,
+        after: i64,
+    ) -> Result<Vec<ChatLineDto>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, role, text, at FROM session_messages \
+             WHERE session_id = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(session.as_uuid())
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(line_from_row).collect()
+    }
+
+    /// Hibernates active sessions not seen for `idle`; answers their ids.
+    #[tracing::instrument(skip(self))]
+    pub async fn hibernate_idle_sessions(
+        &self,
+        idle: Duration,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET status = 'hibernated' \
+             WHERE status = 'active' AND last_seen_at < now() - make_interval(secs => $1) \
+             RETURNING id",
+        )
+        .bind(idle.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+    }
+}
