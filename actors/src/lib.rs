@@ -12,15 +12,32 @@
 //! - [`managed_postgres`] — the embedded default database: a private cluster in the data dir.
 //! - [`store`] — Postgres, the source of truth: the step journal, events, projects, secrets.
 //! - [`worker_manager`] — sandboxes with limits (local processes; Docker later), a FIFO queue.
-//!
-//! The pipeline roles (ProductOwner, Scaffolder, Developer, Tester, EnvAnalyzer,
-//! SecretResolver, Deployer, WorkerManager, scheduler jobs) arrive with the pipeline issue;
-//! their messages are already in the catalog.
+//! - [`deploy_target`] — where deployed services run: local processes on allocated ports.
+//! - [`git`] — the local git provider: a bare repository per project, fetch, merge, export.
+//! - [`intent`] — the offline intent parser: what a user's line asks for, English or Russian.
+//! - [`scheduler`] — periodic jobs, each run on one node at a time under an advisory lock.
+//! - [`bus`] — a gapless, ordered feed of the event journal for in-process readers.
+//! - [`agent`] — what writes code: the offline `template` generator, any `cli`; the manifest.
+//! - [`roles`] — Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver, Deployer.
+//! - [`pipeline`] — the step runner mapping each journaled step to its role's message.
+//! - [`sessions`] — one SessionActor per conversation, the ProductOwner, the news herald.
+//! - [`jobs`] — the scheduler's jobs: deployment health, session and worker reapers, repos.
+//! - [`runtime`] — all of the above assembled from `Settings` for `artel up` and `artel new`.
 
+pub mod agent;
 pub mod bus;
 pub mod demo;
+pub mod deploy_target;
+pub mod git;
 pub mod health;
+pub mod intent;
+pub mod jobs;
 pub mod managed_postgres;
+pub mod pipeline;
+pub mod roles;
+pub mod runtime;
+pub mod scheduler;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod worker_manager;

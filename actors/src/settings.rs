@@ -36,6 +36,96 @@ pub struct Settings {
     /// This process's name among artel processes sharing one Redis (stable across restarts;
     /// it names this process's consumers). Default: the host name.
     pub instance: String,
+    /// What writes the code.
+    pub agent: AgentSettings,
+    /// Where services run.
+    pub deploy: DeploySettings,
+    /// Conversations with the ProductOwner.
+    pub sessions: SessionSettings,
+    /// Periodic jobs.
+    pub scheduler: SchedulerSettings,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// `template` (offline, deterministic; the default) or `cli` (any command line).
+    pub kind: String,
+    /// For `cli`: the shell command run in the worker's checkout. It gets the task in
+    /// `ARTEL_TASK`, the failing test output in `ARTEL_REWORK`, the user's guidance in
+    /// `ARTEL_GUIDANCE`, the iteration in `ARTEL_ITERATION`, and must commit its work.
+    pub command: Option<String>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            kind: "template".to_owned(),
+            command: None,
+        }
+    }
+}
+
+/// `[deploy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploySettings {
+    /// The first port services may get.
+    pub first_port: u16,
+    /// The last port services may get.
+    pub last_port: u16,
+    /// How long a new deployment may take to answer its health check.
+    pub health_timeout_secs: u64,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        Self {
+            first_port: 18_000,
+            last_port: 18_999,
+            health_timeout_secs: 20,
+        }
+    }
+}
+
+/// `[sessions]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Idle seconds after which a session's actor hibernates (its transcript stays).
+    pub idle_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { idle_secs: 900 }
+    }
+}
+
+/// `[scheduler]` — seconds between runs of each job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Check every live deployment; restart one that stopped answering.
+    pub health_check_secs: u64,
+    /// Hibernate idle sessions.
+    pub session_reaper_secs: u64,
+    /// Stop workers whose task is over.
+    pub worker_reaper_secs: u64,
+    /// Check every project's repository.
+    pub repo_sync_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            health_check_secs: 15,
+            session_reaper_secs: 60,
+            worker_reaper_secs: 60,
+            repo_sync_secs: 300,
+        }
+    }
 }
 
 /// `[workers]`
@@ -44,11 +134,28 @@ pub struct Settings {
 pub struct WorkersSettings {
     /// Commands running at once; the rest wait in FIFO order.
     pub max_busy: usize,
+    /// Wall-clock seconds one command (an agent run, a test run) may take.
+    pub timeout_secs: u64,
+    /// CPU seconds one command may use.
+    pub cpu_seconds: u64,
+    /// Address space one command may map, in MiB.
+    pub memory_mb: u64,
+    /// Processes one worker may run at once.
+    pub pids: u32,
+    /// Largest file one command may write, in MiB.
+    pub file_size_mb: u64,
 }
 
 impl Default for WorkersSettings {
     fn default() -> Self {
-        Self { max_busy: 4 }
+        Self {
+            max_busy: 4,
+            timeout_secs: 600,
+            cpu_seconds: 600,
+            memory_mb: 2048,
+            pids: 256,
+            file_size_mb: 256,
+        }
     }
 }
 
@@ -102,12 +209,15 @@ pub struct SecretsSettings {
 pub struct WorkflowSettings {
     /// Attempts of one step (restarts included) before its task fails with the step's error.
     pub max_step_attempts: u32,
+    /// Developer ⇄ Tester iterations before a task with failing tests asks the user.
+    pub max_rework_iterations: u32,
 }
 
 impl Default for WorkflowSettings {
     fn default() -> Self {
         Self {
             max_step_attempts: 3,
+            max_rework_iterations: 3,
         }
     }
 }
@@ -123,6 +233,10 @@ impl Default for Settings {
             http: HttpSettings::default(),
             workers: WorkersSettings::default(),
             instance: default_instance(),
+            agent: AgentSettings::default(),
+            deploy: DeploySettings::default(),
+            sessions: SessionSettings::default(),
+            scheduler: SchedulerSettings::default(),
         }
     }
 }
@@ -282,6 +396,34 @@ impl Settings {
                     "{:?} is not host:port (e.g. 127.0.0.1:8080)",
                     self.http.listen
                 ),
+            });
+        }
+        match (self.agent.kind.as_str(), &self.agent.command) {
+            ("template", _) => {}
+            ("cli", Some(command)) if !command.trim().is_empty() => {}
+            ("cli", _) => {
+                return Err(SettingsError::OutOfRange {
+                    key: "agent.command",
+                    message: "the `cli` agent needs a command (e.g. ARTEL_AGENT__COMMAND)".into(),
+                });
+            }
+            (other, _) => {
+                return Err(SettingsError::OutOfRange {
+                    key: "agent.kind",
+                    message: format!("{other:?} is not an agent; use \"template\" or \"cli\""),
+                });
+            }
+        }
+        if self.deploy.first_port < 1024 || self.deploy.first_port > self.deploy.last_port {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.first_port",
+                message: "ports must be 1024..=65535 with first_port <= last_port".into(),
+            });
+        }
+        if self.workers.timeout_secs == 0 || self.workflows.max_rework_iterations == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "workers.timeout_secs",
+                message: "timeouts and iteration limits must be at least 1".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {

@@ -20,6 +20,7 @@
 //! Values bound to queries are never logged by sqlx (only statement text is, at `debug`), and
 //! no function here records a secret value or a step's input/output in its tracing span.
 
+mod deployments;
 mod events;
 mod handled;
 mod rows;
@@ -29,8 +30,10 @@ mod stats;
 mod tasks;
 mod users;
 
+pub use deployments::{DeploymentRecord, NewDeployment};
 pub use events::EventScope;
 pub use secrets::MasterKey;
+pub use sessions::ChatLink;
 pub use stats::{Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
 pub use users::UserRecord;
@@ -200,6 +203,14 @@ pub enum StoreError {
         /// Why it was refused.
         reason: String,
     },
+    /// A scarce resource (a port) has no free unit left; one may be released later.
+    #[error("no free {what}: {detail}")]
+    Exhausted {
+        /// What ran out, e.g. `port`.
+        what: &'static str,
+        /// Where it ran out.
+        detail: String,
+    },
     /// Master key material that is not 32 bytes of base64, hex or raw bytes.
     #[error("bad master key: {0}")]
     BadKey(String),
@@ -282,6 +293,7 @@ impl Classify for StoreError {
         match self {
             Self::Sqlx(err) => sqlx_class(err),
             Self::Migrate(sqlx::migrate::MigrateError::Execute(err)) => sqlx_class(err),
+            Self::Exhausted { .. } => ErrorClass::Retryable,
             Self::Migrate(_)
             | Self::NotFound { .. }
             | Self::Decode { .. }

@@ -425,6 +425,25 @@ impl<R: StepRunner> Workflows<R> {
     /// Creates a task (idempotent on its id) and starts its workflow.
     pub async fn submit(&self, new: NewTask) -> Result<TaskRecord, Failure> {
         let record = self.store.create_task(&new).await.map_err(fail)?;
+        self.announce_and_start(record).await
+    }
+
+    /// Creates an engineering task that creates and starts the deploy task `follow_up` when
+    /// it completes (idempotent on both ids), and starts its workflow.
+    pub async fn submit_with_follow_up(
+        &self,
+        new: NewTask,
+        follow_up: TaskId,
+    ) -> Result<TaskRecord, Failure> {
+        let record = self
+            .store
+            .create_task_with_follow_up(&new, follow_up)
+            .await
+            .map_err(fail)?;
+        self.announce_and_start(record).await
+    }
+
+    async fn announce_and_start(&self, record: TaskRecord) -> Result<TaskRecord, Failure> {
         if record.status == TaskStatus::Queued && record.attempts == 0 {
             self.store
                 .append_event(

@@ -80,6 +80,20 @@ impl Intent {
     }
 }
 
+/// "Answer what is waiting": the session handles, in order, every user line of its
+/// transcript that has no answer yet. Lines are journaled before this is sent, so a line
+/// that arrives while the session is busy, asleep or restarting is answered when it wakes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeSession {
+    /// The conversation.
+    pub session: SessionId,
+}
+
+impl Request for WakeSession {
+    /// How many lines were answered.
+    type Reply = Result<u32, Failure>;
+}
+
 /// An event about one of the session's tasks, for the PO to tell the user about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskUpdate {

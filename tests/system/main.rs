@@ -3,6 +3,7 @@
 //! APIs) and check what a user sees. One test binary, one module per front door.
 
 mod cli;
+mod new;
 mod support;
 mod up;
 mod worker_manager;

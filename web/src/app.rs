@@ -18,8 +18,12 @@
 
 use crate::gateways::http::{HttpGateway, HttpState};
 use anyhow::Context as _;
+use artel_actors::deploy_target::LocalTarget;
 use artel_actors::health::{HealthMonitor, PostgresProbe, Probe, Readiness, RedisProbe};
 use artel_actors::managed_postgres::ManagedPostgres;
+use artel_actors::pipeline::Pipeline;
+use artel_actors::runtime::Runtime;
+use artel_actors::sessions::Sessions;
 use artel_actors::settings::Settings;
 use artel_actors::store::{MasterKey, Store};
 use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime};
@@ -41,6 +45,9 @@ const HEALTH_PERIOD: Duration = Duration::from_secs(2);
 pub enum Mode {
     /// `artel up`: the whole runtime and its front doors.
     Up,
+    /// `artel new`: the whole runtime in this process, driven from the command line (no
+    /// HTTP front door, so it runs next to an `artel up` on the same machine).
+    New,
     /// `artel worker-manager`: serves worker commands from Redis.
     WorkerManager,
 }
@@ -51,6 +58,8 @@ pub struct App {
     store: Store,
     managed: Option<ManagedPostgres>,
     address: Option<SocketAddr>,
+    sessions: Option<Sessions<Pipeline>>,
+    target: Option<LocalTarget>,
 }
 
 impl App {
@@ -106,25 +115,11 @@ impl App {
         });
         let registry = Registry::new();
         let mut address = None;
+        let mut sessions = None;
+        let mut target = None;
         let root = match mode {
-            Mode::Up => {
-                let listener = TcpListener::bind(&settings.http.listen).with_context(|| {
-                    format!(
-                        "cannot listen on {}; is another artel running? Set ARTEL_HTTP__LISTEN \
-                         to another address",
-                        settings.http.listen
-                    )
-                })?;
-                address = Some(listener.local_addr()?);
-                let state = HttpState {
-                    registry: registry.clone(),
-                    readiness: readiness.clone(),
-                    store: store.clone(),
-                    http: Default::default(),
-                };
-                let (_http, http) = ChildSpec::actor("http", move || {
-                    HttpGateway::new(listener.try_clone(), state.clone())
-                });
+            Mode::Up | Mode::New => {
+                let local = reaped_worker_manager(&settings, &store).await?;
                 let workers = match &redis {
                     Some(commands) => {
                         let replies = StreamClient::new(
@@ -148,22 +143,44 @@ impl App {
                             .child(replies)
                             .into_child()
                     }
-                    None => {
-                        WorkerManagerActor::child_spec(
-                            "worker-manager",
-                            reaped_worker_manager(&settings, &store).await?,
-                        )
-                        .1
-                    }
+                    None => WorkerManagerActor::child_spec("worker-manager", local.clone()).1,
                 };
-                Supervisor::new("artel")
+                let runtime = Runtime::build(&settings, &store, local)
+                    .await
+                    .map_err(|failure| anyhow::anyhow!("cannot assemble artel: {failure}"))?;
+                sessions = Some(runtime.sessions.clone());
+                target = Some(runtime.target.clone());
+                let mut root = Supervisor::new("artel")
                     .child(health.role("health"))
                     .child(workers)
-                    .child(
+                    .child(runtime.workflows_tree.into_child())
+                    .child(runtime.sessions_tree.into_child())
+                    .child(runtime.scheduler);
+                if mode == Mode::Up {
+                    let listener = TcpListener::bind(&settings.http.listen).with_context(|| {
+                        format!(
+                            "cannot listen on {}; is another artel running? Set \
+                                 ARTEL_HTTP__LISTEN to another address",
+                            settings.http.listen
+                        )
+                    })?;
+                    address = Some(listener.local_addr()?);
+                    let state = HttpState {
+                        registry: registry.clone(),
+                        readiness: readiness.clone(),
+                        store: store.clone(),
+                        http: Default::default(),
+                    };
+                    let (_http, http) = ChildSpec::actor("http", move || {
+                        HttpGateway::new(listener.try_clone(), state.clone())
+                    });
+                    root = root.child(
                         Supervisor::new("gateways")
                             .child(http.role("gateway"))
                             .into_child(),
-                    )
+                    );
+                }
+                root
             }
             Mode::WorkerManager => {
                 let manager = reaped_worker_manager(&settings, &store).await?;
@@ -188,12 +205,24 @@ impl App {
             store,
             managed,
             address,
+            sessions,
+            target,
         })
     }
 
     /// The address the HTTP front door listens on (`artel up` only).
     pub fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    /// The store (`artel new` reads the event journal from it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The sessions (`artel up` and `artel new`).
+    pub fn sessions(&self) -> Option<&Sessions<Pipeline>> {
+        self.sessions.as_ref()
     }
 
     /// Waits until the tree gives up on its own (it only does by escalation).
@@ -203,8 +232,16 @@ impl App {
 
     /// Stops the tree in reverse start order, closes the pool and stops the managed database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(sessions) = &self.sessions {
+            sessions.close();
+        }
         let reason = self.tree.shutdown().await;
         tracing::info!(%reason, "supervision tree stopped");
+        // Deployed services stop with artel and stay `live` in the store: the next start
+        // restarts them.
+        if let Some(target) = self.target {
+            target.stop_all().await;
+        }
         self.store.close().await;
         if let Some(managed) = self.managed {
             managed.stop().await?;

@@ -39,6 +39,10 @@ pub enum LogFormat {
 /// artel's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build and deploy a service from a request, e.g. `artel new "A URL shortener with a REST
+    /// API"`: runs artel in this process, shows progress, ends with the service's URL, and
+    /// keeps it running until Ctrl-C (further lines on stdin go to the same conversation).
+    New(crate::commands::NewArgs),
     /// Run artel: the supervision tree, the managed database (unless DATABASE_URL is set) and
     /// the HTTP front door, until SIGTERM or Ctrl-C.
     Up(ProcessArgs),

@@ -1,19 +1,41 @@
 //! One module per subcommand; each takes its parsed flags and does its job.
 
+mod new;
 mod streams;
 mod tree;
 mod up;
 
+pub use new::NewArgs;
+
 use crate::app::Mode;
 use crate::cli::Command;
+use artel_actors::settings::Settings;
 use std::path::PathBuf;
 
 /// Runs one subcommand to completion.
 pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()> {
     match command {
+        Command::New(args) => new::run(config, args).await,
         Command::Up(args) => up::run(config, Mode::Up, args.redis_url).await,
         Command::WorkerManager(args) => up::run(config, Mode::WorkerManager, args.redis_url).await,
         Command::Tree(args) => tree::run(args).await,
         Command::Streams(args) => streams::run(args),
     }
+}
+
+/// Settings from `--config` (required to exist when given) or `./artel.toml` (if present),
+/// the environment, and a `--redis-url` flag.
+pub fn load_settings(
+    config: Option<PathBuf>,
+    redis_url: Option<String>,
+) -> anyhow::Result<Settings> {
+    let (file, required) = match config {
+        Some(path) => (path, true),
+        None => (PathBuf::from("artel.toml"), false),
+    };
+    let mut settings = Settings::load(Some(&file), required, std::env::vars())?;
+    if let Some(url) = redis_url {
+        settings.redis.url = Some(artel_messages::SecretValue::new(url));
+    }
+    Ok(settings)
 }

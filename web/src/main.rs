@@ -4,6 +4,7 @@ mod app;
 mod cli;
 mod commands;
 mod gateways;
+mod progress;
 
 use clap::Parser;
 

@@ -105,4 +105,13 @@ impl Store {
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
+
+    /// The id of the newest event (0 when there is none): where a reader that wants only
+    /// what happens from now on starts.
+    pub async fn latest_event_id(&self) -> Result<EventId, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(EventId::new(id.unwrap_or(0)))
+    }
 }

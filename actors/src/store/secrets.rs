@@ -49,6 +49,13 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// 32 random bytes from the operating system as 64 hex digits: a secret artel makes up for
+/// a service (a signing key, a password) when the service declares one as `generated`.
+pub fn random_token() -> String {
+    let bytes = XChaCha20Poly1305::generate_key(&mut OsRng);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl MasterKey {
     /// The key with these bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {

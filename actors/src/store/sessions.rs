@@ -11,7 +11,18 @@ use super::rows::{get, name, time};
 use super::{Store, StoreError};
 use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::event::ChatRole;
-use artel_messages::{ProjectId, SessionChannel, SessionId, SessionStatus, UserId};
+use artel_messages::{EventId, ProjectId, SessionChannel, SessionId, SessionStatus, UserId};
+
+/// What a transcript line is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatLink {
+    /// Nothing (a user's line).
+    None,
+    /// The user line this answers.
+    ReplyTo(i64),
+    /// The event this reports.
+    AboutEvent(EventId),
+}
 use sqlx::postgres::PgRow;
 use std::time::Duration;
 
@@ -100,30 +111,84 @@ impl Store {
         Ok(())
     }
 
-    /// Appends a line to a session's transcript and marks the session seen.
+    /// Appends a line to a session's transcript and marks the session seen. A ProductOwner
+    /// line names the user line it answers (`reply_to`) or the event it reports
+    /// (`about_event`); reporting the same event twice returns `None` and writes nothing.
     #[tracing::instrument(skip(self, text))]
     pub async fn append_chat_line(
         &self,
         session: SessionId,
         role: ChatRole,
         text: &str,
-    ) -> Result<ChatLineDto, StoreError> {
+        link: ChatLink,
+    ) -> Result<Option<ChatLineDto>, StoreError> {
+        let (reply_to, about_event) = match link {
+            ChatLink::None => (None, None),
+            ChatLink::ReplyTo(line) => (Some(line), None),
+            ChatLink::AboutEvent(event) => (None, Some(event.get())),
+        };
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO session_messages (session_id, role, text) VALUES ($1, $2, $3) \
-             RETURNING id, role, text, at",
+            "INSERT INTO session_messages (session_id, role, text, reply_to, about_event) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id, role, text, at",
         )
         .bind(session.as_uuid())
         .bind(role.as_str())
         .bind(text)
-        .fetch_one(&mut *tx)
+        .bind(reply_to)
+        .bind(about_event)
+        .fetch_optional(&mut *tx)
         .await?;
-        sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id = $1")
-            .bind(session.as_uuid())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = now(), \
+             status = CASE WHEN status = 'closed' THEN status ELSE 'active' END WHERE id = $1",
+        )
+        .bind(session.as_uuid())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        line_from_row(&row)
+        row.as_ref().map(line_from_row).transpose()
+    }
+
+    /// The user lines of a session that no ProductOwner line answers yet, in order.
+    #[tracing::instrument(skip(self))]
+    pub async fn unanswered_lines(
+        &self,
+        session: SessionId,
+    ) -> Result<Vec<ChatLineDto>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.role, u.text, u.at FROM session_messages u \
+             WHERE u.session_id = $1 AND u.role = 'user' AND NOT EXISTS \
+               (SELECT 1 FROM session_messages r WHERE r.reply_to = u.id) \
+             ORDER BY u.id",
+        )
+        .bind(session.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(line_from_row).collect()
+    }
+
+    /// The journal position saved under `name` (0 when never saved).
+    pub async fn cursor(&self, name: &str) -> Result<EventId, StoreError> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(EventId::new(position.unwrap_or(0)))
+    }
+
+    /// Saves `position` under `name` (never moving it backwards).
+    pub async fn save_cursor(&self, name: &str, position: EventId) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cursors (name, position) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE \
+             SET position = greatest(cursors.position, excluded.position), updated_at = now()",
+        )
+        .bind(name)
+        .bind(position.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// A session's transcript after line `after` (0 for all of it), in order.

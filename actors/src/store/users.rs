@@ -76,6 +76,22 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The user with this email, created with `name` if there is none. The command line's
+    /// own user (`artel new` on this machine) is found this way.
+    #[tracing::instrument(skip(self))]
+    pub async fn ensure_user(&self, name: &str, email: &str) -> Result<UserRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, name, email) VALUES ($1, $2, $3) \
+             ON CONFLICT (email) DO UPDATE SET email = excluded.email RETURNING {USER_COLUMNS}"
+        ))
+        .bind(UserId::new().as_uuid())
+        .bind(name)
+        .bind(email)
+        .fetch_one(&self.pool)
+        .await?;
+        user_from_row(&row)
+    }
+
     /// Creates a project owned by `owner`. `name` is short, lowercase (`[a-z0-9][a-z0-9_-]*`)
     /// and unique per owner; a duplicate fails on constraint `projects_owner_name_key`.
     #[tracing::instrument(skip(self, description))]

@@ -2,8 +2,8 @@
 //! order.
 
 use crate::app::{App, Mode};
+use crate::commands::load_settings;
 use anyhow::Context as _;
-use artel_actors::settings::Settings;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -12,14 +12,7 @@ pub async fn run(
     mode: Mode,
     redis_url: Option<String>,
 ) -> anyhow::Result<()> {
-    let (file, required) = match config {
-        Some(path) => (path, true),
-        None => (PathBuf::from("artel.toml"), false),
-    };
-    let mut settings = Settings::load(Some(&file), required, std::env::vars())?;
-    if let Some(url) = redis_url {
-        settings.redis.url = Some(artel_messages::SecretValue::new(url));
-    }
+    let settings = load_settings(config, redis_url)?;
     let mut app = App::start(settings, mode).await?;
     // The first line on stdout says where artel is, so scripts and tests can find a port-0
     // server.

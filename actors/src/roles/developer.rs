@@ -1,0 +1,212 @@
+//! Developer: runs the agent in a worker on the task branch; its result is a commit that
+//! exists in the project's repository.
+//!
+//! The worker gets a checkout of the task branch (or of `main` for the first iteration),
+//! the agent works and commits there, and artel fetches the branch into the repository and
+//! checks the commit: an agent that exits without committing, or whose commit is not a
+//! descendant of where it started, has not done its job — whatever it says.
+
+use super::workspace::{Checkout, CheckoutSpec, host_git};
+use super::{Crew, task_branch};
+use crate::agent::{Agent, template};
+use artel_messages::developer::{Develop, Developed};
+use artel_messages::event::{EventBody, NewEvent};
+use artel_messages::{Classify, Failure};
+use std::collections::BTreeMap;
+
+/// Handles a [`Develop`].
+pub async fn develop(crew: &Crew, msg: Develop) -> Result<Developed, Failure> {
+    let repo = crew.repo_of(msg.project).await?;
+    let git = &crew.git;
+    let branch = task_branch(msg.task);
+    let base = match git
+        .head(&repo.name, &branch)
+        .await
+        .map_err(|e| e.to_failure())?
+    {
+        Some(head) => head,
+        None => git
+            .head(&repo.name, "main")
+            .await
+            .map_err(|e| e.to_failure())?
+            .ok_or_else(|| Failure::fatal("the repository has no main branch: scaffold first"))?,
+    };
+    let env = agent_env(&msg);
+    let checkout = Checkout::open(
+        &crew.workers,
+        git,
+        CheckoutSpec {
+            project: msg.project,
+            task: msg.task,
+            repo: &repo.name,
+            commit: &base,
+            branch: Some(&branch),
+            env,
+            limits: crew.limits,
+        },
+    )
+    .await?;
+    let result = run_agent(crew, &checkout, &msg, &repo.project_name).await;
+    let result = match result {
+        Ok(summary) => collect(crew, &checkout, &repo.name, &branch, &base)
+            .await
+            .map(|commit| (commit, summary)),
+        Err(failure) => Err(failure),
+    };
+    checkout.close("the developer's agent finished").await;
+    let (commit, summary) = result?;
+    crew.store
+        .append_event(
+            NewEvent::new(EventBody::CommitCreated {
+                sha: commit.clone(),
+                branch: branch.clone(),
+            })
+            .project(msg.project)
+            .task(msg.task),
+        )
+        .await
+        .map_err(|e| e.to_failure())?;
+    Ok(Developed {
+        commit,
+        branch,
+        summary,
+    })
+}
+
+/// What the agent is told, as environment variables (the `cli` agent's interface).
+fn agent_env(msg: &Develop) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("ARTEL_TASK".to_owned(), msg.description.clone());
+    env.insert("ARTEL_ITERATION".to_owned(), msg.attempt.to_string());
+    if let Some(report) = &msg.rework {
+        env.insert("ARTEL_REWORK".to_owned(), report.output_tail.clone());
+    }
+    if let Some(guidance) = &msg.guidance {
+        env.insert("ARTEL_GUIDANCE".to_owned(), guidance.clone());
+    }
+    env
+}
+
+/// Runs the agent in the checkout; answers what it says it did.
+async fn run_agent(
+    crew: &Crew,
+    checkout: &Checkout,
+    msg: &Develop,
+    project_name: &str,
+) -> Result<String, Failure> {
+    let (program, args, summary) = match &crew.agent {
+        Agent::Template => {
+            let blueprint = template::blueprint(&msg.description);
+            let files = template::render(&blueprint, project_name, &msg.description);
+            write_files(checkout, &files)?;
+            let message = format!(
+                "Implement the {} API (template agent)",
+                blueprint.resource.name
+            );
+            let script = "git add -A && git commit --quiet --allow-empty -m \"$1\"";
+            (
+                "sh".to_owned(),
+                vec!["-c".into(), script.into(), "sh".into(), message.clone()],
+                message,
+            )
+        }
+        Agent::Cli { command } => (
+            "sh".to_owned(),
+            vec!["-c".into(), command.clone()],
+            format!("ran `{command}`"),
+        ),
+    };
+    let outcome = checkout.run(&program, args).await?;
+    if outcome.timed_out {
+        return Err(Failure::retryable(
+            "the agent ran out of time (workers.timeout_secs) and was stopped",
+        ));
+    }
+    if !outcome.succeeded() {
+        return Err(Failure::retryable(format!(
+            "the agent exited with {}; its last output:\n{}",
+            outcome
+                .exit_code
+                .map_or("a signal".to_owned(), |c| format!("code {c}")),
+            tail(&outcome.stderr_tail, &outcome.stdout_tail)
+        )));
+    }
+    Ok(summary)
+}
+
+/// Writes the template agent's files into the checkout, owned like the checkout.
+fn write_files(checkout: &Checkout, files: &[template::GeneratedFile]) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(checkout.dir())
+        .map(|m| m.uid())
+        .map_err(|e| Failure::retryable(format!("cannot read the checkout: {e}")))?;
+    for file in files {
+        let path = checkout.dir().join(&file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::retryable(format!("cannot write {}: {e}", file.path)))?;
+        }
+        std::fs::write(&path, &file.contents)
+            .and_then(|()| std::os::unix::fs::lchown(&path, Some(owner), None))
+            .map_err(|e| Failure::retryable(format!("cannot write {}: {e}", file.path)))?;
+    }
+    Ok(())
+}
+
+/// Fetches the agent's branch into the repository and checks it moved forward from `base`.
+async fn collect(
+    crew: &Crew,
+    checkout: &Checkout,
+    repo: &str,
+    branch: &str,
+    base: &str,
+) -> Result<String, Failure> {
+    let head = checkout.head().await?;
+    if head == base {
+        return Err(Failure::retryable(
+            "the agent finished without committing anything",
+        ));
+    }
+    let current = host_git(
+        &crew.git,
+        checkout.dir(),
+        &["symbolic-ref", "--quiet", "--short", "HEAD"],
+    )
+    .await
+    .unwrap_or_default();
+    if current.trim() != branch {
+        return Err(Failure::retryable(format!(
+            "the agent left the checkout on `{}` instead of `{branch}`",
+            current.trim()
+        )));
+    }
+    let git = &crew.git;
+    let fetched = git
+        .fetch_branch(repo, checkout.dir(), branch)
+        .await
+        .map_err(|e| e.to_failure())?;
+    let commit = git
+        .resolve_commit(repo, &fetched)
+        .await
+        .map_err(|e| e.to_failure())?;
+    if !git
+        .is_ancestor(repo, base, &commit)
+        .await
+        .map_err(|e| e.to_failure())?
+    {
+        return Err(Failure::retryable(format!(
+            "the agent's commit {commit} does not build on {base}"
+        )));
+    }
+    Ok(commit)
+}
+
+fn tail(stderr: &str, stdout: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

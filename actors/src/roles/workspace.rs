@@ -1,0 +1,208 @@
+//! A checkout in a worker: what the Developer and the Tester share.
+//!
+//! Each role runs exactly one command in a fresh worker (the worker-manager's rule: a new
+//! job gets a new, clean sandbox). artel prepares the worker's directory on the host first —
+//! clones the project's repository into `repo/` and hands the files to the worker's own uid —
+//! so the command (an agent, a test run) needs no access to artel's repositories, and the
+//! worker never holds more than one checkout.
+
+use crate::git::LocalGit;
+use crate::worker_manager::{WorkerError, WorkerManager};
+use artel_messages::worker_manager::{
+    CommandOutcome, RunCommand, WorkerLimits, WorkerRuntime, WorkerSpec,
+};
+use artel_messages::{Classify, Failure, ProjectId, TaskId, WorkerId};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+/// The directory, inside the worker's own, that holds the checkout.
+pub const CHECKOUT: &str = "repo";
+
+/// A worker with a checkout, ready for its one command.
+pub struct Checkout {
+    manager: WorkerManager,
+    git: LocalGit,
+    worker: WorkerId,
+    dir: PathBuf,
+}
+
+/// What a checkout is made from.
+pub struct CheckoutSpec<'a> {
+    /// The project.
+    pub project: ProjectId,
+    /// The task the worker works for.
+    pub task: TaskId,
+    /// The local repository's name.
+    pub repo: &'a str,
+    /// The commit to check out.
+    pub commit: &'a str,
+    /// The branch to create at that commit (`None`: detached).
+    pub branch: Option<&'a str>,
+    /// Plain environment for the command (artel's git identity and configuration are added).
+    pub env: BTreeMap<String, String>,
+    /// The command's limits.
+    pub limits: WorkerLimits,
+}
+
+impl Checkout {
+    /// Spawns a worker and checks out `spec.commit` in its `repo/` directory.
+    pub async fn open(
+        manager: &WorkerManager,
+        git: &LocalGit,
+        spec: CheckoutSpec<'_>,
+    ) -> Result<Self, Failure> {
+        let mut env: BTreeMap<String, String> = git
+            .worker_env()
+            .map_err(|e| e.to_failure())?
+            .into_iter()
+            .collect();
+        env.extend(spec.env);
+        let worker = manager
+            .spawn(WorkerSpec {
+                project: spec.project,
+                task: spec.task,
+                runtime: WorkerRuntime::Process,
+                image: None,
+                env,
+                secrets: Vec::new(),
+                limits: spec.limits,
+            })
+            .await
+            .map_err(|e| e.to_failure())?;
+        let checkout = Self {
+            manager: manager.clone(),
+            git: git.clone(),
+            worker: worker.id,
+            dir: PathBuf::new(),
+        };
+        match checkout
+            .prepare(manager, git, spec.repo, spec.commit, spec.branch)
+            .await
+        {
+            Ok(dir) => Ok(Self { dir, ..checkout }),
+            Err(failure) => {
+                checkout.close("the checkout could not be prepared").await;
+                Err(failure)
+            }
+        }
+    }
+
+    async fn prepare(
+        &self,
+        manager: &WorkerManager,
+        git: &LocalGit,
+        repo: &str,
+        commit: &str,
+        branch: Option<&str>,
+    ) -> Result<PathBuf, Failure> {
+        let info = manager
+            .sandbox(self.worker)
+            .ok_or_else(|| Failure::retryable(format!("worker {} vanished", self.worker)))?;
+        let root = info
+            .workspace
+            .ok_or_else(|| Failure::fatal("this worker runtime has no host directory"))?;
+        let dir = root.join(CHECKOUT);
+        let url = git.clone_url(repo).map_err(|e| e.to_failure())?;
+        host_git(
+            git,
+            &root,
+            &["clone", "--quiet", "--no-hardlinks", &url, CHECKOUT],
+        )
+        .await?;
+        let mut checkout = vec!["checkout", "--quiet"];
+        if let Some(branch) = branch {
+            checkout.extend(["-B", branch]);
+        } else {
+            checkout.push("--detach");
+        }
+        checkout.push(commit);
+        host_git(git, &dir, &checkout).await?;
+        if let Some(uid) = info.uid {
+            give_to(&dir, uid).map_err(|e| {
+                Failure::retryable(format!("cannot hand the checkout to uid {uid}: {e}"))
+            })?;
+        }
+        Ok(dir)
+    }
+
+    /// The checkout on the host.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The worker.
+    pub fn worker(&self) -> WorkerId {
+        self.worker
+    }
+
+    /// Runs the one command in the checkout.
+    pub async fn run(&self, program: &str, args: Vec<String>) -> Result<CommandOutcome, Failure> {
+        self.manager
+            .run(RunCommand {
+                worker: self.worker,
+                program: program.to_owned(),
+                args,
+                cwd: Some(CHECKOUT.to_owned()),
+            })
+            .await
+            .map_err(|e: WorkerError| e.to_failure())
+    }
+
+    /// The commit the checkout's `HEAD` is at.
+    pub async fn head(&self) -> Result<String, Failure> {
+        let out = host_git(
+            &self.git,
+            &self.dir,
+            &["rev-parse", "--verify", "HEAD^{commit}"],
+        )
+        .await?;
+        Ok(out.trim().to_owned())
+    }
+
+    /// Stops the worker (removing its directory). Best effort: a stop that fails is logged;
+    /// the worker reaper removes what is left.
+    pub async fn close(self, reason: &str) {
+        if let Err(err) = self.manager.stop(self.worker, reason).await {
+            tracing::warn!(worker = %self.worker, %err, "stopping a worker failed");
+        }
+    }
+}
+
+/// Runs `git` on the host in `dir`, with artel's git configuration (not the host's) and any
+/// owner accepted (the checkout belongs to the worker's uid).
+pub async fn host_git(git: &LocalGit, dir: &Path, args: &[&str]) -> Result<String, Failure> {
+    let output = Command::new("git")
+        .arg("-c")
+        .arg("safe.directory=*")
+        .args(args)
+        .current_dir(dir)
+        .envs(git.worker_env().map_err(|e| e.to_failure())?)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Failure::retryable(format!("cannot run git: {e}")))?;
+    if !output.status.success() {
+        return Err(Failure::fatal(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Makes `uid` the owner of everything under `dir` (symlinks themselves, not their targets).
+fn give_to(dir: &Path, uid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), None)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            give_to(&path, uid)?;
+        } else {
+            std::os::unix::fs::lchown(&path, Some(uid), None)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! The ProductOwner's offline brain: what to do about a user's line, and what to say about a
+//! task's event.
+//!
+//! Without an LLM, the ProductOwner understands users through [`intent::parse`] and acts
+//! through the same workflows every front door uses. A task that waits for the user (tests
+//! that keep failing) turns the next line into its answer: "yes" retries, "cancel" cancels,
+//! anything else is guidance for the Developer.
+
+use super::Sessions;
+use crate::agent::template;
+use crate::intent;
+use crate::store::{NewTask, StoreError, TaskRecord};
+use crate::workflow::StepRunner;
+use artel_messages::dto::SessionDto;
+use artel_messages::product_owner::Intent;
+use artel_messages::{
+    Classify, Event, EventBody, Failure, ProjectId, TaskId, TaskKind, TaskStatus,
+};
+
+/// What the ProductOwner answers to `text` in `session`, after doing what it asks.
+pub(super) async fn answer<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+    text: &str,
+) -> Result<String, Failure> {
+    let waiting = waiting_task(sessions, session).await?;
+    match intent::parse(text) {
+        Intent::BuildNew { description } => build(sessions, session, &description).await,
+        Intent::Status => status(sessions, session).await,
+        Intent::ListProjects => list_projects(sessions, session).await,
+        Intent::Deploy { project } => deploy(sessions, session, &project).await,
+        Intent::ProvideSecret { name, .. } => secret_given(sessions, session, &name).await,
+        Intent::Approve => match waiting {
+            Some(task) => resume(sessions, &task, None).await,
+            None => Ok("Nothing is waiting for a yes right now.".to_owned()),
+        },
+        Intent::Reject | Intent::Cancel => cancel(sessions, session).await,
+        Intent::Unknown => match waiting {
+            Some(task) if task.kind == TaskKind::Engineering => {
+                resume(sessions, &task, Some(text)).await
+            }
+            _ => Ok(HELP.to_owned()),
+        },
+    }
+}
+
+const HELP: &str = "I build and run small web services. Tell me what you need, e.g. \
+\"make me a URL shortener with an API\". You can also ask for \"status\", \"my projects\", \
+\"deploy <project>\", give a secret as NAME=value, or \"cancel\".";
+
+fn fail(err: StoreError) -> Failure {
+    err.to_failure()
+}
+
+/// The newest task of the session that waits for the user, if any.
+async fn waiting_task<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+) -> Result<Option<TaskRecord>, Failure> {
+    let tasks = sessions
+        .store()
+        .session_tasks(session.id)
+        .await
+        .map_err(fail)?;
+    Ok(tasks
+        .into_iter()
+        .rev()
+        .find(|t| t.status == TaskStatus::NeedsHuman))
+}
+
+async fn build<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+    description: &str,
+) -> Result<String, Failure> {
+    let store = sessions.store();
+    // Answering the same line again (after a crash) must not build a second project.
+    if let Some(project) = session.project {
+        let existing = store.project_of_task(project).await.map_err(fail)?;
+        if existing.description == description {
+            return Ok(format!(
+                "I'm already on it: {} is being built. Ask for \"status\" any time.",
+                existing.name
+            ));
+        }
+    }
+    let stem = template::project_name(description);
+    let mut name = stem.clone();
+    let mut n = 1;
+    let project = loop {
+        match store.create_project(session.user, &name, description).await {
+            Ok(project) => break project,
+            Err(err) if err.constraint() == Some("projects_owner_name_key") && n < 100 => {
+                n += 1;
+                name = format!("{stem}-{n}");
+            }
+            Err(err) => return Err(fail(err)),
+        }
+    };
+    store
+        .set_session_project(session.id, project.id)
+        .await
+        .map_err(fail)?;
+    let engineering = NewTask {
+        id: TaskId::new(),
+        project: project.id,
+        kind: TaskKind::Engineering,
+        description: description.to_owned(),
+        session: Some(session.id),
+    };
+    sessions
+        .inner
+        .workflows
+        .submit_with_follow_up(engineering, TaskId::new())
+        .await?;
+    Ok(format!(
+        "On it: I'm building {} — scaffold, develop, test, then deploy. I'll tell you here \
+         when it's live.",
+        project.name
+    ))
+}
+
+async fn status<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+) -> Result<String, Failure> {
+    let store = sessions.store();
+    let tasks = store.session_tasks(session.id).await.map_err(fail)?;
+    if tasks.is_empty() {
+        return list_projects(sessions, session).await;
+    }
+    let mut lines = Vec::new();
+    for task in tasks.iter().rev().take(10) {
+        let project = store.project_name(task.project).await.map_err(fail)?;
+        let mut line = format!("- {} of {project}: {}", task.kind, task.status);
+        if let Some(failure) = &task.failure {
+            line.push_str(&format!(" ({})", failure.reason));
+        }
+        lines.push(line);
+    }
+    if let Some(project) = session.project
+        && let Some(live) = store.live_deployment(project).await.map_err(fail)?
+    {
+        lines.push(format!(
+            "Live at {}",
+            live.url.unwrap_or_else(|| "(no address yet)".into())
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+async fn list_projects<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+) -> Result<String, Failure> {
+    let store = sessions.store();
+    let projects = store.projects(session.user).await.map_err(fail)?;
+    if projects.is_empty() {
+        return Ok(format!("You have no projects yet. {HELP}"));
+    }
+    let mut lines = vec!["Your projects:".to_owned()];
+    for project in projects {
+        let live = store.live_deployment(project.id).await.map_err(fail)?;
+        lines.push(match live.and_then(|d| d.url) {
+            Some(url) => format!("- {} — live at {url}", project.name),
+            None => format!("- {} — not deployed", project.name),
+        });
+    }
+    Ok(lines.join("\n"))
+}
+
+async fn deploy<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+    name: &str,
+) -> Result<String, Failure> {
+    let store = sessions.store();
+    let Some(project) = store
+        .project_by_name(session.user, name)
+        .await
+        .map_err(fail)?
+    else {
+        let names: Vec<String> = store
+            .projects(session.user)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        return Ok(if names.is_empty() {
+            format!("You have no project called {name:?} (no projects at all yet).")
+        } else {
+            format!(
+                "You have no project called {name:?}. Your projects: {}.",
+                names.join(", ")
+            )
+        });
+    };
+    store
+        .set_session_project(session.id, project.id)
+        .await
+        .map_err(fail)?;
+    sessions
+        .inner
+        .workflows
+        .submit(NewTask {
+            id: TaskId::new(),
+            project: project.id,
+            kind: TaskKind::Deploy,
+            description: format!("deploy {}", project.name),
+            session: Some(session.id),
+        })
+        .await?;
+    Ok(format!(
+        "Deploying the latest code of {}. The current deployment keeps serving until the new \
+         one is healthy.",
+        project.name
+    ))
+}
+
+async fn secret_given<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+    name: &str,
+) -> Result<String, Failure> {
+    let Some(project) = session.project else {
+        return Ok(format!(
+            "I don't know which project {name} is for, so I did not keep it. Start with what \
+             you want built, then give it when I ask."
+        ));
+    };
+    let store = sessions.store();
+    let waiting: Vec<TaskRecord> = store
+        .project_tasks(project)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .filter(|t| t.kind == TaskKind::Deploy && t.status == TaskStatus::NeedsHuman)
+        .collect();
+    for task in &waiting {
+        sessions.inner.workflows.resume(task.id, None).await?;
+    }
+    Ok(if waiting.is_empty() {
+        format!("Thanks — {name} is stored, encrypted. The next deploy will use it.")
+    } else {
+        format!("Thanks — {name} is stored, encrypted. Resuming the deploy.")
+    })
+}
+
+async fn resume<R: StepRunner>(
+    sessions: &Sessions<R>,
+    task: &TaskRecord,
+    guidance: Option<&str>,
+) -> Result<String, Failure> {
+    sessions.inner.workflows.resume(task.id, guidance).await?;
+    Ok(match guidance {
+        Some(_) => "Got it — I passed that to the Developer and the work goes on.".to_owned(),
+        None => "Trying again.".to_owned(),
+    })
+}
+
+async fn cancel<R: StepRunner>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+) -> Result<String, Failure> {
+    let tasks = sessions
+        .store()
+        .session_tasks(session.id)
+        .await
+        .map_err(fail)?;
+    let mut cancelled = 0;
+    for task in tasks.iter().filter(|t| t.status.is_active()) {
+        sessions
+            .inner
+            .workflows
+            .cancel(task.id, "cancelled by the user")
+            .await?;
+        cancelled += 1;
+    }
+    Ok(match cancelled {
+        0 => "Nothing is running, so there is nothing to cancel.".to_owned(),
+        1 => "Cancelled.".to_owned(),
+        n => format!("Cancelled {n} tasks."),
+    })
+}
+
+/// True for the events a session tells its user about.
+pub(super) fn is_news(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::TestsFinished { .. }
+            | EventBody::SecretRequested { .. }
+            | EventBody::DeploySucceeded { .. }
+            | EventBody::TaskStatusChanged {
+                to: TaskStatus::Completed | TaskStatus::NeedsHuman | TaskStatus::Failed,
+                ..
+            }
+    )
+}
+
+/// What to tell the user about `event`, if anything.
+pub(super) async fn news<R: StepRunner>(
+    sessions: &Sessions<R>,
+    event: &Event,
+) -> Result<Option<String>, Failure> {
+    if !is_news(&event.body) {
+        return Ok(None);
+    }
+    let store = sessions.store();
+    let Some(task_id) = event.task else {
+        return Ok(None);
+    };
+    let Some(task) = store.task(task_id).await.map_err(fail)? else {
+        return Ok(None);
+    };
+    let project = project_name(sessions, task.project).await?;
+    Ok(match &event.body {
+        EventBody::TestsFinished { passed, failed, .. } if *failed > 0 => Some(format!(
+            "Tests of {project}: {passed} passed, {failed} failed. The Developer gets the \
+             output and reworks it."
+        )),
+        EventBody::TestsFinished { .. } => None,
+        EventBody::SecretRequested { name } => Some(format!(
+            "{project} needs {name}, which only you can give. Reply with {name}=<value> — I \
+             store it encrypted and never show it again."
+        )),
+        EventBody::DeploySucceeded { url, .. } => Some(format!("{project} is live at {url}")),
+        EventBody::TaskStatusChanged { to, reason, .. } => match (task.kind, to) {
+            (TaskKind::Engineering, TaskStatus::Completed) if task.follow_up.is_some() => Some(
+                format!("{project}: the code is written and its tests pass. Deploying it now."),
+            ),
+            (TaskKind::Engineering, TaskStatus::Completed) => Some(format!(
+                "{project}: the code is written and its tests pass."
+            )),
+            (TaskKind::Engineering, TaskStatus::NeedsHuman) => Some(format!(
+                "I need your help with {project}: {}\nTell me what to change (I'll pass it to \
+                 the Developer), say \"yes\" to try again, or \"cancel\".",
+                reason.as_deref().unwrap_or("it is stuck")
+            )),
+            (kind, TaskStatus::Failed) => Some(format!(
+                "The {kind} of {project} failed: {}",
+                reason.as_deref().unwrap_or("no reason recorded")
+            )),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+async fn project_name<R: StepRunner>(
+    sessions: &Sessions<R>,
+    project: ProjectId,
+) -> Result<String, Failure> {
+    sessions.store().project_name(project).await.map_err(fail)
+}

@@ -1,0 +1,106 @@
+//! `artel new "<request>"`: artel's main job in one command.
+//!
+//! Starts artel in this process (managed Postgres unless `DATABASE_URL` is set, local
+//! workers, local git, the configured agent, the local deploy target), opens a CLI session
+//! with the ProductOwner, says the request, and shows the job's progress until the service is
+//! live — then keeps artel (and the service) running: further lines on standard input go to
+//! the same session (give a secret as `NAME=value`, ask for `status`, `deploy <project>`, …),
+//! and Ctrl-C or SIGTERM stops both cleanly. `--exit-when-done` exits once the job ends.
+
+use crate::app::{App, Mode};
+use crate::commands::load_settings;
+use crate::progress::{Ended, Progress};
+use anyhow::Context as _;
+use artel_actors::bus::EventFeed;
+use artel_actors::store::EventScope;
+use artel_messages::SessionChannel;
+use std::path::PathBuf;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Flags of `artel new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// What to build, in your words, e.g. "A URL shortener with a REST API".
+    pub request: String,
+
+    /// Print one JSON event per line instead of progress bars.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit once the job ends (the service is live, or the job failed or needs you); the
+    /// service stops with artel. Without it artel keeps running until Ctrl-C.
+    #[arg(long)]
+    pub exit_when_done: bool,
+}
+
+pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
+    let request = args.request.trim().to_owned();
+    if request.is_empty() {
+        anyhow::bail!("say what to build, e.g. artel new \"a todo list API\"");
+    }
+    let settings = load_settings(config, None)?;
+    let mut app = App::start(settings, Mode::New).await?;
+    let result = drive(&mut app, &request, &args).await;
+    app.shutdown().await?;
+    result
+}
+
+async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<()> {
+    let store = app.store().clone();
+    let sessions = app
+        .sessions()
+        .context("artel started without sessions")?
+        .clone();
+    let user = store
+        .ensure_user("local", "local@localhost")
+        .await
+        .context("cannot find or create the local user")?;
+    let session = sessions.open(user.id, SessionChannel::Cli).await?;
+    let since = store
+        .latest_event_id()
+        .await
+        .context("cannot read the event journal")?;
+    let mut feed = EventFeed::new(&store, EventScope::All, since);
+    let mut progress = Progress::new(args.json, session.id, store.clone());
+
+    if let Err(failure) = sessions.say(session.id, request).await {
+        anyhow::bail!("the ProductOwner could not take the request: {failure}");
+    }
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut outcome = None;
+    loop {
+        tokio::select! {
+            event = feed.next() => {
+                let event = event.context("cannot read the event journal")?;
+                if let Some(ended) = progress.show(&event).await {
+                    outcome = Some(ended);
+                    if args.exit_when_done {
+                        break;
+                    }
+                }
+            }
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) if !line.trim().is_empty() => {
+                    if let Err(failure) = sessions.say(session.id, &line).await {
+                        progress.note(&format!("could not take that line: {failure}"));
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            reason = app.failed() => anyhow::bail!("artel stopped: {reason}"),
+        }
+    }
+    progress.finish();
+    match outcome {
+        Some(Ended::Stuck(reason)) if args.exit_when_done => {
+            anyhow::bail!("the job did not finish: {reason}")
+        }
+        _ => Ok(()),
+    }
+}
