@@ -144,6 +144,12 @@ pub struct WorkersSettings {
     pub pids: u32,
     /// Largest file one command may write, in MiB.
     pub file_size_mb: u64,
+    /// Under root, workers run as uids `first_uid .. first_uid + uid_count`, one per live
+    /// worker. The range must belong to nobody else on the host (two artel processes on one
+    /// host need two ranges): a process of such a uid is killed when its worker is reaped.
+    pub first_uid: u32,
+    /// How many uids the range holds.
+    pub uid_count: u32,
 }
 
 impl Default for WorkersSettings {
@@ -155,6 +161,8 @@ impl Default for WorkersSettings {
             memory_mb: 2048,
             pids: 256,
             file_size_mb: 256,
+            first_uid: 2_000_000_000,
+            uid_count: 65_536,
         }
     }
 }
@@ -418,6 +426,20 @@ impl Settings {
             return Err(SettingsError::OutOfRange {
                 key: "deploy.first_port",
                 message: "ports must be 1024..=65535 with first_port <= last_port".into(),
+            });
+        }
+        if self.workers.first_uid < 1000
+            || self.workers.uid_count == 0
+            || self
+                .workers
+                .first_uid
+                .checked_add(self.workers.uid_count)
+                .is_none()
+        {
+            return Err(SettingsError::OutOfRange {
+                key: "workers.first_uid",
+                message: "the worker uid range must start at 1000 or above and fit in 32 bits"
+                    .into(),
             });
         }
         if self.workers.timeout_secs == 0 || self.workflows.max_rework_iterations == 0 {

@@ -9,12 +9,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Each run gets its own range of deploy ports, so parallel tests never race for one.
 static NEXT_PORTS: AtomicU16 = AtomicU16::new(21_000);
+/// And its own worker uids: a worker-manager kills strays of its range when reaping.
+static NEXT_UIDS: AtomicU32 = AtomicU32::new(2_100_000_000);
 
 /// How long a whole job may take on a loaded 2-core CI machine.
 const JOB: Duration = Duration::from_secs(180);
@@ -24,6 +26,7 @@ pub struct Home {
     pub database: String,
     pub data_dir: PathBuf,
     first_port: u16,
+    first_uid: u32,
 }
 
 impl Home {
@@ -32,6 +35,7 @@ impl Home {
             database: fresh_database().await,
             data_dir: data_dir(tag),
             first_port: NEXT_PORTS.fetch_add(20, Ordering::SeqCst),
+            first_uid: NEXT_UIDS.fetch_add(10_000, Ordering::SeqCst),
         }
     }
 
@@ -46,6 +50,8 @@ impl Home {
                 "ARTEL_DEPLOY__LAST_PORT",
                 (self.first_port + 19).to_string(),
             )
+            .env("ARTEL_WORKERS__FIRST_UID", self.first_uid.to_string())
+            .env("ARTEL_WORKERS__UID_COUNT", "10000")
             .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
             .env("ARTEL_LOG", "warn")
             .stdin(Stdio::piped())
@@ -336,7 +342,7 @@ if [ -n "$ARTEL_REWORK" ] && [ -z "$NEVER_FIX" ]; then
   printf 'def add(a, b):\n    return a + b\n' > calc.py
   msg="fix add: $(echo "$ARTEL_REWORK" | grep -c AssertionError) assertion(s) seen"
 else
-  printf 'def add(a, b):\n    return a - b\n' > calc.py
+  printf '# iteration %s\ndef add(a, b):\n    return a - b\n' "$ARTEL_ITERATION" > calc.py
   msg="add calc (iteration $ARTEL_ITERATION)"
 fi
 git add -A
@@ -377,14 +383,15 @@ async fn failing_tests_go_back_to_the_developer_and_pass_on_iteration_two() {
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_iteration_limit_the_task_needs_a_human_who_is_told() {
     let home = Home::new("needs-human").await;
-    let agent = home.script("agent.sh", REWORKING_AGENT);
+    // Workers get a scrubbed environment, so the switch lives in the script itself.
+    let never_fixing = REWORKING_AGENT.replace("set -e\n", "set -e\nNEVER_FIX=1\n");
+    let agent = home.script("agent.sh", &never_fixing);
     let mut run = home.new_job(
         "a calculator service",
         &[
             ("ARTEL_AGENT__KIND", "cli"),
             ("ARTEL_AGENT__COMMAND", agent.to_str().unwrap()),
             ("ARTEL_WORKFLOWS__MAX_REWORK_ITERATIONS", "2"),
-            ("NEVER_FIX", "1"),
         ],
     );
     run.wait_for("engineering needs_human", JOB);

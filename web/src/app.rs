@@ -26,7 +26,7 @@ use artel_actors::runtime::Runtime;
 use artel_actors::sessions::Sessions;
 use artel_actors::settings::Settings;
 use artel_actors::store::{MasterKey, Store};
-use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime};
+use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime, RunAs};
 use artel_actors::worker_manager::remote::{RemoteWorkerManager, serve_commands};
 use artel_actors::worker_manager::{WorkerManager, WorkerManagerActor, WorkerManagerConfig};
 use artel_supervisors::stream_mailbox::GroupStart;
@@ -253,8 +253,16 @@ impl App {
 
 /// The in-process worker-manager with the local-process runtime, workspaces in the data dir.
 fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
-    let runtime = ProcessRuntime::new(ProcessConfig::new(settings.data_dir.join("workers")))
-        .context("cannot set up the local-process worker runtime")?;
+    let mut config = ProcessConfig::new(settings.data_dir.join("workers"));
+    if nix::unistd::geteuid().is_root() {
+        config.run_as = RunAs::UidRange {
+            first: settings.workers.first_uid,
+            count: settings.workers.uid_count,
+            gid: artel_actors::worker_manager::process::DEFAULT_GID,
+        };
+    }
+    let runtime =
+        ProcessRuntime::new(config).context("cannot set up the local-process worker runtime")?;
     Ok(WorkerManager::owned_by(
         store.clone(),
         runtime,

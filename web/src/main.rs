@@ -41,5 +41,8 @@ fn run() -> anyhow::Result<()> {
         .enable_all()
         .thread_name("artel")
         .build()?;
-    runtime.block_on(commands::run(cli.command, cli.config))
+    let result = runtime.block_on(commands::run(cli.command, cli.config));
+    // A blocking read of stdin (`artel new`'s conversation) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

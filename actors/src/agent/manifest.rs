@@ -64,6 +64,9 @@ impl Manifest {
             field: field.to_owned(),
             problem: problem.to_owned(),
         };
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty: name the project"));
+        }
         for (field, command) in [("run", &self.run), ("test", &self.test)] {
             if command.first().is_none_or(|p| p.trim().is_empty()) {
                 return Err(invalid(
@@ -72,10 +75,14 @@ impl Manifest {
                 ));
             }
         }
-        if !self.health.starts_with('/') {
+        if !self.health.starts_with('/')
+            || self
+                .health
+                .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid(
                 "health",
-                "must be a path starting with `/`, e.g. \"/health\"",
+                "must be a path starting with `/`, without spaces, e.g. \"/health\"",
             ));
         }
         let mut seen = BTreeSet::new();
@@ -155,6 +162,23 @@ mod tests {
                 "not an environment variable name",
             ),
             ("not json".to_owned(), "malformed"),
+            (GOOD.replace("\"x\"", "\" \""), "name must not be empty"),
+            (
+                GOOD.replace("\"/health\"", "\"/he alth\""),
+                "health must be a path",
+            ),
+            (
+                GOOD.replace("\"PORT\"", "\"9PORT\""),
+                "not an environment variable name",
+            ),
+            (GOOD.replace("\"target\"", "\"somewhere\""), "malformed"),
+            (
+                GOOD.replace(
+                    "\"test\": [\"python3\", \"-m\", \"unittest\"]",
+                    "\"test\": [\" \"]",
+                ),
+                "test must name a program",
+            ),
         ];
         for (text, expected) in cases {
             let err = Manifest::parse(&text).unwrap_err();

@@ -81,84 +81,155 @@ fn field(name: &'static str, kind: &'static str, required: bool, sample: Value) 
     }
 }
 
+/// The words that point at each resource, best guess first when two are mentioned at the
+/// same place. A one-word keyword matches the start of a word (`shorten` in "shortener",
+/// `note` in "notes"); a phrase matches anywhere.
+const KEYWORDS: &[(&[&str], fn() -> Resource)] = &[
+    (
+        &[
+            "shorten",
+            "short link",
+            "short url",
+            "url",
+            "link",
+            "сокращ",
+            "ссылк",
+        ],
+        links,
+    ),
+    (
+        &[
+            "todo",
+            "to-do",
+            "to do",
+            "task",
+            "checklist",
+            "задач",
+            "список дел",
+        ],
+        todos,
+    ),
+    (
+        &["note", "memo", "journal", "diary", "замет", "дневник"],
+        notes,
+    ),
+    (&["bookmark", "закладк"], bookmarks),
+];
+
+/// The resource whose keyword the request mentions first: the subject of a request comes
+/// before its details ("a todo list where tasks can hold a link" is a todo list).
 fn resource_for(request: &str) -> Resource {
     let text = request.to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    if has(&[
-        "shorten",
-        "short link",
-        "short url",
-        "url",
-        "link",
-        "сокращ",
-        "ссылк",
-    ]) {
-        return Resource {
-            name: "links",
-            singular: "link",
-            title: "Link shortener",
-            fields: vec![Field {
+    let words = words(&text);
+    KEYWORDS
+        .iter()
+        .filter_map(|(keywords, make)| {
+            keywords
+                .iter()
+                .filter_map(|k| first_mention(&text, &words, k))
+                .min()
+                .map(|at| (at, make))
+        })
+        .min_by_key(|(at, _)| *at)
+        .map_or_else(items, |(_, make)| make())
+}
+
+/// The words of `text` (runs of letters and digits) with their byte offsets.
+fn words(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, &text[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &text[s..]));
+    }
+    out
+}
+
+/// Where `keyword` is first mentioned in `text`, if it is.
+fn first_mention(text: &str, words: &[(usize, &str)], keyword: &str) -> Option<usize> {
+    if keyword.contains([' ', '-']) {
+        return text.find(keyword);
+    }
+    words
+        .iter()
+        .find(|(_, word)| word.starts_with(keyword))
+        .map(|(at, _)| *at)
+}
+
+fn links() -> Resource {
+    Resource {
+        name: "links",
+        singular: "link",
+        title: "Link shortener",
+        fields: vec![Field {
+            format: Some("url"),
+            ..field("url", "string", true, json!("https://example.com/artel"))
+        }],
+        redirect: Some("url"),
+    }
+}
+
+fn todos() -> Resource {
+    Resource {
+        name: "todos",
+        singular: "todo",
+        title: "Todo list",
+        fields: vec![
+            field("title", "string", true, json!("buy milk")),
+            Field {
+                default: Some(json!(false)),
+                ..field("done", "boolean", false, json!(false))
+            },
+        ],
+        redirect: None,
+    }
+}
+
+fn notes() -> Resource {
+    Resource {
+        name: "notes",
+        singular: "note",
+        title: "Notes",
+        fields: vec![
+            field("title", "string", true, json!("hello")),
+            Field {
+                default: Some(json!("")),
+                ..field("body", "string", false, json!("written by a test"))
+            },
+        ],
+        redirect: None,
+    }
+}
+
+fn bookmarks() -> Resource {
+    Resource {
+        name: "bookmarks",
+        singular: "bookmark",
+        title: "Bookmarks",
+        fields: vec![
+            Field {
                 format: Some("url"),
-                ..field("url", "string", true, json!("https://example.com/artel"))
-            }],
-            redirect: Some("url"),
-        };
+                ..field("url", "string", true, json!("https://example.com/"))
+            },
+            Field {
+                default: Some(json!("")),
+                ..field("title", "string", false, json!("Example"))
+            },
+        ],
+        redirect: None,
     }
-    if has(&[
-        "todo",
-        "to-do",
-        "task list",
-        "checklist",
-        "задач",
-        "список дел",
-    ]) {
-        return Resource {
-            name: "todos",
-            singular: "todo",
-            title: "Todo list",
-            fields: vec![
-                field("title", "string", true, json!("buy milk")),
-                Field {
-                    default: Some(json!(false)),
-                    ..field("done", "boolean", false, json!(false))
-                },
-            ],
-            redirect: None,
-        };
-    }
-    if has(&["note", "memo", "journal", "diary", "замет", "дневник"]) {
-        return Resource {
-            name: "notes",
-            singular: "note",
-            title: "Notes",
-            fields: vec![
-                field("title", "string", true, json!("hello")),
-                Field {
-                    default: Some(json!("")),
-                    ..field("body", "string", false, json!("written by a test"))
-                },
-            ],
-            redirect: None,
-        };
-    }
-    if has(&["bookmark", "закладк"]) {
-        return Resource {
-            name: "bookmarks",
-            singular: "bookmark",
-            title: "Bookmarks",
-            fields: vec![
-                Field {
-                    format: Some("url"),
-                    ..field("url", "string", true, json!("https://example.com/"))
-                },
-                Field {
-                    default: Some(json!("")),
-                    ..field("title", "string", false, json!("Example"))
-                },
-            ],
-            redirect: None,
-        };
-    }
+}
+
+fn items() -> Resource {
     Resource {
         name: "items",
         singular: "item",
@@ -208,8 +279,11 @@ const FILLER: &[&str] = &[
     "http", "web", "app", "needs", "using", "uses", "which", "new", "some", "it",
 ];
 
+/// The longest name [`project_name`] gives, leaving room for a `-2` when it is taken.
+const MAX_NAME: usize = 40;
+
 /// A project name for `request`: lowercase words joined by `-`, filler dropped, at most 40
-/// characters, `service` when nothing is left.
+/// characters, `service` when nothing is left. Always matches `^[a-z0-9][a-z0-9-]{0,39}$`.
 pub fn project_name(request: &str) -> String {
     let secrets = user_secrets(request);
     let words: Vec<String> = request
@@ -222,7 +296,11 @@ pub fn project_name(request: &str) -> String {
         .collect();
     let mut name = String::new();
     for word in words {
-        if name.len() + word.len() + 1 > 40 {
+        if name.is_empty() && word.len() > MAX_NAME {
+            name = word[..MAX_NAME].to_owned();
+            break;
+        }
+        if name.len() + word.len() + 1 > MAX_NAME {
             break;
         }
         if !name.is_empty() {
@@ -277,9 +355,37 @@ pub fn scaffold_files(name: &str, description: &str) -> Vec<GeneratedFile> {
         ),
         file(".gitignore", GITIGNORE.to_owned()),
         file("artel.json", manifest(name, base_env())),
-        file("app.py", SKELETON_APP.replace("__TITLE__", &title)),
+        file(
+            "app.py",
+            SKELETON_APP.replace("__TITLE__", &docstring_text(&title)),
+        ),
         file("test_app.py", SKELETON_TEST.to_owned()),
     ]
+}
+
+/// `text` made safe inside a Python `"""` docstring: a quote or backslash from the request
+/// can neither end it nor start an escape, and control characters (which Python source
+/// must not hold) become spaces.
+fn docstring_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push(c),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `value` as JSON that can sit inside a Python `r'''…'''` literal. JSON has `'` only
+/// inside strings, where `\u0027` means the same thing and cannot end the literal.
+fn python_json(value: &Value) -> String {
+    value.to_string().replace('\'', "\\u0027")
 }
 
 fn file(path: &str, contents: String) -> GeneratedFile {
@@ -337,18 +443,18 @@ pub fn render(blueprint: &Blueprint, name: &str, description: &str) -> Vec<Gener
         });
         env_doc.push_str(&format!("\n  {secret}  required; only the user has it"));
     }
-    let title = format!("{name}: {description}");
+    let title = docstring_text(&format!("{name}: {description}"));
     let app = APP
         .replace("__TITLE__", &title)
         .replace("__ENV_DOC__", &env_doc)
-        .replace("__RESOURCE_JSON__", &config.to_string())
+        .replace("__RESOURCE_JSON__", &python_json(&config))
         .replace(
             "__REQUIRED_ENV_JSON__",
-            &json!(blueprint.user_secrets).to_string(),
+            &python_json(&json!(blueprint.user_secrets)),
         );
     let tests = TEST_APP
         .replace("__TITLE__", &title)
-        .replace("__SAMPLE_JSON__", &Value::Object(sample).to_string());
+        .replace("__SAMPLE_JSON__", &python_json(&Value::Object(sample)));
     let mut readme = format!(
         "# {name}\n\n{description}\n\nA {} API written by artel's template agent \
          (a deterministic generator, not an LLM).\n\n## API\n\n\
@@ -388,6 +494,11 @@ mod tests {
             ("сделай сервис заметок", "notes"),
             ("a bookmark manager", "bookmarks"),
             ("a guestbook service", "items"),
+            ("a todo list where each task can hold a link", "todos"),
+            ("a bookmark manager that stores urls", "bookmarks"),
+            ("a service that shortens URLs", "links"),
+            ("a journal of my days", "notes"),
+            ("a curling club roster", "items"),
         ];
         for (request, resource) in cases {
             assert_eq!(blueprint(request).resource.name, resource, "{request}");
@@ -423,6 +534,38 @@ mod tests {
         assert_eq!(project_name("!!!"), "service");
         let long = project_name(&"word ".repeat(30));
         assert!(long.len() <= 40 && !long.ends_with('-'), "{long}");
+        assert_eq!(project_name(&"x".repeat(100)), "x".repeat(40));
+        let long_first = "y".repeat(41);
+        for request in [
+            "A URL shortener with a REST API",
+            "  --Todo__List!! ",
+            "THE BIG_SERVICE_KEY_THING",
+            long_first.as_str(),
+            "ünïcödé notes 2",
+        ] {
+            let name = project_name(request);
+            let mut chars = name.chars();
+            assert!(
+                chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && name.len() <= 40,
+                "{request:?} gave {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_text_cannot_break_the_python() {
+        let hostile = "notes \"\"\" ''' \\ \u{0} end";
+        assert_eq!(docstring_text(hostile), r#"notes \"\"\" ''' \\   end"#);
+        let json = python_json(&json!({"t": "it's '''"}));
+        assert!(!json.contains('\''), "{json}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&json).unwrap(),
+            json!({"t": "it's '''"})
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -40,6 +41,8 @@ class Store:
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 self.items = json.load(f)
+        if not isinstance(self.items, dict):
+            raise ValueError("%s does not hold a JSON object" % path)
 
     def _save(self):
         tmp = self.path + ".tmp"
@@ -47,13 +50,15 @@ class Store:
             json.dump(self.items, f)
         os.replace(tmp, self.path)
 
+    # Callers get copies: a response is serialized outside the lock.
     def list(self):
         with self.lock:
-            return list(self.items.values())
+            return [dict(item) for item in self.items.values()]
 
     def get(self, item_id):
         with self.lock:
-            return self.items.get(item_id)
+            item = self.items.get(item_id)
+            return None if item is None else dict(item)
 
     def create(self, fields):
         with self.lock:
@@ -63,7 +68,7 @@ class Store:
             item = dict(fields, id=item_id)
             self.items[item_id] = item
             self._save()
-            return item
+            return dict(item)
 
     def update(self, item_id, fields):
         with self.lock:
@@ -72,7 +77,7 @@ class Store:
                 return None
             item.update(fields)
             self._save()
-            return item
+            return dict(item)
 
     def delete(self, item_id):
         with self.lock:
@@ -87,10 +92,19 @@ class Store:
             if item is not None:
                 item[field] = item.get(field, 0) + 1
                 self._save()
-            return item
+                return dict(item)
+            return None
 
 
 TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
+
+
+def is_url(value):
+    """An absolute http(s) URL of printable ASCII: safe to send back in a Location header."""
+    if not all(33 <= ord(c) < 127 for c in value):
+        return False
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def validate(body, partial):
@@ -121,13 +135,18 @@ def validate(body, partial):
                 raise ApiError(400, "invalid_field", "`%s` must not be empty" % name)
             if len(value) > 10000:
                 raise ApiError(400, "invalid_field", "`%s` is too long" % name)
-        if spec.get("format") == "url" and not value.startswith(("http://", "https://")):
-            raise ApiError(400, "invalid_field", "`%s` must be an http(s) URL" % name)
+        if spec.get("format") == "url" and not is_url(value):
+            raise ApiError(
+                400,
+                "invalid_field",
+                "`%s` must be an http(s) URL with a host, without spaces "
+                "(percent-encode anything that is not ASCII)" % name,
+            )
         out[name] = value
     return out
 
 
-def make_handler(store, secret_key):
+def make_handler(store, secret_key, quiet):
     plural = RESOURCE["plural"]
 
     def token(item_id):
@@ -137,7 +156,8 @@ def make_handler(store, secret_key):
         server_version = "artel-service"
 
         def log_message(self, fmt, *args):
-            sys.stderr.write("%s %s\n" % (self.command, self.path))
+            if not quiet:
+                sys.stderr.write("%s %s\n" % (self.command, self.path))
 
         def send_json(self, status, payload, headers=()):
             body = json.dumps(payload).encode()
@@ -150,7 +170,12 @@ def make_handler(store, secret_key):
             self.wfile.write(body)
 
         def read_body(self):
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                raise ApiError(400, "invalid_length", "Content-Length must be a byte count")
             if length > MAX_BODY:
                 raise ApiError(413, "body_too_large", "the body is larger than 1 MiB")
             raw = self.rfile.read(length) if length else b""
@@ -182,7 +207,7 @@ def make_handler(store, secret_key):
                 if item is None:
                     raise ApiError(404, "not_found", "no %s %s" % (RESOURCE["singular"], parts[1]))
                 return 302, None, [("Location", item[RESOURCE["redirect"]])]
-            if parts[:2] == ["api", plural]:
+            if parts[:2] == ["api", plural] and len(parts) <= 3:
                 if len(parts) == 2 and method == "GET":
                     return 200, store.list()
                 if len(parts) == 2 and method == "POST":
@@ -207,7 +232,7 @@ def make_handler(store, secret_key):
                         given = self.headers.get("X-Delete-Token", "")
                         if store.get(item_id) is None:
                             raise ApiError(404, "not_found", "no %s %s" % (RESOURCE["singular"], item_id))
-                        if not hmac.compare_digest(given, token(item_id)):
+                        if not hmac.compare_digest(given.encode(), token(item_id).encode()):
                             raise ApiError(403, "forbidden", "X-Delete-Token does not match")
                         store.delete(item_id)
                         return 204, None
@@ -229,28 +254,40 @@ def make_handler(store, secret_key):
                     self.send_json(status, payload, headers)
             except ApiError as e:
                 self.send_json(e.status, {"error": {"code": e.code, "message": e.message}})
+            except Exception:
+                traceback.print_exc()
+                self.send_json(500, {"error": {"code": "internal", "message": "internal error"}})
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = handle_any
 
     return Handler
 
 
-def make_server(port, host="127.0.0.1", data_file="data.json", secret_key=None):
+def make_server(port, host="127.0.0.1", data_file="data.json", secret_key=None, quiet=False):
+    """The service on host:port (0 picks a free port); quiet drops the per-request log line."""
     store = Store(data_file)
-    return ThreadingHTTPServer((host, port), make_handler(store, secret_key or "dev"))
+    return ThreadingHTTPServer((host, port), make_handler(store, secret_key or "dev", quiet))
+
+
+def refuse(reason):
+    """Exit code 2: the environment is wrong and starting again as is will not help."""
+    sys.stderr.write("refusing to start: %s\n" % reason)
+    sys.exit(2)
 
 
 def main():
-    missing = [name for name in ["PORT", "SECRET_KEY"] + REQUIRED_ENV if not os.environ.get(name)]
+    missing = [name for name in ["PORT", "SECRET_KEY"] if not os.environ.get(name)]
     if missing:
-        sys.stderr.write("refusing to start: set %s\n" % ", ".join(missing))
-        sys.exit(2)
-    server = make_server(
-        int(os.environ["PORT"]),
-        os.environ.get("HOST", "127.0.0.1"),
-        os.environ.get("DATA_FILE", "data.json"),
-        os.environ["SECRET_KEY"],
-    )
+        refuse("set %s" % ", ".join(missing))
+    try:
+        port = int(os.environ["PORT"])
+    except ValueError:
+        refuse("PORT must be a number, not %r" % os.environ["PORT"])
+    data_file = os.environ.get("DATA_FILE", "data.json")
+    try:
+        server = make_server(port, os.environ.get("HOST", "127.0.0.1"), data_file, os.environ["SECRET_KEY"])
+    except ValueError as e:
+        refuse("DATA_FILE %s is not this service's data: %s" % (data_file, e))
     sys.stderr.write("serving %s on %s:%s\n" % (RESOURCE["title"], *server.server_address[:2]))
     server.serve_forever()
 

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
-        sys.stderr.write("%s %s\n" % (self.command, self.path))
+        if not self.server.quiet:
+            sys.stderr.write("%s %s\n" % (self.command, self.path))
 
     def do_GET(self):
         if self.path == "/health":
@@ -26,8 +27,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def make_server(port, host="127.0.0.1"):
-    return ThreadingHTTPServer((host, port), Handler)
+def make_server(port, host="127.0.0.1", quiet=False):
+    """The service on host:port (0 picks a free port); quiet drops the per-request log line."""
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.quiet = quiet
+    return server
 
 
 if __name__ == "__main__":

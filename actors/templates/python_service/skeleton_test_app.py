@@ -10,7 +10,7 @@ import app
 
 class HealthTest(unittest.TestCase):
     def test_health(self):
-        server = app.make_server(0)
+        server = app.make_server(0, quiet=True)
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()

@@ -20,7 +20,7 @@ class ServiceTest(unittest.TestCase):
         self.start()
 
     def start(self):
-        self.server = app.make_server(0, "127.0.0.1", self.data_file, "test-secret")
+        self.server = app.make_server(0, "127.0.0.1", self.data_file, "test-secret", quiet=True)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -34,9 +34,9 @@ class ServiceTest(unittest.TestCase):
         self.stop()
         self.dir.cleanup()
 
-    def request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None, headers=None, raw_body=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.server_address[1], timeout=5)
-        payload = None if body is None else json.dumps(body)
+        payload = raw_body if body is None else json.dumps(body)
         conn.request(method, path, body=payload, headers=headers or {})
         response = conn.getresponse()
         raw = response.read()
@@ -88,11 +88,49 @@ class ServiceTest(unittest.TestCase):
             status, error, _ = self.request("POST", "/api/" + PLURAL, body)
             self.assertEqual((status, error["error"]["code"]), (400, "missing_field"))
 
+    def test_wrong_types_are_refused(self):
+        wrong = {"string": 12345, "boolean": "yes", "object": [1], "integer": "1"}
+        for field in app.RESOURCE["fields"]:
+            body = dict(SAMPLE)
+            body[field["name"]] = wrong[field["type"]]
+            status, error, _ = self.request("POST", "/api/" + PLURAL, body)
+            self.assertEqual((status, error["error"]["code"]), (400, "invalid_field"), field)
+        status, items, _ = self.request("GET", "/api/" + PLURAL)
+        self.assertEqual((status, items), (200, []))
+
+    def test_urls_must_be_http(self):
+        urls = [f["name"] for f in app.RESOURCE["fields"] if f.get("format") == "url"]
+        for name in urls:
+            for bad in ["ftp://example.com/", "javascript:alert(1)", "https://", "https://a b/"]:
+                body = dict(SAMPLE)
+                body[name] = bad
+                status, error, _ = self.request("POST", "/api/" + PLURAL, body)
+                self.assertEqual((status, error["error"]["code"]), (400, "invalid_field"), bad)
+
+    def test_bad_bodies(self):
+        status, error, _ = self.request("POST", "/api/" + PLURAL, raw_body="{not json")
+        self.assertEqual((status, error["error"]["code"]), (400, "invalid_json"))
+        status, error, _ = self.request(
+            "POST", "/api/" + PLURAL, raw_body="{}", headers={"Content-Length": str(app.MAX_BODY + 1)}
+        )
+        self.assertEqual((status, error["error"]["code"]), (413, "body_too_large"))
+
     def test_unknown_paths_are_404(self):
         status, error, _ = self.request("GET", "/api/%s/missing" % PLURAL)
         self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
         status, _, _ = self.request("GET", "/nowhere")
         self.assertEqual(status, 404)
+        status, _, _ = self.request("GET", "/api/%s/missing/more" % PLURAL)
+        self.assertEqual(status, 404)
+        status, _, _ = self.request("PATCH", "/api/%s/missing" % PLURAL, dict(SAMPLE))
+        self.assertEqual(status, 404)
+        status, _, _ = self.request("DELETE", "/api/%s/missing" % PLURAL, headers={"X-Delete-Token": "x"})
+        self.assertEqual(status, 404)
+
+    def test_index_describes_the_api(self):
+        status, index, _ = self.request("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertIn("POST /api/" + PLURAL, index["endpoints"])
 
     def test_data_survives_a_restart(self):
         _, created, _ = self.request("POST", "/api/" + PLURAL, SAMPLE)

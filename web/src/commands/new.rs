@@ -15,7 +15,6 @@ use artel_actors::bus::EventFeed;
 use artel_actors::store::EventScope;
 use artel_messages::SessionChannel;
 use std::path::PathBuf;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Flags of `artel new`.
@@ -67,7 +66,7 @@ async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<(
     if let Err(failure) = sessions.say(session.id, request).await {
         anyhow::bail!("the ProductOwner could not take the request: {failure}");
     }
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = stdin_lines();
     let mut stdin_open = true;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut outcome = None;
@@ -82,14 +81,14 @@ async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<(
                     }
                 }
             }
-            line = stdin.next_line(), if stdin_open => match line {
-                Ok(Some(line)) if !line.trim().is_empty() => {
+            line = stdin.recv(), if stdin_open => match line {
+                Some(line) if !line.trim().is_empty() => {
                     if let Err(failure) = sessions.say(session.id, &line).await {
                         progress.note(&format!("could not take that line: {failure}"));
                     }
                 }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => stdin_open = false,
+                Some(_) => {}
+                None => stdin_open = false,
             },
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
@@ -103,4 +102,20 @@ async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<(
         }
         _ => Ok(()),
     }
+}
+
+/// Lines of standard input, read on a thread of their own: a blocking read must never hold
+/// artel's shutdown (the thread is simply abandoned at exit).
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
