@@ -433,6 +433,13 @@ async fn a_deploy_waits_for_a_user_secret_and_ends_when_it_is_given() {
     .unwrap();
     assert_eq!(leaks, 0);
     run.terminate();
+    assert!(!answers(&url).await, "the service stops with artel");
+
+    // The next start restarts the deployment, with its secret read back from the store.
+    let mut up = home.up(&[]);
+    up.wait_for("artel is up on", JOB);
+    eventually(JOB, "the live deployment to be restarted", || answers(&url)).await;
+    up.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,13 +39,20 @@ pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
         anyhow::bail!("say what to build, e.g. artel new \"a todo list API\"");
     }
     let settings = load_settings(config, None)?;
+    // Watched before starting, so a SIGTERM during start-up is a clean stop once started.
+    let terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut app = App::start(settings, Mode::New).await?;
-    let result = drive(&mut app, &request, &args).await;
+    let result = drive(&mut app, &request, &args, terminate).await;
     app.shutdown().await?;
     result
 }
 
-async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<()> {
+async fn drive(
+    app: &mut App,
+    request: &str,
+    args: &NewArgs,
+    mut terminate: tokio::signal::unix::Signal,
+) -> anyhow::Result<()> {
     let store = app.store().clone();
     let sessions = app
         .sessions()
@@ -68,7 +75,6 @@ async fn drive(app: &mut App, request: &str, args: &NewArgs) -> anyhow::Result<(
     }
     let mut stdin = stdin_lines();
     let mut stdin_open = true;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut outcome = None;
     loop {
         tokio::select! {

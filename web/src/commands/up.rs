@@ -13,6 +13,9 @@ pub async fn run(
     redis_url: Option<String>,
 ) -> anyhow::Result<()> {
     let settings = load_settings(config, redis_url)?;
+    // Watch SIGTERM before starting, so one that arrives during start-up is a clean stop
+    // once started rather than the default abrupt exit.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut app = App::start(settings, mode).await?;
     // The first line on stdout says where artel is, so scripts and tests can find a port-0
     // server.
@@ -20,7 +23,6 @@ pub async fn run(
         Some(address) => println!("artel is up on http://{address}"),
         None => println!("artel worker-manager is serving"),
     }
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
