@@ -74,6 +74,17 @@ start_redis() {
   echo "redis: started on $ARTEL_TEST_REDIS_PORT (AOF on)"
 }
 
+# The pipeline's tools: git for project repositories, python3 for the template's services.
+ensure_tools() {
+  local missing=()
+  command -v git >/dev/null || missing+=(git)
+  [ -x /usr/bin/python3 ] || command -v python3 >/dev/null || missing+=(python3)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+}
+
+ensure_tools
 start_postgres
 start_redis
 export ARTEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$ARTEL_TEST_PG_PORT/postgres"
