@@ -112,6 +112,16 @@ fn start(dir: &Path, env: &BTreeMap<String, String>) -> Child {
         .expect("start the service")
 }
 
+/// Starts the service with `env`, which lacks something it needs, and waits for it to give
+/// up. A service that starts anyway is killed (on drop) and fails the test.
+async fn refused_start(dir: &Path, env: &BTreeMap<String, String>) -> std::process::Output {
+    let waiting = start(dir, env).wait_with_output();
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the service refuses to start instead of serving")
+        .expect("wait for the service")
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -328,10 +338,7 @@ async fn a_service_needing_a_user_secret_waits_for_it() {
     );
 
     let env = environment(dir.path(), free_port(), Some("WEATHER_API_KEY"));
-    let refused = start(dir.path(), &env)
-        .wait_with_output()
-        .await
-        .expect("the service exits");
+    let refused = refused_start(dir.path(), &env).await;
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("WEATHER_API_KEY"), "{stderr}");
@@ -347,10 +354,7 @@ async fn every_service_refuses_to_start_without_its_secret_key() {
         &template::render(&blueprint, "todo-list", request),
     );
     let env = environment(dir.path(), free_port(), Some("SECRET_KEY"));
-    let refused = start(dir.path(), &env)
-        .wait_with_output()
-        .await
-        .expect("the service exits");
+    let refused = refused_start(dir.path(), &env).await;
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("SECRET_KEY"));
 }

@@ -81,10 +81,13 @@ fn field(name: &'static str, kind: &'static str, required: bool, sample: Value) 
     }
 }
 
+/// Words that point at a resource, and how to make it.
+type Keywords = (&'static [&'static str], fn() -> Resource);
+
 /// The words that point at each resource, best guess first when two are mentioned at the
 /// same place. A one-word keyword matches the start of a word (`shorten` in "shortener",
 /// `note` in "notes"); a phrase matches anywhere.
-const KEYWORDS: &[(&[&str], fn() -> Resource)] = &[
+const KEYWORDS: &[Keywords] = &[
     (
         &[
             "shorten",

@@ -276,7 +276,7 @@ def refuse(reason):
 
 
 def main():
-    missing = [name for name in ["PORT", "SECRET_KEY"] if not os.environ.get(name)]
+    missing = [name for name in ["PORT", "SECRET_KEY"] + REQUIRED_ENV if not os.environ.get(name)]
     if missing:
         refuse("set %s" % ", ".join(missing))
     try:

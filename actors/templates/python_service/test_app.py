@@ -76,11 +76,13 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(status, 404)
 
     def test_validation(self):
-        status, error, _ = self.request("POST", "/api/" + PLURAL, {"nope": 1})
-        self.assertEqual(status, 400)
-        self.assertIn("code", error["error"])
+        status, error, _ = self.request("POST", "/api/" + PLURAL, dict(SAMPLE, nope=1))
+        self.assertEqual((status, error["error"]["code"]), (400, "unknown_field"))
+        self.assertIn("nope", error["error"]["message"])
+        status, error, _ = self.request("POST", "/api/" + PLURAL, dict(SAMPLE, id="mine"))
+        self.assertEqual((status, error["error"]["code"]), (400, "unknown_field"))
         status, error, _ = self.request("POST", "/api/" + PLURAL, [1, 2])
-        self.assertEqual(status, 400)
+        self.assertEqual((status, error["error"]["code"]), (400, "invalid_body"))
         required = [f["name"] for f in app.RESOURCE["fields"] if f.get("required")]
         if required:
             body = dict(SAMPLE)
