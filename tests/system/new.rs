@@ -9,14 +9,19 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Each run gets its own range of deploy ports, so parallel tests never race for one.
-static NEXT_PORTS: AtomicU16 = AtomicU16::new(21_000);
-/// And its own worker uids: a worker-manager kills strays of its range when reaping.
-static NEXT_UIDS: AtomicU32 = AtomicU32::new(2_100_000_000);
+/// Homes made by this test process so far.
+static HOMES: AtomicU32 = AtomicU32::new(0);
+
+/// A slot unique among the tests running at once, across test processes (nextest runs each
+/// test in its own process, so a counter alone is not enough): each home gets its own deploy
+/// ports and its own worker uids (a worker-manager kills strays of its uid range).
+fn slot() -> u32 {
+    std::process::id() * 8 + HOMES.fetch_add(1, Ordering::SeqCst)
+}
 
 /// How long a whole job may take on a loaded 2-core CI machine.
 const JOB: Duration = Duration::from_secs(180);
@@ -31,11 +36,12 @@ pub struct Home {
 
 impl Home {
     pub async fn new(tag: &str) -> Self {
+        let slot = slot();
         Self {
             database: fresh_database().await,
             data_dir: data_dir(tag),
-            first_port: NEXT_PORTS.fetch_add(20, Ordering::SeqCst),
-            first_uid: NEXT_UIDS.fetch_add(10_000, Ordering::SeqCst),
+            first_port: 20_000 + (slot % 2_000) as u16 * 20,
+            first_uid: 2_100_000_000 + (slot % 100_000) * 1_000,
         }
     }
 
@@ -51,7 +57,7 @@ impl Home {
                 (self.first_port + 19).to_string(),
             )
             .env("ARTEL_WORKERS__FIRST_UID", self.first_uid.to_string())
-            .env("ARTEL_WORKERS__UID_COUNT", "10000")
+            .env("ARTEL_WORKERS__UID_COUNT", "1000")
             .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
             .env("ARTEL_LOG", "warn")
             .stdin(Stdio::piped())

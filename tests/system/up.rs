@@ -41,7 +41,7 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         "artel_actor_restarts_total{node=\"artel/health\",role=\"health\"} 0",
         "artel_actor_mailbox_capacity{node=\"artel/gateways/http\"} 64",
         "artel_dependency_up{dependency=\"postgres\"} 1",
-        "artel_tree_nodes{status=\"running\"} 5",
+        "artel_tree_nodes{status=\"running\"} 11",
         "artel_events_total 0",
         "# TYPE artel_http_requests_total counter",
     ] {
@@ -76,12 +76,28 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["health", "worker-manager", "gateways"]);
+    assert_eq!(
+        names,
+        [
+            "health",
+            "worker-manager",
+            "workflows",
+            "sessions",
+            "scheduler",
+            "gateways"
+        ]
+    );
     // Without Redis the worker-manager runs in-process: an actor with a mailbox.
     assert_eq!(root["children"][1]["kind"], "actor");
     assert_eq!(root["children"][1]["role"], "worker-manager");
-    assert_eq!(root["children"][2]["children"][0]["name"], "http");
-    assert_eq!(root["children"][2]["children"][0]["status"], "running");
+    let child = |i: usize, j: usize| root["children"][i]["children"][j]["name"].clone();
+    assert_eq!(
+        (child(2, 0), child(2, 1)),
+        ("tasks".into(), "resumer".into())
+    );
+    assert_eq!(child(3, 0), "herald");
+    assert_eq!(root["children"][5]["children"][0]["name"], "http");
+    assert_eq!(root["children"][5]["children"][0]["status"], "running");
     // The master key was created in the data dir, private to its owner.
     let key = std::fs::metadata(dir.join("master.key")).unwrap();
     assert_eq!(
