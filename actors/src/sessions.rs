@@ -130,6 +130,7 @@ impl<R: StepRunner> Sessions<R> {
                 .map_err(|e| e.to_failure())?;
         }
         let journaled = intent::redact(text, &intent);
+        // The store orders a session's lines by commit (see `append_chat_line`).
         let line = record_line(store, &dto, ChatRole::User, &journaled, ChatLink::None)
             .await?
             .ok_or_else(|| Failure::fatal("the line was not journaled"))?;
@@ -144,7 +145,8 @@ impl<R: StepRunner> Sessions<R> {
             .collect())
     }
 
-    /// Has the session answer its unanswered lines.
+    /// Has the session answer its unanswered lines; returns how many it answered, counting
+    /// those it answered on its own as it woke up (since the last `wake` reported them).
     pub async fn wake(&self, session: SessionId) -> Result<u32, Failure> {
         self.call(session, WakeSession { session }).await
     }
@@ -201,6 +203,7 @@ impl<R: StepRunner> Sessions<R> {
             session,
             sessions: sessions.clone(),
             last_active: Instant::now(),
+            caught_up: 0,
         });
         let spec = spec.role("session").restart(Restart::Transient);
         self.inner
@@ -257,6 +260,16 @@ pub struct SessionActor<R: StepRunner> {
     session: SessionId,
     sessions: Sessions<R>,
     last_active: Instant,
+    /// Lines answered by [`CatchUp`] that no [`WakeSession`] reply has counted yet: a `wake`
+    /// that starts the actor finds them answered already, and still reports them.
+    caught_up: u32,
+}
+
+/// "Answer what waited while the session slept or restarted": sent to itself at start.
+#[derive(Debug, Clone)]
+pub struct CatchUp;
+impl Request for CatchUp {
+    type Reply = ();
 }
 
 /// "Hibernate if idle": checked on a timer.
@@ -271,9 +284,7 @@ impl<R: StepRunner> Actor for SessionActor<R> {
         let period = (self.sessions.inner.idle / 4).max(Duration::from_millis(50));
         ctx.every(period, || CheckIdle);
         // Answer what waited while the session slept or restarted.
-        let _ = ctx.addr().try_send(WakeSession {
-            session: self.session,
-        });
+        let _ = ctx.addr().try_send(CatchUp);
         Ok(())
     }
 }
@@ -298,33 +309,24 @@ impl<R: StepRunner> Handler<CheckIdle> for SessionActor<R> {
     }
 }
 
+impl<R: StepRunner> Handler<CatchUp> for SessionActor<R> {
+    async fn handle(&mut self, _msg: CatchUp, _ctx: &mut Context<Self>) {
+        match self.answer_unanswered().await {
+            Ok(answered) => self.caught_up += answered,
+            // The lines stay journaled: the next wake answers them.
+            Err(err) => tracing::warn!(session = %self.session, %err, "cannot catch up yet"),
+        }
+    }
+}
+
 impl<R: StepRunner> Handler<WakeSession> for SessionActor<R> {
     async fn handle(
         &mut self,
         _msg: WakeSession,
         _ctx: &mut Context<Self>,
     ) -> Result<u32, Failure> {
-        self.last_active = Instant::now();
-        let store = self.sessions.store().clone();
-        let mut answered = 0;
-        for line in store
-            .unanswered_lines(self.session)
-            .await
-            .map_err(|e| e.to_failure())?
-        {
-            let session = self.load().await?;
-            let text = product_owner::answer(&self.sessions, &session, &line.text).await?;
-            record_line(
-                &store,
-                &self.load().await?,
-                ChatRole::ProductOwner,
-                &text,
-                ChatLink::ReplyTo(line.id),
-            )
-            .await?;
-            answered += 1;
-        }
-        Ok(answered)
+        let answered = self.answer_unanswered().await?;
+        Ok(answered + std::mem::take(&mut self.caught_up))
     }
 }
 
@@ -352,6 +354,31 @@ impl<R: StepRunner> Handler<TaskUpdate> for SessionActor<R> {
 }
 
 impl<R: StepRunner> SessionActor<R> {
+    /// Answers every unanswered line, in order; returns how many.
+    async fn answer_unanswered(&mut self) -> Result<u32, Failure> {
+        self.last_active = Instant::now();
+        let store = self.sessions.store().clone();
+        let mut answered = 0;
+        for line in store
+            .unanswered_lines(self.session)
+            .await
+            .map_err(|e| e.to_failure())?
+        {
+            let session = self.load().await?;
+            let text = product_owner::answer(&self.sessions, &session, &line.text).await?;
+            record_line(
+                &store,
+                &self.load().await?,
+                ChatRole::ProductOwner,
+                &text,
+                ChatLink::ReplyTo(line.id),
+            )
+            .await?;
+            answered += 1;
+        }
+        Ok(answered)
+    }
+
     async fn load(&self) -> Result<SessionDto, Failure> {
         self.sessions
             .store()

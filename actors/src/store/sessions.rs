@@ -128,6 +128,15 @@ impl Store {
             ChatLink::AboutEvent(event) => (None, Some(event.get())),
         };
         let mut tx = self.pool.begin().await?;
+        // The session's row first: its lock (held to commit) makes the session's lines take
+        // turns, so their ids follow commit order and a reader never sees line N+1 before N.
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = now(), \
+             status = CASE WHEN status = 'closed' THEN status ELSE 'active' END WHERE id = $1",
+        )
+        .bind(session.as_uuid())
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query(
             "INSERT INTO session_messages (session_id, role, text, reply_to, about_event) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id, role, text, at",
@@ -138,13 +147,6 @@ impl Store {
         .bind(reply_to)
         .bind(about_event)
         .fetch_optional(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at = now(), \
-             status = CASE WHEN status = 'closed' THEN status ELSE 'active' END WHERE id = $1",
-        )
-        .bind(session.as_uuid())
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         row.as_ref().map(line_from_row).transpose()

@@ -1,0 +1,659 @@
+//! Sessions and the ProductOwner against a real Postgres: a build request becomes a project, an
+//! engineering task and its deploy; the herald tells the news once; lines said at once are
+//! answered in order and none is lost; an idle session hibernates and wakes with its context;
+//! a secret is stored and never journaled; a task that needs the user takes their guidance.
+//!
+//! The steps run in a [`QuickRunner`] that answers at once, so the tests exercise the sessions
+//! and the workflows around them, not the agents.
+
+mod support;
+
+use artel_actors::intent;
+use artel_actors::sessions::Sessions;
+use artel_actors::store::{ChatLink, EventScope, MasterKey, Store};
+use artel_actors::workflow::{PlanLimits, StepCall, StepRunner, WorkflowPolicy, Workflows};
+use artel_messages::dto::ChatLineDto;
+use artel_messages::event::{ChatRole, NewEvent};
+use artel_messages::product_owner::Intent;
+use artel_messages::{
+    Classify, DeploymentId, ErrorClass, EventBody, EventId, Failure, SessionChannel, SessionId,
+    SessionStatus, StepKind, TaskId, TaskKind, TaskStatus, UserId,
+};
+use artel_supervisors::{Backoff, Supervisor, SupervisorHandle, SupervisorRef};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::time::Duration;
+use support::TestDb;
+
+/// Where the runner says every deployment answers.
+const URL: &str = "http://127.0.0.1:1";
+/// How long a test waits for something that should happen soon.
+const SOON: Duration = Duration::from_secs(30);
+/// The rework budget the tests configure.
+const REWORK: u32 = 2;
+
+/// Runs every step at once. `health_check` journals a `deploy_succeeded` event (as the real
+/// deployer does), so the herald has news to tell.
+#[derive(Clone)]
+struct QuickRunner {
+    store: Store,
+    /// A secret `resolve_secrets` reports missing (with a `secret_requested` event, as the
+    /// real resolver does) until the project has it.
+    needs_secret: Option<&'static str>,
+    /// When set, tests fail until the task carries the user's guidance.
+    tests_need_guidance: bool,
+}
+
+impl QuickRunner {
+    fn new(store: &Store) -> Self {
+        Self {
+            store: store.clone(),
+            needs_secret: None,
+            tests_need_guidance: false,
+        }
+    }
+}
+
+impl StepRunner for QuickRunner {
+    async fn run(&self, call: StepCall) -> Result<Value, Failure> {
+        Ok(match call.step {
+            StepKind::Test => {
+                let guided = call.input["guidance"].as_str().is_some();
+                if self.tests_need_guidance && !guided {
+                    json!({"success": false, "passed": 0, "failed": 1,
+                           "output_tail": "FAIL: test_create_todo"})
+                } else {
+                    json!({"success": true, "passed": 1, "failed": 0, "output_tail": ""})
+                }
+            }
+            StepKind::ResolveSecrets => match self.needs_secret {
+                Some(name) => {
+                    let have = self
+                        .store
+                        .secret_names(call.project)
+                        .await
+                        .map_err(|e| e.to_failure())?;
+                    if have.iter().any(|n| n == name) {
+                        json!({"resolved": [name], "missing": []})
+                    } else {
+                        self.store
+                            .append_event(
+                                NewEvent::new(EventBody::SecretRequested { name: name.into() })
+                                    .project(call.project)
+                                    .task(call.task),
+                            )
+                            .await
+                            .map_err(|e| e.to_failure())?;
+                        json!({"resolved": [], "missing": [name]})
+                    }
+                }
+                None => json!({"resolved": [], "missing": []}),
+            },
+            StepKind::Deploy => json!({"deployment": DeploymentId::new(), "url": URL}),
+            StepKind::HealthCheck => {
+                let deployment = call.input["deploy"]["deployment"]
+                    .as_str()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or_else(DeploymentId::new);
+                self.store
+                    .append_event(
+                        NewEvent::new(EventBody::DeploySucceeded {
+                            deployment,
+                            url: URL.into(),
+                        })
+                        .project(call.project)
+                        .task(call.task),
+                    )
+                    .await
+                    .map_err(|e| e.to_failure())?;
+                json!({"healthy": true})
+            }
+            _ => json!({}),
+        })
+    }
+}
+
+/// artel's sessions and workflows, started the way artel starts them, on a fresh database.
+struct Harness {
+    /// Kept so the database lives as long as the test.
+    _db: TestDb,
+    store: Store,
+    sessions: Sessions<QuickRunner>,
+    /// The `sessions` supervisor, to restart the herald.
+    sessions_tree: SupervisorRef,
+    root: SupervisorHandle,
+    user: UserId,
+}
+
+impl Harness {
+    async fn start(configure: impl FnOnce(&mut QuickRunner), idle: Duration) -> Self {
+        let db = TestDb::new().await;
+        let store = db.store.clone().with_master_key(MasterKey::generate());
+        let mut runner = QuickRunner::new(&store);
+        configure(&mut runner);
+        let policy = WorkflowPolicy {
+            max_step_attempts: 3,
+            step_deadline: Duration::from_secs(30),
+            limits: PlanLimits {
+                max_rework_iterations: REWORK,
+            },
+        };
+        let (workflows, workflows_tree) = Workflows::subtree(store.clone(), runner, policy);
+        let (sessions, tree) = Sessions::subtree(store.clone(), workflows, idle);
+        let sessions_tree = tree.handle();
+        let root = Supervisor::new("root")
+            .child(workflows_tree.into_child().backoff(Backoff::none()))
+            .child(tree.into_child().backoff(Backoff::none()))
+            .start()
+            .await;
+        let user = store.ensure_user("t", "t@example.com").await.unwrap().id;
+        Self {
+            _db: db,
+            store,
+            sessions,
+            sessions_tree,
+            root,
+            user,
+        }
+    }
+
+    async fn open(&self) -> SessionId {
+        self.sessions
+            .open(self.user, SessionChannel::Cli)
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn transcript(&self, session: SessionId) -> Vec<ChatLineDto> {
+        self.store.chat_lines(session, 0).await.unwrap()
+    }
+
+    /// The ProductOwner's lines containing `text`.
+    async fn said(&self, session: SessionId, text: &str) -> Vec<ChatLineDto> {
+        self.transcript(session)
+            .await
+            .into_iter()
+            .filter(|l| l.role == ChatRole::ProductOwner && l.text.contains(text))
+            .collect()
+    }
+
+    async fn status(&self, task: TaskId) -> Option<TaskStatus> {
+        self.store.task(task).await.unwrap().map(|t| t.status)
+    }
+
+    /// Says `line` and returns the ProductOwner's answer to it (`say` also returns any news
+    /// told meanwhile).
+    async fn ask(&self, session: SessionId, line: &str) -> String {
+        let answers = self.sessions.say(session, line).await.unwrap();
+        let (asked, answer): (i64, String) = sqlx::query_as(
+            "SELECT u.id, r.text FROM session_messages u \
+             JOIN session_messages r ON r.reply_to = u.id \
+             WHERE u.session_id = $1 ORDER BY u.id DESC LIMIT 1",
+        )
+        .bind(session.as_uuid())
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap();
+        let unanswered = self.store.unanswered_lines(session).await.unwrap();
+        assert_eq!(unanswered, [], "{line:?} was answered (line {asked})");
+        assert!(
+            answers
+                .iter()
+                .any(|a| a.role == ChatRole::ProductOwner && a.text == answer),
+            "say returns the answer {answer:?}: {answers:?}"
+        );
+        answer
+    }
+
+    /// Asks for a build; answers its engineering task.
+    async fn build(&self, session: SessionId, request: &str) -> TaskId {
+        self.ask(session, request).await;
+        let tasks = self.store.session_tasks(session).await.unwrap();
+        let task = tasks
+            .iter()
+            .rev()
+            .find(|t| t.kind == TaskKind::Engineering)
+            .unwrap_or_else(|| panic!("{request:?} started no engineering task"));
+        task.id
+    }
+
+    async fn stop(self) {
+        self.sessions.close();
+        self.root.shutdown().await;
+    }
+}
+
+/// Waits until `check` holds, polling; fails the test naming `what` after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `(user line, the line answering it)` ids of a session, in journal order of the answers.
+async fn replies(store: &Store, session: SessionId) -> Vec<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT reply_to, id FROM session_messages \
+         WHERE session_id = $1 AND reply_to IS NOT NULL ORDER BY id",
+    )
+    .bind(session.as_uuid())
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_build_request_is_built_deployed_and_told_once() {
+    let h = Harness::start(|_| {}, Duration::from_secs(60)).await;
+    let session = h.open().await;
+
+    let answer = h.ask(session, "make me a todo list API").await;
+    let projects = h.store.projects(h.user).await.unwrap();
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    let project = &projects[0];
+    assert!(
+        answer.contains(&project.name),
+        "the answer names the project {}: {answer}",
+        project.name
+    );
+    let dto = h.store.session(session).await.unwrap().unwrap();
+    assert_eq!(dto.project, Some(project.id), "the session is about it now");
+
+    let tasks = h.store.session_tasks(session).await.unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let engineering = &tasks[0];
+    assert_eq!(engineering.kind, TaskKind::Engineering);
+    assert_eq!(engineering.project, project.id);
+    let deploy = engineering
+        .follow_up
+        .expect("the engineering task is followed by a deploy");
+
+    eventually(SOON, "the engineering task completes", || async {
+        h.status(engineering.id).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    eventually(SOON, "the deploy task exists and completes", || async {
+        h.status(deploy).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let deploy_task = h.store.task(deploy).await.unwrap().unwrap();
+    assert_eq!(deploy_task.kind, TaskKind::Deploy);
+    assert_eq!(
+        deploy_task.session,
+        Some(session),
+        "it reports to the session"
+    );
+
+    let live = format!("{} is live at {URL}", project.name);
+    eventually(SOON, "the herald tells the user it is live", || async {
+        !h.said(session, &live).await.is_empty()
+    })
+    .await;
+    eventually(SOON, "the herald tells the code is written", || async {
+        !h.said(session, "the code is written").await.is_empty()
+    })
+    .await;
+
+    // The herald has read everything: restart it from the very start of the journal. Every
+    // piece of news is replayed and none is told again — except one line we take out of the
+    // transcript, which shows the replay happened.
+    let latest = h.store.latest_event_id().await.unwrap();
+    eventually(SOON, "the herald saves its cursor", || async {
+        h.store.cursor("sessions.herald").await.unwrap() >= latest
+    })
+    .await;
+    let written = h.said(session, "the code is written").await;
+    assert_eq!(written.len(), 1, "{written:?}");
+    sqlx::query("DELETE FROM session_messages WHERE id = $1")
+        .bind(written[0].id)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    let before = h.transcript(session).await;
+    sqlx::query("DELETE FROM cursors WHERE name = 'sessions.herald'")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    let herald = h
+        .sessions_tree
+        .child_named("herald")
+        .await
+        .unwrap()
+        .expect("the herald runs");
+    h.sessions_tree.restart_child(herald).await.unwrap();
+    eventually(SOON, "the restarted herald replays the journal", || async {
+        h.store.cursor("sessions.herald").await.unwrap() >= latest
+            && !h.said(session, "the code is written").await.is_empty()
+    })
+    .await;
+    let after = h.transcript(session).await;
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "a replay says nothing twice: {after:#?}"
+    );
+    assert_eq!(after.len(), before.len() + 1, "{after:#?}");
+    assert!(after[before.len()].text.contains("the code is written"));
+    assert_eq!(h.said(session, &live).await.len(), 1);
+
+    // Telling the same event by hand says nothing either.
+    let events = h
+        .store
+        .events_since(EventScope::Task(deploy), EventId::new(0), 1000)
+        .await
+        .unwrap();
+    let succeeded = events
+        .into_iter()
+        .find(|e| matches!(e.body, EventBody::DeploySucceeded { .. }))
+        .expect("the deploy journaled its success");
+    assert_eq!(h.sessions.tell(session, succeeded).await.unwrap(), None);
+    assert_eq!(h.said(session, &live).await.len(), 1, "told exactly once");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_said_at_once_are_all_answered_in_order() {
+    let h = Harness::start(|_| {}, Duration::from_secs(60)).await;
+    let session = h.open().await;
+
+    // A few rounds of lines said at once, so a race has its chances.
+    const ROUNDS: usize = 4;
+    let lines = ["status", "my projects", "hi", "status", "my projects"];
+    for _ in 0..ROUNDS {
+        let mut said = Vec::new();
+        for line in lines {
+            let sessions = h.sessions.clone();
+            said.push(tokio::spawn(
+                async move { sessions.say(session, line).await },
+            ));
+        }
+        for handle in said {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    assert_eq!(h.store.unanswered_lines(session).await.unwrap(), []);
+    let transcript = h.transcript(session).await;
+    let users: Vec<i64> = transcript
+        .iter()
+        .filter(|l| l.role == ChatRole::User)
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(
+        users.len(),
+        ROUNDS * lines.len(),
+        "every line journaled once"
+    );
+    let mut texts: Vec<&str> = transcript
+        .iter()
+        .filter(|l| l.role == ChatRole::User)
+        .map(|l| l.text.as_str())
+        .collect();
+    texts.sort_unstable();
+    let mut expected = lines.repeat(ROUNDS);
+    expected.sort_unstable();
+    assert_eq!(texts, expected);
+
+    let replies = replies(&h.store, session).await;
+    let answered: Vec<i64> = replies.iter().map(|(to, _)| *to).collect();
+    assert_eq!(
+        answered, users,
+        "each user line answered exactly once, in the order the lines were journaled"
+    );
+    // Each answer fits its line.
+    for (to, answer) in &replies {
+        let question = transcript.iter().find(|l| l.id == *to).unwrap();
+        let answer = transcript.iter().find(|l| l.id == *answer).unwrap();
+        assert_eq!(answer.role, ChatRole::ProductOwner);
+        let fits = match question.text.as_str() {
+            "hi" => answer.text.contains("I build and run small web services"),
+            _ => answer.text.contains("You have no projects yet"),
+        };
+        assert!(fits, "{:?} answered with {:?}", question.text, answer.text);
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_session_hibernates_and_wakes_with_its_context() {
+    let h = Harness::start(|_| {}, Duration::from_millis(300)).await;
+    let session = h.open().await;
+    let engineering = h.build(session, "make me a todo list API").await;
+    let deploy = h
+        .store
+        .task(engineering)
+        .await
+        .unwrap()
+        .unwrap()
+        .follow_up
+        .unwrap();
+    eventually(SOON, "the deploy completes", || async {
+        h.status(deploy).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    eventually(SOON, "the herald told it is live", || async {
+        !h.said(session, "is live at").await.is_empty()
+    })
+    .await;
+    h.sessions.say(session, "status").await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the idle session hibernates",
+        || async {
+            h.store.session(session).await.unwrap().unwrap().status == SessionStatus::Hibernated
+        },
+    )
+    .await;
+
+    let text = h.ask(session, "status").await;
+    let dto = h.store.session(session).await.unwrap().unwrap();
+    assert_eq!(dto.status, SessionStatus::Active, "the line woke it");
+    let project = h.store.projects(h.user).await.unwrap().remove(0);
+    assert!(
+        text.contains(&format!("engineering of {}: completed", project.name))
+            && text.contains(&format!("deploy of {}: completed", project.name)),
+        "the woken session still knows its tasks: {text}"
+    );
+    assert_eq!(h.store.unanswered_lines(session).await.unwrap(), []);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_line_journaled_while_no_actor_runs_is_answered_on_wake() {
+    let h = Harness::start(|_| {}, Duration::from_secs(60)).await;
+    let session = h.open().await;
+    let line = h
+        .store
+        .append_chat_line(session, ChatRole::User, "status", ChatLink::None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.store.unanswered_lines(session).await.unwrap().len(), 1);
+
+    assert_eq!(h.sessions.wake(session).await.unwrap(), 1);
+
+    assert_eq!(h.store.unanswered_lines(session).await.unwrap(), []);
+    let replies = replies(&h.store, session).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].0, line.id);
+    let answer = h.transcript(session).await.pop().unwrap();
+    assert_eq!(answer.role, ChatRole::ProductOwner);
+    assert!(
+        answer.text.contains("You have no projects yet"),
+        "{answer:?}"
+    );
+    // Nothing is left to answer.
+    assert_eq!(h.sessions.wake(session).await.unwrap(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_is_stored_never_journaled_and_resumes_the_deploy() {
+    const NAME: &str = "WEATHER_API_KEY";
+    const VALUE: &str = "sk-123";
+    let h = Harness::start(|r| r.needs_secret = Some(NAME), Duration::from_secs(60)).await;
+    let session = h.open().await;
+    let engineering = h.build(session, "make me a weather API").await;
+    let project = h.store.task(engineering).await.unwrap().unwrap().project;
+    let deploy = h
+        .store
+        .task(engineering)
+        .await
+        .unwrap()
+        .unwrap()
+        .follow_up
+        .unwrap();
+    eventually(SOON, "the deploy waits for the secret", || async {
+        h.status(deploy).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+    eventually(SOON, "the session asks for the secret", || async {
+        !h.said(session, &format!("needs {NAME}")).await.is_empty()
+    })
+    .await;
+
+    let answer = h.ask(session, &format!("{NAME}={VALUE}")).await;
+    assert!(answer.contains("Resuming the deploy"), "{answer}");
+    let names = h.store.secret_names(project).await.unwrap();
+    assert!(names.iter().any(|n| n == NAME), "stored: {names:?}");
+    eventually(SOON, "the resumed deploy completes", || async {
+        h.status(deploy).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    eventually(SOON, "the session tells it is live", || async {
+        !h.said(session, "is live at").await.is_empty()
+    })
+    .await;
+
+    let journaled: Vec<String> = h
+        .transcript(session)
+        .await
+        .into_iter()
+        .filter(|l| l.role == ChatRole::User)
+        .map(|l| l.text)
+        .collect();
+    assert!(
+        journaled.contains(&format!("{NAME}={}", intent::REDACTED)),
+        "the line is journaled redacted: {journaled:?}"
+    );
+    for (table, sql) in [
+        (
+            "session_messages",
+            "SELECT count(*) FROM session_messages WHERE text LIKE '%' || $1 || '%'",
+        ),
+        (
+            "events",
+            "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
+        ),
+        (
+            "task_steps",
+            "SELECT count(*) FROM task_steps \
+             WHERE input::text LIKE '%' || $1 || '%' OR output::text LIKE '%' || $1 || '%'",
+        ),
+    ] {
+        let found: i64 = sqlx::query_scalar(sql)
+            .bind(VALUE)
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, 0, "the secret's value is in {table}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_that_needs_the_user_takes_guidance_or_is_cancelled() {
+    let h = Harness::start(|r| r.tests_need_guidance = true, Duration::from_secs(60)).await;
+    let guidance = "use a dict instead";
+    assert_eq!(intent::parse(guidance), Intent::Unknown, "free text");
+
+    let session = h.open().await;
+    let task = h.build(session, "make me a todo list API").await;
+    eventually(SOON, "the failing task needs the user", || async {
+        h.status(task).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+    let steps = h.store.steps(task).await.unwrap();
+    let developed = steps.iter().filter(|s| s.step == StepKind::Develop).count();
+    assert_eq!(
+        developed, REWORK as usize,
+        "the rework budget, then a human"
+    );
+    eventually(SOON, "the session asks for help", || async {
+        !h.said(session, "I need your help").await.is_empty()
+    })
+    .await;
+
+    let answer = h.ask(session, guidance).await;
+    assert!(answer.contains("passed that"), "{answer}");
+    let record = h.store.task(task).await.unwrap().unwrap();
+    assert_eq!(record.guidance.as_deref(), Some(guidance));
+    assert!(
+        matches!(record.status, TaskStatus::Running | TaskStatus::Completed),
+        "resumed: {}",
+        record.status
+    );
+    eventually(SOON, "the guided task completes", || async {
+        h.status(task).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let steps = h.store.steps(task).await.unwrap();
+    let last_develop = steps
+        .iter()
+        .rev()
+        .find(|s| s.step == StepKind::Develop)
+        .unwrap();
+    assert_eq!(
+        last_develop.input["guidance"], guidance,
+        "the Developer got the guidance"
+    );
+
+    // Another such task, in another session: "cancel" cancels it.
+    let other = h.open().await;
+    let stuck = h.build(other, "make me a notes API").await;
+    eventually(SOON, "the other task needs the user", || async {
+        h.status(stuck).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+    assert_eq!(h.ask(other, "cancel").await, "Cancelled.");
+    assert_eq!(h.status(stuck).await, Some(TaskStatus::Cancelled));
+    // The first session's finished work is untouched.
+    assert_eq!(h.status(task).await, Some(TaskStatus::Completed));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn errors_are_clear() {
+    let h = Harness::start(|_| {}, Duration::from_secs(60)).await;
+    let unknown = SessionId::new();
+    let failure = h.sessions.say(unknown, "status").await.unwrap_err();
+    assert_eq!(failure.class(), ErrorClass::Fatal, "{failure:?}");
+    assert!(
+        failure.reason.contains(&unknown.to_string()),
+        "names the session: {failure:?}"
+    );
+
+    let session = h.open().await;
+    for empty in ["", "   \n\t"] {
+        let failure = h.sessions.say(session, empty).await.unwrap_err();
+        assert_eq!(failure.class(), ErrorClass::Fatal, "{failure:?}");
+        assert!(failure.reason.contains("empty"), "{failure:?}");
+    }
+    assert_eq!(h.transcript(session).await, [], "nothing journaled");
+    h.stop().await;
+}
