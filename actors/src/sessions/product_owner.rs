@@ -175,11 +175,15 @@ async fn deploy<R: StepRunner>(
     name: &str,
 ) -> Result<String, Failure> {
     let store = sessions.store();
-    let Some(project) = store
-        .project_by_name(session.user, name)
-        .await
-        .map_err(fail)?
-    else {
+    // "deploy it": the project this conversation is about.
+    let found = match (name.is_empty(), session.project) {
+        (true, Some(current)) => Some(store.project_of_task(current).await.map_err(fail)?),
+        _ => store
+            .project_by_name(session.user, name)
+            .await
+            .map_err(fail)?,
+    };
+    let Some(project) = found else {
         let names: Vec<String> = store
             .projects(session.user)
             .await
