@@ -1,19 +1,23 @@
 //! Assembles a running artel from [`Settings`]: the database (managed or given), the store,
-//! readiness probes and the supervision tree. Two shapes:
+//! readiness probes, the runtime (`artel_actors::runtime`) and the supervision tree:
 //!
 //! ```text
-//! artel up                                artel worker-manager
+//! artel up / artel new                    artel worker-manager
 //! artel                  one_for_one      artel-worker-manager   one_for_one
 //! ├── health                              ├── health
 //! ├── worker-manager     local actor, or  ├── worker-manager     local actor
 //! │   └── replies        (with Redis)     └── commands           stream consumer
-//! └── gateways
+//! ├── workflows          tasks + resumer
+//! ├── sessions           herald + session/<id>
+//! ├── scheduler
+//! └── gateways           (artel up only)
 //!     └── http
 //! ```
 //!
 //! With Redis configured, `artel up`'s worker-manager node is a client of the
 //! `artel worker-manager` process(es) over the worker-manager streams; without it the
-//! worker-manager runs in-process. `main` and the system tests start artel the same way, and
+//! worker-manager runs in-process. The pipeline's roles always use the in-process manager:
+//! they prepare each worker's checkout on this host. `main` and the system tests start artel the same way, and
 //! [`App::start`] reports the address it bound, so tests can ask for port 0.
 
 use crate::gateways::http::{HttpGateway, HttpState};
