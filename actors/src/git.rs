@@ -944,6 +944,15 @@ impl LocalGit {
             .map(drop)
     }
 
+    /// Runs `git args…` in the working tree `dir` (a checkout artel prepared for a worker,
+    /// owned by the worker's uid) with the same isolated environment as every call here;
+    /// answers its trimmed stdout.
+    pub async fn run_in_worktree(&self, dir: &Path, args: &[&str]) -> Result<String, GitError> {
+        let mut command = self.git().args(args);
+        command.cwd = Some(dir.to_owned());
+        command.run_text().await
+    }
+
     /// A git command outside any repository.
     fn git(&self) -> GitCommand<'_> {
         GitCommand {

@@ -406,21 +406,11 @@ impl Settings {
                 ),
             });
         }
-        match (self.agent.kind.as_str(), &self.agent.command) {
-            ("template", _) => {}
-            ("cli", Some(command)) if !command.trim().is_empty() => {}
-            ("cli", _) => {
-                return Err(SettingsError::OutOfRange {
-                    key: "agent.command",
-                    message: "the `cli` agent needs a command (e.g. ARTEL_AGENT__COMMAND)".into(),
-                });
-            }
-            (other, _) => {
-                return Err(SettingsError::OutOfRange {
-                    key: "agent.kind",
-                    message: format!("{other:?} is not an agent; use \"template\" or \"cli\""),
-                });
-            }
+        if let Err(failure) = crate::agent::Agent::from_settings(&self.agent) {
+            return Err(SettingsError::OutOfRange {
+                key: "agent",
+                message: failure.reason,
+            });
         }
         if self.deploy.first_port < 1024 || self.deploy.first_port > self.deploy.last_port {
             return Err(SettingsError::OutOfRange {

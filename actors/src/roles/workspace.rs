@@ -14,7 +14,6 @@ use artel_messages::worker_manager::{
 use artel_messages::{Classify, Failure, ProjectId, TaskId, WorkerId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tokio::process::Command;
 
 /// The directory, inside the worker's own, that holds the checkout.
 pub const CHECKOUT: &str = "repo";
@@ -169,27 +168,12 @@ impl Checkout {
     }
 }
 
-/// Runs `git` on the host in `dir`, with artel's git configuration (not the host's) and any
-/// owner accepted (the checkout belongs to the worker's uid).
+/// Runs `git` on the host in `dir` through [`LocalGit::run_in_worktree`] (artel's isolated
+/// git environment; the checkout belongs to the worker's uid).
 pub async fn host_git(git: &LocalGit, dir: &Path, args: &[&str]) -> Result<String, Failure> {
-    let output = Command::new("git")
-        .arg("-c")
-        .arg("safe.directory=*")
-        .args(args)
-        .current_dir(dir)
-        .envs(git.worker_env().map_err(|e| e.to_failure())?)
-        .kill_on_drop(true)
-        .output()
+    git.run_in_worktree(dir, args)
         .await
-        .map_err(|e| Failure::retryable(format!("cannot run git: {e}")))?;
-    if !output.status.success() {
-        return Err(Failure::fatal(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        .map_err(|e| e.to_failure())
 }
 
 /// Makes `uid` the owner of everything under `dir` (symlinks themselves, not their targets).
