@@ -11,8 +11,8 @@
 //! Sessions use it to hear about their tasks; `artel new` uses it to draw progress.
 
 use crate::store::{EventScope, Store, StoreError};
-use artel_messages::{Event, EventId};
-use std::collections::VecDeque;
+use artel_messages::{Event, EventId, ProjectId, UserId};
+use std::collections::{HashMap, VecDeque};
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 /// Events read from the journal per query while catching up.
@@ -26,6 +26,8 @@ pub struct EventFeed {
     live: Receiver<Event>,
     backlog: VecDeque<Event>,
     caught_up: bool,
+    /// For [`EventScope::Owner`]: who owns each project seen (owners never change).
+    owners: HashMap<ProjectId, UserId>,
 }
 
 impl EventFeed {
@@ -39,6 +41,7 @@ impl EventFeed {
             after,
             backlog: VecDeque::new(),
             caught_up: false,
+            owners: HashMap::new(),
         }
     }
 
@@ -65,10 +68,18 @@ impl EventFeed {
                 continue;
             }
             match self.live.recv().await {
-                Ok(event) if event.id > self.after && in_scope(self.scope, &event) => {
-                    self.after = event.id;
-                    return Ok(event);
-                }
+                Ok(event) if event.id > self.after => match self.in_scope(&event).await {
+                    Ok(true) => {
+                        self.after = event.id;
+                        return Ok(event);
+                    }
+                    Ok(false) => {}
+                    // Re-read from the journal next time: this event is not lost.
+                    Err(err) => {
+                        self.caught_up = false;
+                        return Err(err);
+                    }
+                },
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => self.caught_up = false,
                 // The store (which owns the sender) outlives every feed made from it; if it
@@ -83,11 +94,31 @@ impl EventFeed {
     }
 }
 
-/// The same filter as [`Store::events_since`]'s.
-fn in_scope(scope: EventScope, event: &Event) -> bool {
-    match scope {
-        EventScope::All => true,
-        EventScope::Project(project) => event.project == Some(project),
-        EventScope::Task(task) => event.task == Some(task),
+impl EventFeed {
+    /// The same filter as [`Store::events_since`]'s.
+    async fn in_scope(&mut self, event: &Event) -> Result<bool, StoreError> {
+        Ok(match self.scope {
+            EventScope::All => true,
+            EventScope::Project(project) => event.project == Some(project),
+            EventScope::Task(task) => event.task == Some(task),
+            EventScope::Owner(user) => match event.project {
+                None => false,
+                Some(project) => {
+                    let owner = match self.owners.get(&project) {
+                        Some(owner) => *owner,
+                        None => match self.store.project_of_task(project).await {
+                            Ok(found) => {
+                                self.owners.insert(project, found.owner);
+                                found.owner
+                            }
+                            // Deleted since: nobody's to see.
+                            Err(err) if err.is_not_found() => return Ok(false),
+                            Err(err) => return Err(err),
+                        },
+                    };
+                    owner == user
+                }
+            },
+        })
     }
 }

@@ -147,14 +147,24 @@ impl Pipeline {
 
     async fn analyze_env(&self, call: StepCall) -> Result<Value, Failure> {
         let repo = self.crew.repo_of(call.project).await?;
-        // The head of `main` when the deploy starts, fixed in the journal from here on.
-        let commit = self
+        // The commit the task is pinned to (a rollback), or the head of `main` when the
+        // deploy starts; fixed in the journal from here on.
+        let pin = self
             .crew
-            .git
-            .head(&repo.name, "main")
+            .store
+            .task_commit_pin(call.task)
             .await
-            .map_err(|e| e.to_failure())?
-            .ok_or_else(|| Failure::fatal("the project has no code on main to deploy yet"))?;
+            .map_err(|e| e.to_failure())?;
+        let commit = match pin {
+            Some(commit) => commit,
+            None => self
+                .crew
+                .git
+                .head(&repo.name, "main")
+                .await
+                .map_err(|e| e.to_failure())?
+                .ok_or_else(|| Failure::fatal("the project has no code on main to deploy yet"))?,
+        };
         let analysis = env_analyzer::analyze(
             &self.crew,
             AnalyzeEnv {

@@ -173,12 +173,28 @@ impl Default for WorkersSettings {
 pub struct HttpSettings {
     /// Address to listen on (`host:port`; port 0 picks a free one).
     pub listen: String,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Requests per second each API key may make on average (token bucket refill rate).
+    pub rate_limit_per_sec: u32,
+    /// Requests an API key may make at once after being idle (token bucket size).
+    pub rate_limit_burst: u32,
+    /// How long SIGTERM waits for in-flight requests before stopping the server.
+    pub drain_secs: u64,
+    /// An operator key to install on start (`artel_` + 40 hex). Without one, the first start
+    /// creates an operator key, prints it once and writes it to `<data_dir>/admin.key`.
+    pub admin_key: Option<SecretValue>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: 64 * 1024,
+            rate_limit_per_sec: 50,
+            rate_limit_burst: 100,
+            drain_secs: 30,
+            admin_key: None,
         }
     }
 }
@@ -343,8 +359,10 @@ impl Settings {
                 "DATABASE_URL" => vec!["database".into(), "url".into()],
                 "REDIS_URL" => vec!["redis".into(), "url".into()],
                 "ARTEL_MASTER_KEY" => vec!["secrets".into(), "master_key".into()],
+                "ARTEL_ADMIN_KEY" => vec!["http".into(), "admin_key".into()],
                 // Flags of the binary, not settings; and the test suite's own variables.
-                "ARTEL_LOG" | "ARTEL_LOG_FORMAT" | "ARTEL_CONFIG" | "ARTEL_SERVER" => continue,
+                "ARTEL_LOG" | "ARTEL_LOG_FORMAT" | "ARTEL_CONFIG" | "ARTEL_SERVER"
+                | "ARTEL_API_KEY" => continue,
                 other if other.starts_with("ARTEL_TEST_") => continue,
                 other => match other.strip_prefix(ENV_PREFIX) {
                     Some(rest) if !rest.is_empty() => rest
@@ -373,6 +391,18 @@ impl Settings {
 
     /// Checks ranges the types cannot express.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.http.rate_limit_per_sec == 0 || self.http.rate_limit_burst == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "http.rate_limit_per_sec",
+                message: "the rate limit and its burst must be at least 1".into(),
+            });
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(SettingsError::OutOfRange {
+                key: "http.max_body_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
         if self.workflows.max_step_attempts == 0 {
             return Err(SettingsError::OutOfRange {
                 key: "workflows.max_step_attempts",

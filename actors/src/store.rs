@@ -20,6 +20,7 @@
 //! Values bound to queries are never logged by sqlx (only statement text is, at `debug`), and
 //! no function here records a secret value or a step's input/output in its tracing span.
 
+pub mod api_keys;
 mod deployments;
 mod events;
 mod handled;
@@ -30,6 +31,7 @@ mod stats;
 mod tasks;
 mod users;
 
+pub use api_keys::{NewApiKey, Principal};
 pub use deployments::{DeploymentRecord, NewDeployment};
 pub use events::EventScope;
 pub use secrets::MasterKey;

@@ -726,6 +726,21 @@ impl<R: Sandbox> WorkerManager<R> {
         })
     }
 
+    /// The newest workers of `owner`'s projects (everyone's for `None`), from the store:
+    /// this manager's and every other one's.
+    pub async fn list(
+        &self,
+        owner: Option<artel_messages::UserId>,
+        limit: u32,
+    ) -> Result<Vec<WorkerDto>, WorkerError> {
+        Ok(records::list(&self.inner.store, owner, limit).await?)
+    }
+
+    /// One worker's stored record, if it exists.
+    pub async fn record(&self, id: WorkerId) -> Result<Option<WorkerDto>, WorkerError> {
+        Ok(records::load(&self.inner.store, id).await?)
+    }
+
     /// Stops a worker: kills a queued or running command, destroys the sandbox, marks it
     /// `stopped`. Stopping a stopped worker answers it again, unchanged. A worker known only
     /// to the store (from before a restart) is marked stopped; its leftovers are the

@@ -443,6 +443,26 @@ impl<R: StepRunner> Workflows<R> {
         self.announce_and_start(record).await
     }
 
+    /// Creates a deploy task pinned to `commit` (a rollback to an earlier good deployment)
+    /// and starts its workflow. Idempotent on the task's id.
+    pub async fn submit_deploy_at(
+        &self,
+        new: NewTask,
+        commit: &str,
+    ) -> Result<TaskRecord, Failure> {
+        if new.kind != TaskKind::Deploy {
+            return Err(Failure::fatal(
+                "only a deploy task can be pinned to a commit",
+            ));
+        }
+        let record = self.store.create_task(&new).await.map_err(fail)?;
+        self.store
+            .pin_task_commit(record.id, commit)
+            .await
+            .map_err(fail)?;
+        self.announce_and_start(record).await
+    }
+
     async fn announce_and_start(&self, record: TaskRecord) -> Result<TaskRecord, Failure> {
         if record.status == TaskStatus::Queued && record.attempts == 0 {
             self.store

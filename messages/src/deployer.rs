@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Where a service runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "target", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeployTarget {
     /// A local process on an allocated port; the offline default.
     Local,

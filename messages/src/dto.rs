@@ -7,10 +7,10 @@
 use crate::deployer::DeployTarget;
 use crate::error::Failure;
 use crate::event::ChatRole;
-use crate::ids::{DeploymentId, ProjectId, SessionId, TaskId, UserId, WorkerId};
+use crate::ids::{ApiKeyId, DeploymentId, ProjectId, SessionId, TaskId, UserId, WorkerId};
 use crate::lifecycle::{
     DeploymentStatus, SessionChannel, SessionStatus, StepKind, StepStatus, TaskKind, TaskStatus,
-    WorkerStatus,
+    UserRole, WorkerStatus,
 };
 use crate::time::Timestamp;
 use crate::worker_manager::{WorkerLimits, WorkerRuntime};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 /// A project: a repository, its deployments and secrets, owned by a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectDto {
     /// Its id.
     pub id: ProjectId,
@@ -37,6 +38,7 @@ pub struct ProjectDto {
 
 /// A task: one unit of work on a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskDto {
     /// Its id.
     pub id: TaskId,
@@ -60,6 +62,7 @@ pub struct TaskDto {
 
 /// One attempt at one step of a task, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepDto {
     /// The task it belongs to.
     pub task: TaskId,
@@ -79,6 +82,7 @@ pub struct StepDto {
 
 /// A worker: one sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerDto {
     /// Its id.
     pub id: WorkerId,
@@ -100,6 +104,7 @@ pub struct WorkerDto {
 
 /// A deployment: one attempt to run a commit of a project on a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentDto {
     /// Its id.
     pub id: DeploymentId,
@@ -178,6 +183,7 @@ mod tests {
 
 /// A conversation with the ProductOwner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionDto {
     /// Its id.
     pub id: SessionId,
@@ -197,6 +203,7 @@ pub struct SessionDto {
 
 /// One line of a session's transcript.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatLineDto {
     /// Its place in the transcript (grows with every line).
     pub id: i64,
@@ -206,4 +213,40 @@ pub struct ChatLineDto {
     pub text: String,
     /// When.
     pub at: Timestamp,
+}
+
+/// A user, as the control plane shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserDto {
+    /// Their id.
+    pub id: UserId,
+    /// How artel addresses them.
+    pub name: String,
+    /// Their e-mail address, if given.
+    pub email: Option<String>,
+    /// What they may do.
+    pub role: UserRole,
+    /// When they were created.
+    pub created_at: Timestamp,
+}
+
+/// An API key as listed: never its secret, which is shown once, when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyDto {
+    /// Its id (for revocation).
+    pub id: ApiKeyId,
+    /// Whose key it is.
+    pub user: UserId,
+    /// What its owner called it.
+    pub label: String,
+    /// The first characters of the key, to recognize it by.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last authenticated a request (updated at most once a minute).
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked; a revoked key authenticates nothing.
+    pub revoked_at: Option<Timestamp>,
 }

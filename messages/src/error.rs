@@ -11,6 +11,7 @@ use std::fmt;
 /// Whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ErrorClass {
     /// The same work may succeed later: restart under the child spec's policy.
     Retryable,
@@ -59,6 +60,7 @@ pub trait Classify: std::error::Error {
 /// boundaries, lands in the tree snapshot and in task events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{class} failure: {reason}")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Failure {
     /// Whether a restart can help.
     pub class: ErrorClass,

@@ -62,6 +62,16 @@ macro_rules! uuid_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::openapi::uuid_schema(concat!("A ", $what, " (UUID)."))
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl FromStr for $name {
             type Err = IdParseError;
 
@@ -109,6 +119,11 @@ uuid_id!(
     "deployment id"
 );
 uuid_id!(
+    /// An API key: its id is public (listings, revocation); its secret is shown once.
+    ApiKeyId,
+    "API key id"
+);
+uuid_id!(
     /// One envelope crossing a process boundary.
     MessageId,
     "message id"
@@ -125,6 +140,16 @@ uuid_id!(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EventId(i64);
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::event_id_schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventId {}
 
 impl EventId {
     /// The event id with this sequence number.

@@ -46,6 +46,8 @@ pub mod event;
 pub mod ids;
 pub mod lifecycle;
 pub mod named;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod product_owner;
 pub mod request;
 pub mod scaffolder;
@@ -61,11 +63,12 @@ pub use envelope::{Envelope, EnvelopeError, Payload};
 pub use error::{Classify, ErrorClass, Failure};
 pub use event::{Event, EventBody, NewEvent};
 pub use ids::{
-    CorrelationId, DeploymentId, EventId, MessageId, ProjectId, SessionId, TaskId, UserId, WorkerId,
+    ApiKeyId, CorrelationId, DeploymentId, EventId, MessageId, ProjectId, SessionId, TaskId,
+    UserId, WorkerId,
 };
 pub use lifecycle::{
     DeploymentStatus, SessionChannel, SessionStatus, StepKind, StepStatus, TaskKind, TaskStatus,
-    WorkerStatus,
+    UserRole, WorkerStatus,
 };
 pub use request::Request;
 pub use secret::SecretValue;

@@ -210,6 +210,16 @@ named_enum! {
 }
 
 named_enum! {
+    /// What a user may do through the control plane.
+    pub enum UserRole("user role") {
+        /// Their own projects, tasks, sessions and keys.
+        User = "user",
+        /// Everything, every user's: the supervision tree, all events, other users.
+        Operator = "operator",
+    }
+}
+
+named_enum! {
     /// A session's lifecycle: `active ⇄ hibernated`, either `→ closed`. A hibernated session
     /// has no actor; its transcript is in Postgres and the next message wakes it.
     pub enum SessionStatus("session status") {

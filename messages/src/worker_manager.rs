@@ -40,6 +40,7 @@ named_enum! {
 
 /// The resources one worker may use; exceeding one fails the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerLimits {
     /// CPU time, in seconds, summed over all its processes.
     pub cpu_seconds: u64,

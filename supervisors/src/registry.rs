@@ -4,6 +4,8 @@
 //! Supervisors write it as they start, restart and stop children; readers (REST, the CLI,
 //! the dashboard) take a [`TreeSnapshot`], which is plain data and serializes to JSON.
 
+use crate::error::SupervisorError;
+use crate::supervisor::SupervisorRef;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -81,6 +83,9 @@ struct Node {
     last_error: Option<String>,
     since: Option<Instant>,
     mailbox: Option<Arc<dyn MailboxProbe>>,
+    /// For a running supervisor: its command queue, so an operator can restart or stop one of
+    /// its children by id.
+    control: Option<SupervisorRef>,
     children: BTreeSet<NodeId>,
 }
 
@@ -140,6 +145,7 @@ impl Registry {
                 last_error: None,
                 since: None,
                 mailbox: new.mailbox,
+                control: None,
                 children: BTreeSet::new(),
             },
         );
@@ -192,6 +198,44 @@ impl Registry {
         if let Some(node) = self.inner.write().nodes.get_mut(&id) {
             node.restarts += 1;
         }
+    }
+
+    pub(crate) fn set_control(&self, id: NodeId, control: SupervisorRef) {
+        if let Some(node) = self.inner.write().nodes.get_mut(&id) {
+            node.control = Some(control);
+        }
+    }
+
+    /// The supervisor of node `id`, for an operator's restart or stop.
+    fn parent_control(&self, id: NodeId) -> Result<SupervisorRef, SupervisorError> {
+        let inner = self.inner.read();
+        let node = inner
+            .nodes
+            .get(&id)
+            .ok_or(SupervisorError::NoSuchChild(id.0))?;
+        let parent = node.parent.ok_or_else(|| {
+            SupervisorError::InvalidSpec(format!(
+                "node {} is a root: stop the process instead",
+                id.0
+            ))
+        })?;
+        inner
+            .nodes
+            .get(&parent)
+            .and_then(|p| p.control.clone())
+            .ok_or(SupervisorError::Stopped)
+    }
+
+    /// Restarts node `id` under its supervisor (an operator's restart: it does not count
+    /// toward the supervisor's intensity). A root cannot be restarted this way.
+    pub async fn restart_node(&self, id: NodeId) -> Result<(), SupervisorError> {
+        self.parent_control(id)?.restart_child(id).await
+    }
+
+    /// Stops node `id` for good (gracefully, then forced after its shutdown deadline); its
+    /// supervisor does not restart it. A root cannot be stopped this way.
+    pub async fn stop_node(&self, id: NodeId) -> Result<(), SupervisorError> {
+        self.parent_control(id)?.terminate_child(id).await
     }
 
     /// Number of nodes in the tree.

@@ -314,6 +314,12 @@ impl Starter for SupervisorStarter {
     }
 
     fn run(&self, run: Run) -> BoxFuture<'static, ExitReason> {
+        run.registry.set_control(
+            run.node,
+            SupervisorRef {
+                commands: self.commands.clone(),
+            },
+        );
         Box::pin(run_supervisor(self.shared.clone(), run))
     }
 

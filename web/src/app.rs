@@ -20,6 +20,9 @@
 //! they prepare each worker's checkout on this host. `main` and the system tests start artel the same way, and
 //! [`App::start`] reports the address it bound, so tests can ask for port 0.
 
+use crate::api::ApiState;
+use crate::api::auth::KeyCache;
+use crate::api::rate_limit::RateLimiter;
 use crate::gateways::http::{HttpGateway, HttpState};
 use anyhow::Context as _;
 use artel_actors::deploy_target::LocalTarget;
@@ -38,7 +41,9 @@ use artel_supervisors::{
     ChildSpec, ExitReason, Registry, StreamClient, StreamConfig, Supervisor, SupervisorHandle,
 };
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often readiness probes run.
@@ -64,6 +69,8 @@ pub struct App {
     address: Option<SocketAddr>,
     sessions: Option<Sessions<Pipeline>>,
     target: Option<LocalTarget>,
+    draining: Arc<AtomicBool>,
+    admin_key: Option<(String, PathBuf)>,
 }
 
 impl App {
@@ -118,6 +125,8 @@ impl App {
             move || HealthMonitor::new(probes.clone(), readiness.clone(), HEALTH_PERIOD)
         });
         let registry = Registry::new();
+        let draining = Arc::new(AtomicBool::new(false));
+        let mut admin_key = None;
         let mut address = None;
         let mut sessions = None;
         let mut target = None;
@@ -149,7 +158,7 @@ impl App {
                     }
                     None => WorkerManagerActor::child_spec("worker-manager", local.clone()).1,
                 };
-                let runtime = Runtime::build(&settings, &store, local)
+                let runtime = Runtime::build(&settings, &store, local.clone())
                     .await
                     .map_err(|failure| anyhow::anyhow!("cannot assemble artel: {failure}"))?;
                 sessions = Some(runtime.sessions.clone());
@@ -169,7 +178,22 @@ impl App {
                         )
                     })?;
                     address = Some(listener.local_addr()?);
+                    admin_key = bootstrap_admin_key(&settings, &store).await?;
+                    let limiter = rate_limiter(&settings).await;
+                    let api = actix_web::web::Data::new(ApiState {
+                        store: store.clone(),
+                        registry: registry.clone(),
+                        sessions: runtime.sessions.clone(),
+                        workflows: runtime.workflows.clone(),
+                        target: runtime.target.clone(),
+                        workers: local.clone(),
+                        keys: KeyCache::default(),
+                        limiter,
+                        draining: draining.clone(),
+                        max_body_bytes: settings.http.max_body_bytes,
+                    });
                     let state = HttpState {
+                        api,
                         registry: registry.clone(),
                         readiness: readiness.clone(),
                         store: store.clone(),
@@ -211,7 +235,42 @@ impl App {
             address,
             sessions,
             target,
+            draining,
+            admin_key,
         })
+    }
+
+    /// The operator key this start created (shown once), and the file it was written to.
+    pub fn admin_key(&self) -> Option<&(String, PathBuf)> {
+        self.admin_key.as_ref()
+    }
+
+    /// Waits until no task's workflow runs here, up to `deadline`; answers whether that
+    /// happened (false: some are still running and will resume on the next start).
+    pub async fn wait_idle(&self, deadline: Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let busy = self
+                .tree
+                .registry()
+                .snapshot()
+                .find("artel/workflows/tasks")
+                .map_or(0, |tasks| tasks.children.len());
+            if busy == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops accepting new work (SIGTERM's first step): the API answers 503 to requests
+    /// that would start work and `/health/ready` reports draining, so a load balancer moves
+    /// traffic away while in-flight requests and running steps finish.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// The address the HTTP front door listens on (`artel up` only).
@@ -302,4 +361,79 @@ fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("master.key"));
     MasterKey::load_or_create(&path).context("the master key file")
+}
+
+/// Makes sure an operator can reach the API: installs `http.admin_key` (`ARTEL_ADMIN_KEY`)
+/// when given, or — on a first start, when no operator has a live key — creates one. A
+/// created key is answered (to print once) and written to `<data_dir>/admin.key` with mode
+/// 0600, where the command line on this machine finds it.
+async fn bootstrap_admin_key(
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<Option<(String, PathBuf)>> {
+    use artel_actors::store::api_keys::is_well_formed;
+    if let Some(key) = &settings.http.admin_key {
+        let key = key.expose().trim();
+        if !is_well_formed(key) {
+            anyhow::bail!(
+                "ARTEL_ADMIN_KEY / http.admin_key must be `artel_` followed by 40 lowercase hex \
+                 digits (e.g. from `openssl rand -hex 20`)"
+            );
+        }
+        if store.authenticate(key).await?.is_none() {
+            let admin = store.ensure_admin().await?;
+            store
+                .insert_api_key(admin.id, "from ARTEL_ADMIN_KEY", key.to_owned())
+                .await
+                .context(
+                    "ARTEL_ADMIN_KEY is already a key of a user who is not an operator, or \
+                     revoked: choose another",
+                )?;
+        }
+        return Ok(None);
+    }
+    if store.operator_key_exists().await? {
+        return Ok(None);
+    }
+    let admin = store.ensure_admin().await?;
+    let created = store.create_api_key(admin.id, "first start").await?;
+    let path = settings.data_dir.join("admin.key");
+    write_private(&path, &created.secret)
+        .with_context(|| format!("cannot write the operator key to {}", path.display()))?;
+    Ok(Some((created.secret, path)))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Per-key rate limits: shared through Redis when configured, in this process otherwise.
+async fn rate_limiter(settings: &Settings) -> RateLimiter {
+    let (rate, burst) = (
+        settings.http.rate_limit_per_sec,
+        settings.http.rate_limit_burst,
+    );
+    let Some(url) = &settings.redis.url else {
+        return RateLimiter::local(rate, burst);
+    };
+    let manager = match redis::Client::open(url.expose()) {
+        Ok(client) => redis::aio::ConnectionManager::new(client).await,
+        Err(err) => Err(err),
+    };
+    match manager {
+        Ok(manager) => RateLimiter::shared(rate, burst, manager),
+        Err(err) => {
+            tracing::warn!(error = %err, "rate limits stay in this process: cannot reach Redis");
+            RateLimiter::local(rate, burst)
+        }
+    }
 }

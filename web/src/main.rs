@@ -1,8 +1,10 @@
 //! The `artel` binary: parse the command line, set up logging, run one command.
 
+mod api;
 mod app;
 mod cli;
 mod commands;
+mod dashboard;
 mod gateways;
 mod progress;
 

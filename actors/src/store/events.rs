@@ -9,7 +9,7 @@
 
 use super::rows::{get, time};
 use super::{Store, StoreError};
-use artel_messages::{Event, EventBody, EventId, NewEvent, ProjectId, TaskId};
+use artel_messages::{Event, EventBody, EventId, NewEvent, ProjectId, TaskId, UserId};
 use serde_json::{Value, json};
 use sqlx::postgres::PgRow;
 
@@ -25,6 +25,9 @@ pub enum EventScope {
     Project(ProjectId),
     /// The events about one task.
     Task(TaskId),
+    /// The events about any project this user owns (a control-plane caller's "everything
+    /// of mine", including projects created after a reader started).
+    Owner(UserId),
 }
 
 fn event_from_row(row: &PgRow) -> Result<Event, StoreError> {
@@ -93,6 +96,10 @@ impl Store {
             EventScope::All => ("", None),
             EventScope::Project(project) => ("AND project_id = $3", Some(project.as_uuid())),
             EventScope::Task(task) => ("AND task_id = $3", Some(task.as_uuid())),
+            EventScope::Owner(user) => (
+                "AND project_id IN (SELECT id FROM projects WHERE owner_id = $3)",
+                Some(user.as_uuid()),
+            ),
         };
         let sql = format!(
             "SELECT id, project_id, task_id, kind, payload, at FROM events \

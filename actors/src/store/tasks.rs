@@ -18,6 +18,7 @@ use super::{Store, StoreError};
 use artel_messages::dto::{StepDto, TaskDto};
 use artel_messages::{
     Failure, ProjectId, SessionId, StepKind, StepStatus, TaskId, TaskKind, TaskStatus, Timestamp,
+    UserId,
 };
 use serde_json::Value;
 use sqlx::postgres::PgRow;
@@ -325,6 +326,51 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(task_from_row).collect()
+    }
+
+    /// Tasks of `owner`'s projects (everyone's for `None`), newest first, optionally only
+    /// those in `status`; at most `limit`.
+    #[tracing::instrument(skip(self))]
+    pub async fn tasks_of(
+        &self,
+        owner: Option<UserId>,
+        status: Option<TaskStatus>,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE \
+             ($1::uuid IS NULL OR project_id IN (SELECT id FROM projects WHERE owner_id = $1)) \
+             AND ($2::text IS NULL OR status = $2) \
+             ORDER BY created_at DESC, id LIMIT $3"
+        ))
+        .bind(owner.map(|o| o.as_uuid()))
+        .bind(status.map(|s| s.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    /// Pins deploy task `task` to `commit` (before it starts): it deploys that commit instead
+    /// of the head of `main`.
+    #[tracing::instrument(skip(self))]
+    pub async fn pin_task_commit(&self, task: TaskId, commit: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET commit_pin = $2 WHERE id = $1 AND kind = 'deploy'")
+            .bind(task.as_uuid())
+            .bind(commit)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The commit deploy task `task` is pinned to, if any.
+    pub async fn task_commit_pin(&self, task: TaskId) -> Result<Option<String>, StoreError> {
+        let pin: Option<Option<String>> =
+            sqlx::query_scalar("SELECT commit_pin FROM tasks WHERE id = $1")
+                .bind(task.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(pin.flatten())
     }
 
     /// The tasks a session started, oldest first.

@@ -4,10 +4,10 @@
 //! user's behalf is scoped by owner: asking for another user's project answers `None`, exactly
 //! as for a project that does not exist, so ids cannot be probed.
 
-use super::rows::{get, time};
+use super::rows::{get, name, time};
 use super::{Store, StoreError};
-use artel_messages::dto::ProjectDto;
-use artel_messages::{ProjectId, Timestamp, UserId};
+use artel_messages::dto::{ProjectDto, UserDto};
+use artel_messages::{ProjectId, Timestamp, UserId, UserRole};
 use sqlx::postgres::PgRow;
 
 /// A user, as stored.
@@ -19,11 +19,26 @@ pub struct UserRecord {
     pub name: String,
     /// Their e-mail address, if given.
     pub email: Option<String>,
+    /// What they may do through the control plane.
+    pub role: UserRole,
     /// When they were created.
     pub created_at: Timestamp,
 }
 
-const USER_COLUMNS: &str = "id, name, email, created_at";
+impl UserRecord {
+    /// The record as the control plane shows it.
+    pub fn to_dto(&self) -> UserDto {
+        UserDto {
+            id: self.id,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            role: self.role,
+            created_at: self.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, name, email, role, created_at";
 const PROJECT_COLUMNS: &str = "id, owner_id, name, description, repo_url, created_at, updated_at";
 
 fn user_from_row(row: &PgRow) -> Result<UserRecord, StoreError> {
@@ -31,6 +46,7 @@ fn user_from_row(row: &PgRow) -> Result<UserRecord, StoreError> {
         id: UserId::from_uuid(get(row, "id")?),
         name: get(row, "name")?,
         email: get(row, "email")?,
+        role: name(row, "role")?,
         created_at: time(row, "created_at")?,
     })
 }
@@ -55,12 +71,27 @@ impl Store {
         name: &str,
         email: Option<&str>,
     ) -> Result<UserRecord, StoreError> {
+        self.create_user_with_role(name, email, UserRole::User)
+            .await
+    }
+
+    /// Creates a user with a fresh id and this role. A taken e-mail fails on constraint
+    /// `users_email_key`.
+    #[tracing::instrument(skip(self))]
+    pub async fn create_user_with_role(
+        &self,
+        name: &str,
+        email: Option<&str>,
+        role: UserRole,
+    ) -> Result<UserRecord, StoreError> {
         let row = sqlx::query(&format!(
-            "INSERT INTO users (id, name, email) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4) \
+             RETURNING {USER_COLUMNS}"
         ))
         .bind(UserId::new().as_uuid())
         .bind(name)
         .bind(email)
+        .bind(role.as_str())
         .fetch_one(&self.pool)
         .await?;
         user_from_row(&row)
@@ -158,6 +189,71 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(project_from_row).collect()
+    }
+
+    /// Every user's projects, oldest first (operators' view).
+    #[tracing::instrument(skip(self))]
+    pub async fn all_projects(&self) -> Result<Vec<ProjectDto>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    /// Sets project `id`'s description.
+    #[tracing::instrument(skip(self, description))]
+    pub async fn set_project_description(
+        &self,
+        id: ProjectId,
+        description: &str,
+    ) -> Result<ProjectDto, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE projects SET description = $2, updated_at = now() WHERE id = $1 \
+             RETURNING {PROJECT_COLUMNS}"
+        ))
+        .bind(id.as_uuid())
+        .bind(description)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(project_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "project",
+                key: id.to_string(),
+            })
+    }
+
+    /// Deletes project `id` and everything of it (tasks, events, deployments, secrets) —
+    /// refused with [`StoreError::Conflict`] while one of its tasks is queued or running.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_project(&self, id: ProjectId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tasks WHERE project_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+        if busy > 0 {
+            return Err(StoreError::Conflict {
+                what: "project",
+                key: id.to_string(),
+                detail: format!("{busy} of its tasks are running; cancel them first"),
+            });
+        }
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     /// The project `id`, whoever owns it — for roles working on one of its tasks (front doors

@@ -204,3 +204,21 @@ pub(super) async fn load(store: &Store, id: WorkerId) -> Result<Option<WorkerDto
         .await?;
     row.as_ref().map(worker_from_row).transpose()
 }
+
+/// The newest workers of `owner`'s projects (everyone's for `None`), at most `limit`.
+pub(super) async fn list(
+    store: &Store,
+    owner: Option<artel_messages::UserId>,
+    limit: u32,
+) -> Result<Vec<WorkerDto>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM workers WHERE \
+         ($1::uuid IS NULL OR project_id IN (SELECT id FROM projects WHERE owner_id = $1)) \
+         ORDER BY created_at DESC, id LIMIT $2"
+    ))
+    .bind(owner.map(|o| o.as_uuid()))
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(worker_from_row).collect()
+}

@@ -13,6 +13,7 @@ pub async fn run(
     redis_url: Option<String>,
 ) -> anyhow::Result<()> {
     let settings = load_settings(config, redis_url)?;
+    let drain = std::time::Duration::from_secs(settings.http.drain_secs);
     // Watch SIGTERM before starting, so one that arrives during start-up is a clean stop
     // once started rather than the default abrupt exit.
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -23,8 +24,24 @@ pub async fn run(
         Some(address) => println!("artel is up on http://{address}"),
         None => println!("artel worker-manager is serving"),
     }
+    if let Some((key, path)) = app.admin_key() {
+        println!(
+            "operator API key (shown once; also written to {}): {key}",
+            path.display()
+        );
+    }
     tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = terminate.recv() => {
+            tracing::info!("SIGTERM: draining, then shutting down");
+            app.drain();
+            let idle = app.wait_idle(drain).await;
+            if !idle {
+                tracing::warn!(
+                    "tasks still running after the drain deadline: their steps are journaled \
+                     and resume on the next start"
+                );
+            }
+        }
         _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
         reason = app.failed() => {
             tracing::error!(%reason, "the supervision tree gave up");

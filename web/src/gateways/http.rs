@@ -2,12 +2,18 @@
 //! listener the app opened, `stopped` stops it gracefully, and a server that dies on its own
 //! fails the actor so its supervisor restarts it.
 //!
-//! Routes today: `/health` (alive), `/health/ready` (every dependency reachable; 503 with the
-//! report otherwise), `/metrics` (Prometheus) and `/api/v1/tree` (the live supervision tree). The REST API, WebSocket
-//! and dashboard join them with the control plane.
+//! Routes: `/health` (alive), `/health/ready` (every dependency reachable; 503 with the
+//! report otherwise, or while draining), `/metrics` (Prometheus), the REST API and its
+//! WebSocket under `/api/v1` ([`crate::api`]) and the dashboard at `/` ([`crate::dashboard`]).
+//!
+//! Bodies over `http.max_body_bytes` get 413, malformed JSON, queries and paths get 400, an
+//! unknown route 404 — all in the API's one error shape.
 
+use crate::api::ApiState;
+use crate::api::error::ApiError;
 use crate::gateways::metrics::{HttpCounters, render};
 use actix_web::dev::{ServerHandle, Service as _};
+use actix_web::error::JsonPayloadError;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use artel_actors::health::Readiness;
 use artel_actors::store::Store;
@@ -20,6 +26,8 @@ use std::sync::Arc;
 /// What handlers read.
 #[derive(Clone)]
 pub struct HttpState {
+    /// The REST API's state (the roles, keys, limits).
+    pub api: web::Data<ApiState>,
     /// The live supervision tree.
     pub registry: Registry,
     /// Current readiness of every dependency.
@@ -67,8 +75,22 @@ impl Actor for HttpGateway {
         let state = self.state.clone();
         let server = HttpServer::new(move || {
             let counters = state.http.clone();
+            let limit = state.api.max_body_bytes;
             App::new()
                 .app_data(web::Data::new(state.clone()))
+                .app_data(state.api.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limit)
+                        .error_handler(move |err, _req| json_error(err, limit).into()),
+                )
+                .app_data(web::PayloadConfig::default().limit(limit))
+                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                    ApiError::bad_request(format!("bad query string: {err}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                    ApiError::bad_request(format!("bad path: {err}")).into()
+                }))
                 .wrap_fn(move |request, service| {
                     let counters = counters.clone();
                     let response = service.call(request);
@@ -119,15 +141,59 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/health", web::get().to(alive))
         .route("/health/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
-        .route("/api/v1/tree", web::get().to(tree));
+        .configure(crate::api::routes)
+        .configure(crate::dashboard::routes)
+        .default_service(web::to(unknown_route));
 }
 
-async fn alive() -> HttpResponse {
+async fn unknown_route(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    ApiError::not_found(format!(
+        "route `{} {}` (see /api/v1/openapi.json)",
+        req.method(),
+        req.path()
+    ))
+    .error_response()
+}
+
+fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::too_large(limit)
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("send the body as JSON with `Content-Type: application/json`")
+        }
+        JsonPayloadError::Deserialize(err) if err.is_data() => {
+            ApiError::validation(format!("the body does not fit: {err}"))
+        }
+        other => ApiError::bad_request(format!("the body is not valid JSON: {other}")),
+    }
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "artel is alive", content_type = "application/json")))]
+pub async fn alive() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "alive" }))
 }
 
-async fn ready(state: web::Data<HttpState>) -> HttpResponse {
+/// Ready: every dependency answers and the server is not draining.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "ready, with each dependency's check", content_type = "application/json"),
+        (status = 503, description = "not ready (a dependency is down) or draining", content_type = "application/json")))]
+pub async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     let report = state.readiness.report();
+    if state
+        .api
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let mut body = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
+        body["ready"] = json!(false);
+        body["draining"] = json!(true);
+        return HttpResponse::ServiceUnavailable().json(body);
+    }
     if report.ready {
         HttpResponse::Ok().json(report)
     } else {
@@ -135,7 +201,10 @@ async fn ready(state: web::Data<HttpState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
     // With the database away, the tree and readiness are still worth scraping.
     let stats = match state.store.stats().await {
         Ok(stats) => Some(stats),
@@ -153,8 +222,4 @@ async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
-}
-
-async fn tree(state: web::Data<HttpState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.registry.snapshot())
 }

@@ -1,0 +1,183 @@
+//! Who is calling: the [`Caller`] extractor every `/api/v1` handler takes.
+//!
+//! A request carries `Authorization: Bearer artel_…` (a WebSocket upgrade may instead carry
+//! `?access_token=`, since browsers cannot set headers on one). The key is checked against
+//! the store — through a short-lived in-process cache, so a busy client costs one hash and
+//! one map lookup, not one query, per request — then spends a token of its rate limit.
+//!
+//! Revocation through this server evicts the key at once; another `artel up` on the same
+//! database notices within [`CACHE_TTL`].
+
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::api::rate_limit::Decision;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use artel_actors::store::Principal;
+use artel_actors::store::api_keys::key_hash;
+use artel_messages::{ApiKeyId, ProjectId, UserId};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// How long a checked key is trusted without asking the store again.
+pub const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// The caller's user id.
+    pub fn user(&self) -> UserId {
+        self.0.user
+    }
+
+    /// Whether the caller sees everyone's work.
+    pub fn is_operator(&self) -> bool {
+        self.0.is_operator()
+    }
+
+    /// Refuses callers who are not operators.
+    pub fn require_operator(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{what} is for operators; ask an operator for an operator key"
+            )))
+        }
+    }
+
+    /// The owner to scope a project query to: the caller, or anyone for an operator.
+    pub fn scope(&self) -> Option<UserId> {
+        (!self.is_operator()).then_some(self.user())
+    }
+}
+
+/// Checked keys by hash.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: RwLock<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+        let entries = self.entries.read();
+        let (principal, at) = entries.get(hash)?;
+        (at.elapsed() < CACHE_TTL).then(|| principal.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], principal: Principal) {
+        let mut entries = self.entries.write();
+        if entries.len() > 10_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        entries.insert(hash, (principal, Instant::now()));
+    }
+
+    /// Forgets `key` (it was just revoked).
+    pub fn evict(&self, key: ApiKeyId) {
+        self.entries.write().retain(|_, (p, _)| p.key != key);
+    }
+}
+
+/// The key a request presents, if any.
+fn presented_key(req: &HttpRequest) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?.trim();
+        let (scheme, key) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| key.trim().to_owned());
+    }
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return None;
+    }
+    web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()?
+        .get("access_token")
+        .cloned()
+}
+
+/// Authenticates `req` and spends one token of its key's rate limit.
+pub async fn authenticate(state: &ApiState, req: &HttpRequest) -> Result<Caller, ApiError> {
+    let key = presented_key(req).ok_or_else(|| {
+        ApiError::unauthorized(
+            "send an API key as `Authorization: Bearer artel_…`; the first start of `artel up` \
+             prints an operator key and writes it to <data_dir>/admin.key",
+        )
+    })?;
+    let hash = key_hash(&key);
+    let principal = match state.keys.get(&hash) {
+        Some(principal) => principal,
+        None => {
+            let principal = state.store.authenticate(&key).await?.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "this API key is unknown or revoked; create a new one with POST /api/v1/keys \
+                     using a valid key, or ask an operator",
+                )
+            })?;
+            let (store, id) = (state.store.clone(), principal.key);
+            tokio::spawn(async move {
+                if let Err(err) = store.touch_api_key(id).await {
+                    tracing::debug!(error = %err, "cannot record a key's last use");
+                }
+            });
+            state.keys.put(hash, principal.clone());
+            principal
+        }
+    };
+    match state.limiter.check(principal.key).await {
+        Decision::Allow => Ok(Caller(principal)),
+        Decision::Deny { retry_after } => Err(ApiError::rate_limited(
+            retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+        )),
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<ApiState>>()
+                .ok_or_else(|| ApiError::internal("the API state is not registered"))?;
+            authenticate(state, &req).await
+        })
+    }
+}
+
+/// Whether `caller` may see project `project` owned by `owner`.
+pub fn may_see(caller: &Caller, owner: UserId) -> bool {
+    caller.is_operator() || caller.user() == owner
+}
+
+/// A project reference from a path: its id, or the caller's project name.
+pub enum ProjectRef {
+    /// By id.
+    Id(ProjectId),
+    /// By name (within the caller's projects).
+    Name(String),
+}
+
+impl ProjectRef {
+    /// Parses a path segment.
+    pub fn parse(segment: &str) -> Self {
+        match segment.parse() {
+            Ok(id) => Self::Id(id),
+            Err(_) => Self::Name(segment.to_owned()),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! What runs: workers (list, stop), deploy targets, and the supervision tree (read; restart
+//! or stop a node — operators only).
+
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::api::{ApiState, Items, check_text};
+use actix_web::{HttpResponse, web};
+use artel_messages::dto::WorkerDto;
+use artel_messages::{Classify as _, WorkerId};
+use artel_supervisors::{NodeId, SupervisorError, TreeSnapshot};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// The routes of this module.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/workers", web::get().to(workers))
+        .route("/workers/{id}/stop", web::post().to(stop_worker))
+        .route("/targets", web::get().to(targets))
+        .route("/tree", web::get().to(tree))
+        .route("/tree/{node}/restart", web::post().to(restart_node))
+        .route("/tree/{node}/stop", web::post().to(stop_node));
+}
+
+/// How many workers to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerQuery {
+    /// At most this many, newest first (1 to 500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// Workers of the caller's projects (an operator's: all), newest first.
+#[utoipa::path(get, path = "/api/v1/workers", tag = "workers", params(WorkerQuery),
+    responses((status = 200, body = Items<WorkerDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn workers(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    query: web::Query<WorkerQuery>,
+) -> Result<web::Json<Items<WorkerDto>>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation("`limit` must be 1 to 500"));
+    }
+    let workers = state
+        .workers
+        .list(caller.scope(), limit)
+        .await
+        .map_err(|e| ApiError::from(e.to_failure()))?;
+    Ok(web::Json(Items::new(workers)))
+}
+
+/// Why a worker is stopped.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopRequest {
+    /// In the operator's words (at most 500 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Stops a worker: kills its command and destroys its sandbox.
+#[utoipa::path(post, path = "/api/v1/workers/{id}/stop", tag = "workers", request_body = StopRequest,
+    params(("id" = String, Path, description = "The worker's id")),
+    responses((status = 200, body = WorkerDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stop_worker(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: Option<web::Json<StopRequest>>,
+) -> Result<web::Json<WorkerDto>, ApiError> {
+    let not_found = || ApiError::not_found(format!("worker `{id}`"));
+    let worker: WorkerId = id.parse().map_err(|_| not_found())?;
+    let record = state
+        .workers
+        .record(worker)
+        .await
+        .map_err(|e| ApiError::from(e.to_failure()))?
+        .ok_or_else(not_found)?;
+    // Visible through its project, or not at all.
+    state
+        .project(&caller, &record.project.to_string())
+        .await
+        .map_err(|_| not_found())?;
+    let reason = body
+        .and_then(|b| b.into_inner().reason)
+        .unwrap_or_else(|| format!("stopped by {} through the API", caller.0.name));
+    check_text("reason", &reason, 500)?;
+    let stopped = state
+        .workers
+        .stop(worker, &reason)
+        .await
+        .map_err(|e| ApiError::from(e.to_failure()))?;
+    Ok(web::Json(stopped))
+}
+
+/// A place services run.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TargetView {
+    /// `local`: processes on this host.
+    pub kind: String,
+    /// Where the services' code and data live.
+    pub root: String,
+    /// The ports services are given.
+    pub ports: String,
+    /// Deployments of the caller's projects running there now.
+    pub live: usize,
+}
+
+/// Deploy targets.
+#[utoipa::path(get, path = "/api/v1/targets", tag = "deployments",
+    responses((status = 200, body = Items<TargetView>), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn targets(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<web::Json<Items<TargetView>>, ApiError> {
+    let config = state.target.config();
+    let live = state.store.live_deployments().await?;
+    let mut mine = 0;
+    for deployment in &live {
+        if state
+            .project(&caller, &deployment.project.to_string())
+            .await
+            .is_ok()
+        {
+            mine += 1;
+        }
+    }
+    Ok(web::Json(Items::new(vec![TargetView {
+        kind: "local".to_owned(),
+        root: config.root.display().to_string(),
+        ports: format!("{}-{}", config.ports.start(), config.ports.end()),
+        live: mine,
+    }])))
+}
+
+/// The live supervision tree.
+#[utoipa::path(get, path = "/api/v1/tree", tag = "tree",
+    responses((status = 200, description = "Every node: id, name, role, status, restarts, last error, mailbox depth, uptime, children",
+        content_type = "application/json"), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn tree(state: web::Data<ApiState>, _caller: Caller) -> web::Json<TreeSnapshot> {
+    web::Json(state.registry.snapshot())
+}
+
+/// What an operator's tree action did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeAction {
+    /// The node acted on.
+    pub node: u64,
+    /// `restarted` or `stopped`.
+    pub done: String,
+}
+
+fn node_id(segment: &str) -> Result<NodeId, ApiError> {
+    segment
+        .parse::<u64>()
+        .map(NodeId)
+        .map_err(|_| ApiError::not_found(format!("tree node `{segment}`")))
+}
+
+fn tree_error(node: NodeId, err: SupervisorError) -> ApiError {
+    match err {
+        SupervisorError::NoSuchChild(_) => ApiError::not_found(format!("tree node `{node}`")),
+        SupervisorError::InvalidSpec(reason) => ApiError::conflict(reason),
+        SupervisorError::Stopped => {
+            ApiError::conflict(format!("node {node}'s supervisor has stopped"))
+        }
+    }
+}
+
+/// Restarts a node under its supervisor (operators only).
+#[utoipa::path(post, path = "/api/v1/tree/{node}/restart", tag = "tree",
+    params(("node" = u64, Path, description = "The node's id in the tree snapshot")),
+    responses((status = 200, body = NodeAction), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn restart_node(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    node: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_operator("restarting a tree node")?;
+    let node = node_id(&node)?;
+    state
+        .registry
+        .restart_node(node)
+        .await
+        .map_err(|e| tree_error(node, e))?;
+    tracing::warn!(%node, by = %caller.0.name, "operator restarted a tree node");
+    Ok(HttpResponse::Ok().json(NodeAction {
+        node: node.0,
+        done: "restarted".to_owned(),
+    }))
+}
+
+/// Stops a node for good; its supervisor does not restart it (operators only).
+#[utoipa::path(post, path = "/api/v1/tree/{node}/stop", tag = "tree",
+    params(("node" = u64, Path, description = "The node's id in the tree snapshot")),
+    responses((status = 200, body = NodeAction), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stop_node(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    node: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_operator("stopping a tree node")?;
+    let node = node_id(&node)?;
+    state
+        .registry
+        .stop_node(node)
+        .await
+        .map_err(|e| tree_error(node, e))?;
+    tracing::warn!(%node, by = %caller.0.name, "operator stopped a tree node");
+    Ok(HttpResponse::Ok().json(NodeAction {
+        node: node.0,
+        done: "stopped".to_owned(),
+    }))
+}
