@@ -2,6 +2,7 @@
 //! real Postgres, Redis and Docker, and local protocol peers for Telegram, GitHub and LLM
 //! APIs) and check what a user sees. One test binary, one module per front door.
 
+mod api;
 mod cli;
 mod new;
 mod support;

@@ -45,6 +45,22 @@ impl Home {
         }
     }
 
+    /// The environment that gives an artel this home: database, data dir, its own port and
+    /// uid ranges.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database.clone()),
+            ("ARTEL_DATA_DIR", self.data_dir.display().to_string()),
+            ("ARTEL_DEPLOY__FIRST_PORT", self.first_port.to_string()),
+            (
+                "ARTEL_DEPLOY__LAST_PORT",
+                (self.first_port + 19).to_string(),
+            ),
+            ("ARTEL_WORKERS__FIRST_UID", self.first_uid.to_string()),
+            ("ARTEL_WORKERS__UID_COUNT", "1000".to_owned()),
+        ]
+    }
+
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_artel"));
         cmd.args(args)
@@ -552,7 +568,7 @@ async fn kill_9_during_engineering_then_up_resumes_the_task_and_the_session_reme
     up.terminate();
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args([
             "-c",

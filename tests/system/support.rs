@@ -41,21 +41,49 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A fresh, well-formed API key (`artel_` + 40 hex).
+pub fn new_key() -> String {
+    format!(
+        "artel_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
 /// `artel up` as a child process; killed when dropped.
 pub struct Artel {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// An operator API key (`ARTEL_ADMIN_KEY`, given or made up for the test).
+    pub key: String,
     stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Artel {
-    /// Starts `artel up` on a free port with `env`, and waits for its address line.
+    /// Starts `artel up` on a free port with `env` (plus an `ARTEL_ADMIN_KEY` made up for the
+    /// test unless `env` has one), and waits for its address line.
     pub fn up(env: &[(&str, &str)]) -> Self {
+        let key = env
+            .iter()
+            .find(|(k, _)| *k == "ARTEL_ADMIN_KEY")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(new_key);
+        let mut env = env.to_vec();
+        env.push(("ARTEL_ADMIN_KEY", &key));
+        let mut artel = Self::up_without_admin_key(&env);
+        artel.key = key;
+        artel
+    }
+
+    /// Starts `artel up` with exactly `env` (no made-up admin key: a first start creates and
+    /// prints one), and waits for its address line.
+    pub fn up_without_admin_key(env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_artel"));
         cmd.arg("up")
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")
+            .env_remove("ARTEL_ADMIN_KEY")
             .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
             .env("ARTEL_LOG", "info")
             .stdin(Stdio::null())
@@ -75,7 +103,48 @@ impl Artel {
             .strip_prefix("artel is up on ")
             .unwrap_or_else(|| panic!("unexpected first line from artel up: {line:?}"))
             .to_owned();
-        Self { child, url, stdout }
+        Self {
+            child,
+            url,
+            key: String::new(),
+            stdout,
+        }
+    }
+
+    /// The next line artel prints on stdout.
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read artel's stdout");
+        line
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A request to `path` (e.g. `/api/v1/projects`) with the operator key.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .timeout(Duration::from_secs(30))
+    }
+
+    /// GETs `path` with the operator key; (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the rest of stdout.

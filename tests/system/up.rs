@@ -60,6 +60,7 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
     // The CLI reads the same tree over HTTP.
     let out = Command::new(env!("CARGO_BIN_EXE_artel"))
         .args(["tree", "--once", "--json", "--server", &artel.url])
+        .env("ARTEL_API_KEY", &artel.key)
         .output()
         .unwrap();
     assert!(
@@ -203,7 +204,7 @@ async fn readiness_reports_a_redis_outage_and_its_recovery() {
     eventually(Duration::from_secs(20), "ready with Redis up", status(200)).await;
     // With Redis the worker-manager node is a client of `artel worker-manager`: it routes
     // replies from the replies stream.
-    let (_, tree) = get_json(&format!("{}/api/v1/tree", artel.url)).await;
+    let (_, tree) = artel.get("/api/v1/tree").await;
     let workers = &tree["roots"][0]["children"][1];
     assert_eq!(workers["name"], "worker-manager");
     assert_eq!(workers["kind"], "supervisor");

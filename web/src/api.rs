@@ -159,3 +159,30 @@ pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// An optional JSON body: `None` when the request has no body, the parsed value otherwise —
+/// and a malformed, mistyped or oversized body is the same error as for a required one
+/// (actix's `Option<Json<T>>` would silently turn it into `None`).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        use actix_web::http::header;
+        let headers = req.headers();
+        let empty = match headers.get(header::CONTENT_LENGTH) {
+            Some(length) => length.as_bytes() == b"0",
+            None => !headers.contains_key(header::TRANSFER_ENCODING),
+        };
+        if empty {
+            return Box::pin(async { Ok(Self(None)) });
+        }
+        let body = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(Some(body.await?.into_inner()))) })
+    }
+}

@@ -79,7 +79,7 @@ impl Validated for NewProject {
 }
 
 /// Creates a project for the caller.
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
+#[utoipa::path(post, operation_id = "create_project", path = "/api/v1/projects", tag = "projects", request_body = NewProject,
     responses((status = 201, body = ProjectDto), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody)),
@@ -104,7 +104,7 @@ pub async fn create(
 }
 
 /// The caller's projects (an operator's: everyone's).
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+#[utoipa::path(get, operation_id = "list_projects", path = "/api/v1/projects", tag = "projects",
     responses((status = 200, body = Items<ProjectDto>), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -119,7 +119,7 @@ pub async fn list(
 }
 
 /// One project.
-#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "projects",
+#[utoipa::path(get, operation_id = "get_project", path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -146,7 +146,7 @@ impl Validated for ProjectUpdate {
 }
 
 /// Updates a project's description.
-#[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects", request_body = ProjectUpdate,
+#[utoipa::path(patch, operation_id = "update_project", path = "/api/v1/projects/{project}", tag = "projects", request_body = ProjectUpdate,
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = ProjectDto), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -168,7 +168,7 @@ pub async fn update(
 }
 
 /// Deletes a project: stops its service, then removes it and everything of it.
-#[utoipa::path(delete, path = "/api/v1/projects/{project}", tag = "projects",
+#[utoipa::path(delete, operation_id = "delete_project", path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)),
@@ -269,7 +269,7 @@ pub async fn start_task(
 }
 
 /// A project's tasks, newest first.
-#[utoipa::path(get, path = "/api/v1/projects/{project}/tasks", tag = "tasks",
+#[utoipa::path(get, operation_id = "list_project_tasks", path = "/api/v1/projects/{project}/tasks", tag = "tasks",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = Items<TaskDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -286,7 +286,7 @@ pub async fn tasks(
 }
 
 /// A project's deployments, newest first.
-#[utoipa::path(get, path = "/api/v1/projects/{project}/deployments", tag = "deployments",
+#[utoipa::path(get, operation_id = "list_deployments", path = "/api/v1/projects/{project}/deployments", tag = "deployments",
     params(("project" = String, Path, description = "Project id or name")),
     responses((status = 200, body = Items<DeploymentDto>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -3,7 +3,7 @@
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{ApiState, Items, check_text};
+use crate::api::{ApiState, Items, OptionalJson, check_text};
 use actix_web::{HttpResponse, web};
 use artel_messages::dto::WorkerDto;
 use artel_messages::{Classify as _, WorkerId};
@@ -24,6 +24,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// How many workers to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerQuery {
     /// At most this many, newest first (1 to 500, default 100).
@@ -31,7 +32,7 @@ pub struct WorkerQuery {
 }
 
 /// Workers of the caller's projects (an operator's: all), newest first.
-#[utoipa::path(get, path = "/api/v1/workers", tag = "workers", params(WorkerQuery),
+#[utoipa::path(get, operation_id = "list_workers", path = "/api/v1/workers", tag = "workers", params(WorkerQuery),
     responses((status = 200, body = Items<WorkerDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn workers(
@@ -69,7 +70,7 @@ pub async fn stop_worker(
     state: web::Data<ApiState>,
     caller: Caller,
     id: web::Path<String>,
-    body: Option<web::Json<StopRequest>>,
+    body: OptionalJson<StopRequest>,
 ) -> Result<web::Json<WorkerDto>, ApiError> {
     let not_found = || ApiError::not_found(format!("worker `{id}`"));
     let worker: WorkerId = id.parse().map_err(|_| not_found())?;
@@ -85,7 +86,8 @@ pub async fn stop_worker(
         .await
         .map_err(|_| not_found())?;
     let reason = body
-        .and_then(|b| b.into_inner().reason)
+        .0
+        .and_then(|b| b.reason)
         .unwrap_or_else(|| format!("stopped by {} through the API", caller.0.name));
     check_text("reason", &reason, 500)?;
     let stopped = state
@@ -110,7 +112,7 @@ pub struct TargetView {
 }
 
 /// Deploy targets.
-#[utoipa::path(get, path = "/api/v1/targets", tag = "deployments",
+#[utoipa::path(get, operation_id = "list_targets", path = "/api/v1/targets", tag = "deployments",
     responses((status = 200, body = Items<TargetView>), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn targets(
@@ -138,7 +140,7 @@ pub async fn targets(
 }
 
 /// The live supervision tree.
-#[utoipa::path(get, path = "/api/v1/tree", tag = "tree",
+#[utoipa::path(get, operation_id = "get_tree", path = "/api/v1/tree", tag = "tree",
     responses((status = 200, description = "Every node: id, name, role, status, restarts, last error, mailbox depth, uptime, children",
         content_type = "application/json"), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -4,7 +4,7 @@
 
 use crate::api::auth::{Caller, may_see};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{ApiState, Items, check_text};
+use crate::api::{ApiState, Items, OptionalJson, check_text};
 use actix_web::{HttpResponse, web};
 use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::{SessionChannel, SessionId};
@@ -30,16 +30,17 @@ pub struct NewSession {
 }
 
 /// Opens a conversation with the ProductOwner.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = NewSession,
+#[utoipa::path(post, operation_id = "open_session", path = "/api/v1/sessions", tag = "sessions", request_body = NewSession,
     responses((status = 201, body = SessionDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn open(
     state: web::Data<ApiState>,
     caller: Caller,
-    body: Option<web::Json<NewSession>>,
+    body: OptionalJson<NewSession>,
 ) -> Result<HttpResponse, ApiError> {
     let channel = body
-        .and_then(|b| b.into_inner().channel)
+        .0
+        .and_then(|b| b.channel)
         .unwrap_or(SessionChannel::Dashboard);
     if channel == SessionChannel::Telegram {
         return Err(ApiError::validation(
@@ -62,7 +63,7 @@ async fn session(state: &ApiState, caller: &Caller, segment: &str) -> Result<Ses
 }
 
 /// One session (its `project` once it has one).
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
+#[utoipa::path(get, operation_id = "get_session", path = "/api/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, body = SessionDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -108,6 +109,7 @@ pub async fn say(
 
 /// Where to start reading a transcript.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TranscriptQuery {
     /// Only lines after this line id (default: from the start).

@@ -2,7 +2,7 @@
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{ApiState, Items, Validated, check_text};
+use crate::api::{ApiState, Items, OptionalJson, Validated, check_text};
 use actix_web::web;
 use artel_messages::TaskStatus;
 use artel_messages::dto::{StepDto, TaskDto};
@@ -20,6 +20,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// Filters of the task list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only tasks in this status.
@@ -29,7 +30,7 @@ pub struct TaskQuery {
 }
 
 /// The caller's tasks (an operator's: everyone's), newest first.
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(TaskQuery),
+#[utoipa::path(get, operation_id = "list_tasks", path = "/api/v1/tasks", tag = "tasks", params(TaskQuery),
     responses((status = 200, body = Items<TaskDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -60,7 +61,7 @@ pub struct TaskDetail {
 }
 
 /// One task with its steps.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",
+#[utoipa::path(get, operation_id = "get_task", path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "The task's id")),
     responses((status = 200, body = TaskDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -87,7 +88,7 @@ pub struct CancelRequest {
 }
 
 /// Cancels a task: it ends `cancelled` and its running step's worker is stopped.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", request_body = CancelRequest,
+#[utoipa::path(post, operation_id = "cancel_task", path = "/api/v1/tasks/{id}/cancel", tag = "tasks", request_body = CancelRequest,
     params(("id" = String, Path, description = "The task's id")),
     responses((status = 200, body = TaskDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)),
@@ -96,9 +97,9 @@ pub async fn cancel(
     state: web::Data<ApiState>,
     caller: Caller,
     id: web::Path<String>,
-    body: Option<web::Json<CancelRequest>>,
+    body: OptionalJson<CancelRequest>,
 ) -> Result<web::Json<TaskDto>, ApiError> {
-    let reason = body.and_then(|b| b.into_inner().reason);
+    let reason = body.0.and_then(|b| b.reason);
     if let Some(reason) = &reason {
         check_text("reason", reason, 500)?;
     }
@@ -134,7 +135,7 @@ impl Validated for RetryRequest {
 }
 
 /// Goes on with a failed task or one waiting for a human, with guidance.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", tag = "tasks", request_body = RetryRequest,
+#[utoipa::path(post, operation_id = "retry_task", path = "/api/v1/tasks/{id}/retry", tag = "tasks", request_body = RetryRequest,
     params(("id" = String, Path, description = "The task's id")),
     responses((status = 200, body = TaskDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)),
