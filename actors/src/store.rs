@@ -88,15 +88,25 @@ impl Store {
     /// The URL is not recorded anywhere (it may hold a password).
     #[tracing::instrument(skip(url))]
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_sized(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// Connects to the database at `url` with a pool of at most `max_connections`.
+    #[tracing::instrument(skip(url))]
+    pub async fn connect_sized(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(StoreError::Sqlx)?;
-        Self::connect_with(options).await
+        Self::pool_with(options, max_connections).await
     }
 
     /// Connects with explicit options (e.g. a URL's options with another database name).
     #[tracing::instrument(skip(options))]
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        Self::pool_with(options, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    async fn pool_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;

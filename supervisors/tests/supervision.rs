@@ -677,6 +677,36 @@ async fn an_operator_restart_resets_the_child() {
     root.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_registry_restarts_and_stops_any_node_by_id_at_any_depth() {
+    let (pa, pb) = (Probe::new(), Probe::new());
+    let (a, sa) = Worker::spec("a", &pa);
+    let (b, sb) = Worker::spec("b", &pb);
+    let root = Supervisor::new("root")
+        .child(Supervisor::new("inner").child(sa).child(sb).into_child())
+        .start()
+        .await;
+    let registry = root.registry().clone();
+    assert_eq!(a.call(Incr).await, Ok(1));
+    assert_eq!(b.call(Incr).await, Ok(1));
+    let id_a = registry.snapshot().find("root/inner/a").unwrap().id;
+    let id_b = registry.snapshot().find("root/inner/b").unwrap().id;
+
+    registry.restart_node(id_a).await.unwrap();
+    assert_eq!(a.call(Incr).await, Ok(1), "a restarted: its state is fresh");
+    assert_eq!(b.call(Incr).await, Ok(2), "its sibling is untouched");
+    assert_eq!(registry.node(id_a).unwrap().restarts, 1);
+
+    registry.stop_node(id_b).await.unwrap();
+    assert_eq!(b.call(Incr).await, Err(CallError::Closed));
+    assert!(registry.snapshot().find("root/inner/b").is_none());
+    assert!(registry.restart_node(id_b).await.is_err(), "a stopped node is gone");
+
+    let root_id = registry.snapshot().roots[0].id;
+    assert!(registry.stop_node(root_id).await.is_err(), "a root has no supervisor");
+    root.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The tree snapshot.
 

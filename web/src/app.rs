@@ -90,7 +90,11 @@ impl App {
                 (managed.start().await?, Some(managed))
             }
         };
-        let store = Store::connect(&url)
+        let pool_size = settings
+            .database
+            .max_connections
+            .unwrap_or(artel_actors::store::DEFAULT_MAX_CONNECTIONS);
+        let store = Store::connect_sized(&url, pool_size)
             .await
             .context("cannot connect to PostgreSQL")?;
         store
