@@ -699,8 +699,13 @@ async fn the_registry_restarts_and_stops_any_node_by_id_at_any_depth() {
 
     registry.stop_node(id_b).await.unwrap();
     assert_eq!(b.call(Incr).await, Err(CallError::Closed));
-    assert!(registry.snapshot().find("root/inner/b").is_none());
-    assert!(registry.restart_node(id_b).await.is_err(), "a stopped node is gone");
+    assert_eq!(
+        registry.node(id_b).unwrap().status,
+        NodeStatus::Stopped,
+        "a stopped static child stays in the tree, stopped"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.call(Incr).await, Err(CallError::Closed), "and is not restarted");
 
     let root_id = registry.snapshot().roots[0].id;
     assert!(registry.stop_node(root_id).await.is_err(), "a root has no supervisor");
