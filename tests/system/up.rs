@@ -210,6 +210,17 @@ async fn readiness_reports_a_redis_outage_and_its_recovery() {
     assert_eq!(workers["kind"], "supervisor");
     assert_eq!(workers["children"][0]["name"], "replies");
     assert_eq!(workers["children"][0]["status"], "running");
+    // The streams' consumer groups are on /metrics.
+    let metrics = reqwest::get(format!("{}/metrics", artel.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("artel_stream_pending{stream=\"artel.worker-manager.replies\""),
+        "{metrics}"
+    );
 
     redis.stop();
     eventually(

@@ -183,7 +183,8 @@ impl App {
                     })?;
                     address = Some(listener.local_addr()?);
                     admin_key = bootstrap_admin_key(&settings, &store).await?;
-                    let limiter = rate_limiter(&settings).await;
+                    let redis_manager = redis_manager(&settings).await;
+                    let limiter = rate_limiter(&settings, redis_manager.clone());
                     let api = actix_web::web::Data::new(ApiState {
                         store: store.clone(),
                         registry: registry.clone(),
@@ -202,6 +203,7 @@ impl App {
                         readiness: readiness.clone(),
                         store: store.clone(),
                         http: Default::default(),
+                        redis: redis_manager,
                     };
                     let (_http, http) = ChildSpec::actor("http", move || {
                         HttpGateway::new(listener.try_clone(), state.clone())
@@ -420,24 +422,29 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
-/// Per-key rate limits: shared through Redis when configured, in this process otherwise.
-async fn rate_limiter(settings: &Settings) -> RateLimiter {
-    let (rate, burst) = (
-        settings.http.rate_limit_per_sec,
-        settings.http.rate_limit_burst,
-    );
-    let Some(url) = &settings.redis.url else {
-        return RateLimiter::local(rate, burst);
-    };
+/// A Redis connection for the front door (shared rate limits, stream lag), when configured
+/// and reachable at start.
+async fn redis_manager(settings: &Settings) -> Option<redis::aio::ConnectionManager> {
+    let url = settings.redis.url.as_ref()?;
     let manager = match redis::Client::open(url.expose()) {
         Ok(client) => redis::aio::ConnectionManager::new(client).await,
         Err(err) => Err(err),
     };
-    match manager {
-        Ok(manager) => RateLimiter::shared(rate, burst, manager),
-        Err(err) => {
-            tracing::warn!(error = %err, "rate limits stay in this process: cannot reach Redis");
-            RateLimiter::local(rate, burst)
-        }
+    manager
+        .inspect_err(|err| {
+            tracing::warn!(error = %err, "the front door runs without Redis: rate limits stay in this process")
+        })
+        .ok()
+}
+
+/// Per-key rate limits: shared through Redis when there is one, in this process otherwise.
+fn rate_limiter(settings: &Settings, redis: Option<redis::aio::ConnectionManager>) -> RateLimiter {
+    let (rate, burst) = (
+        settings.http.rate_limit_per_sec,
+        settings.http.rate_limit_burst,
+    );
+    match redis {
+        Some(manager) => RateLimiter::shared(rate, burst, manager),
+        None => RateLimiter::local(rate, burst),
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::api::ApiState;
 use crate::api::error::ApiError;
-use crate::gateways::metrics::{HttpCounters, render};
+use crate::gateways::metrics::{HttpCounters, render, render_streams, stream_lag};
 use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::error::JsonPayloadError;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -36,6 +36,8 @@ pub struct HttpState {
     pub store: Store,
     /// Responses served, for `/metrics`.
     pub http: Arc<HttpCounters>,
+    /// Redis, when configured: `/metrics` reports the streams' consumer lag.
+    pub redis: Option<redis::aio::ConnectionManager>,
 }
 
 /// The actor owning the HTTP server.
@@ -213,12 +215,21 @@ pub async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
             None
         }
     };
-    let body = render(
+    let mut body = render(
         &state.registry.snapshot(),
         &state.readiness.report(),
         stats.as_ref(),
         &state.http,
     );
+    if let Some(redis) = &state.redis {
+        let mut redis = redis.clone();
+        match tokio::time::timeout(std::time::Duration::from_secs(2), stream_lag(&mut redis)).await
+        {
+            Ok(Ok(lags)) => body.push_str(&render_streams(&lags)),
+            Ok(Err(err)) => tracing::debug!(error = %err, "metrics without stream lag"),
+            Err(_) => tracing::debug!("metrics without stream lag: Redis is slow"),
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)

@@ -28,6 +28,98 @@ pub const WORKERS: &str = "artel_workers";
 pub const EVENTS: &str = "artel_events_total";
 /// HTTP requests answered, by status class.
 pub const HTTP_REQUESTS: &str = "artel_http_requests_total";
+/// Entries of a Redis stream a consumer group has not read yet.
+pub const STREAM_LAG: &str = "artel_stream_lag";
+/// Entries a consumer group has read but not acknowledged.
+pub const STREAM_PENDING: &str = "artel_stream_pending";
+
+/// One consumer group of one registered stream, as `XINFO GROUPS` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLag {
+    /// The stream's key.
+    pub stream: String,
+    /// The consumer group.
+    pub group: String,
+    /// Entries not yet delivered to the group (`None` when Redis cannot tell).
+    pub lag: Option<u64>,
+    /// Entries delivered and not acknowledged.
+    pub pending: u64,
+}
+
+/// Reads every registered stream's groups (streams not created yet have none).
+pub async fn stream_lag(
+    redis: &mut redis::aio::ConnectionManager,
+) -> Result<Vec<GroupLag>, redis::RedisError> {
+    let mut lags = Vec::new();
+    for spec in artel_messages::STREAMS {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(spec.name)
+            .query_async(redis)
+            .await?;
+        if !exists {
+            continue;
+        }
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(spec.name)
+            .query_async(redis)
+            .await?;
+        for group in groups {
+            let number = |key: &str| match group.get(key) {
+                Some(redis::Value::Int(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+            let name = match group.get("name") {
+                Some(redis::Value::BulkString(bytes)) => {
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+                Some(redis::Value::SimpleString(text)) => text.clone(),
+                _ => continue,
+            };
+            lags.push(GroupLag {
+                stream: spec.name.to_owned(),
+                group: name,
+                lag: number("lag"),
+                pending: number("pending").unwrap_or(0),
+            });
+        }
+    }
+    Ok(lags)
+}
+
+/// Renders the stream metrics (appended to [`render`]'s output when Redis is configured).
+pub fn render_streams(lags: &[GroupLag]) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        STREAM_LAG,
+        "gauge",
+        "Entries of a stream its consumer group has not read yet.",
+    );
+    for l in lags {
+        if let Some(lag) = l.lag {
+            let _ = writeln!(
+                out,
+                "{STREAM_LAG}{{stream=\"{}\",group=\"{}\"}} {lag}",
+                l.stream, l.group
+            );
+        }
+    }
+    header(
+        &mut out,
+        STREAM_PENDING,
+        "gauge",
+        "Entries a consumer group has read and not acknowledged.",
+    );
+    for l in lags {
+        let _ = writeln!(
+            out,
+            "{STREAM_PENDING}{{stream=\"{}\",group=\"{}\"}} {}",
+            l.stream, l.group, l.pending
+        );
+    }
+    out
+}
 
 /// HTTP responses by status class (1xx–5xx), counted by the gateway's middleware.
 #[derive(Default)]
@@ -187,6 +279,31 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_lag_renders_per_group() {
+        let out = render_streams(&[
+            GroupLag {
+                stream: "artel.worker-manager.commands".into(),
+                group: "worker-manager".into(),
+                lag: Some(3),
+                pending: 1,
+            },
+            GroupLag {
+                stream: "artel.worker-manager.replies".into(),
+                group: "workflows.a".into(),
+                lag: None,
+                pending: 0,
+            },
+        ]);
+        assert!(out.contains(
+            "artel_stream_lag{stream=\"artel.worker-manager.commands\",group=\"worker-manager\"} 3"
+        ));
+        assert!(!out.contains("group=\"workflows.a\"} 0\nartel_stream_lag"));
+        assert!(out.contains(
+            "artel_stream_pending{stream=\"artel.worker-manager.replies\",group=\"workflows.a\"} 0"
+        ));
+    }
 
     #[test]
     fn label_values_are_escaped_and_classes_counted() {
