@@ -104,7 +104,10 @@ impl Store {
         Self::pool_with(options, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    async fn pool_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, StoreError> {
+    async fn pool_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)

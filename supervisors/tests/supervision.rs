@@ -705,10 +705,17 @@ async fn the_registry_restarts_and_stops_any_node_by_id_at_any_depth() {
         "a stopped static child stays in the tree, stopped"
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(b.call(Incr).await, Err(CallError::Closed), "and is not restarted");
+    assert_eq!(
+        b.call(Incr).await,
+        Err(CallError::Closed),
+        "and is not restarted"
+    );
 
     let root_id = registry.snapshot().roots[0].id;
-    assert!(registry.stop_node(root_id).await.is_err(), "a root has no supervisor");
+    assert!(
+        registry.stop_node(root_id).await.is_err(),
+        "a root has no supervisor"
+    );
     root.shutdown().await;
 }
 
