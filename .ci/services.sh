@@ -84,7 +84,15 @@ ensure_tools() {
   fi
 }
 
+# The OpenAPI validator the control plane's contract test runs on the served document.
+ensure_openapi_validator() {
+  python3 -c 'import openapi_spec_validator' 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+      'openapi-spec-validator>=0.7' >/dev/null
+}
+
 ensure_tools
+ensure_openapi_validator
 start_postgres
 start_redis
 export ARTEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$ARTEL_TEST_PG_PORT/postgres"

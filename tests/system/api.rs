@@ -900,6 +900,20 @@ async fn the_openapi_document_is_valid_and_matches_what_the_server_serves() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
+    // The reference validator accepts it (openapi-spec-validator, installed by .ci/services.sh).
+    let file = home.data_dir.join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let validated = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        validated.status.success(),
+        "openapi-spec-validator refused the document (is it installed? `. .ci/services.sh`): {}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
 
     // Every $ref resolves.
