@@ -3,7 +3,7 @@
 //! body; 429 past a rate limit shared by two servers through Redis; the OpenAPI document
 //! walked against the server; the first start's operator key; SIGTERM draining.
 
-use crate::new::{Home, git};
+use crate::new::{Home, SLOW_AGENT, git};
 use crate::support::{Artel, OwnRedis, eventually, free_port, new_key};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1045,15 +1045,6 @@ async fn the_first_start_prints_an_operator_key_once_and_keeps_it_private() {
         "a second start prints no key: {rest}"
     );
 }
-
-/// A `cli` agent slow enough for a SIGTERM to arrive while it works.
-const SLOW_AGENT: &str = r#"#!/bin/sh
-set -e
-sleep 4
-printf 'VERSION = 1\n' > version.py
-git add -A
-git commit -q -m "slow but steady"
-"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_new_work_is_refused_and_the_running_step_finishes() {

@@ -507,7 +507,7 @@ async fn a_deploy_that_fails_its_health_check_leaves_the_previous_one_serving() 
 }
 
 /// A `cli` agent slow enough to be killed in the middle of.
-const SLOW_AGENT: &str = r#"#!/bin/sh
+pub const SLOW_AGENT: &str = r#"#!/bin/sh
 set -e
 sleep 4
 printf 'VERSION = 1\n' > version.py

@@ -141,6 +141,16 @@ pub trait Validated {
     fn validate(&self) -> Result<(), ApiError>;
 }
 
+/// A list's `limit`: `default` when absent, else 1 to `max`.
+pub fn check_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::validation(format!("`limit` must be 1 to {max}")))
+    }
+}
+
 /// Checks free text from a client: at most `max` characters, no control characters but
 /// newlines and tabs.
 pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {

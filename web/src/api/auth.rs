@@ -181,3 +181,42 @@ impl ProjectRef {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn a_bearer_header_is_the_key() {
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer  artel_abc "))
+            .to_http_request();
+        assert_eq!(presented_key(&req).as_deref(), Some("artel_abc"));
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "bearer artel_abc"))
+            .to_http_request();
+        assert_eq!(presented_key(&req).as_deref(), Some("artel_abc"));
+    }
+
+    #[test]
+    fn other_schemes_and_missing_headers_present_nothing() {
+        for value in ["Basic dXNlcjpwYXNz", "artel_abc", ""] {
+            let req = TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request();
+            assert_eq!(presented_key(&req), None, "{value:?}");
+        }
+        assert_eq!(presented_key(&TestRequest::default().to_http_request()), None);
+    }
+
+    #[test]
+    fn a_query_token_counts_only_on_a_websocket_upgrade() {
+        let plain = TestRequest::with_uri("/api/v1/me?access_token=artel_abc").to_http_request();
+        assert_eq!(presented_key(&plain), None, "keys in URLs end up in logs");
+        let upgrade = TestRequest::with_uri("/api/v1/events/ws?access_token=artel_abc")
+            .insert_header((header::UPGRADE, "websocket"))
+            .to_http_request();
+        assert_eq!(presented_key(&upgrade).as_deref(), Some("artel_abc"));
+    }
+}

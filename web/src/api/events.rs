@@ -3,9 +3,9 @@
 //! The WebSocket (`events_ws`) is the live form; this is for catching up and for clients
 //! that poll. `next` is the id to pass as `since` for the following page.
 
-use crate::api::ApiState;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::{ApiState, check_limit};
 use actix_web::web;
 use artel_actors::store::EventScope;
 use artel_messages::{Event, EventId};
@@ -57,10 +57,7 @@ pub async fn list(
             "`since` must be an event id (0 or more)",
         ));
     }
-    let limit = query.limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation("`limit` must be 1 to 1000"));
-    }
+    let limit = check_limit(query.limit, 200, 1000)?;
     let scope = match (&query.task, &query.project) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation("give `task` or `project`, not both"));

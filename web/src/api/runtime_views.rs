@@ -3,7 +3,7 @@
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{ApiState, Items, OptionalJson, check_text};
+use crate::api::{ApiState, Items, OptionalJson, check_limit, check_text};
 use actix_web::{HttpResponse, web};
 use artel_messages::dto::WorkerDto;
 use artel_messages::{Classify as _, WorkerId};
@@ -40,10 +40,7 @@ pub async fn workers(
     caller: Caller,
     query: web::Query<WorkerQuery>,
 ) -> Result<web::Json<Items<WorkerDto>>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("`limit` must be 1 to 500"));
-    }
+    let limit = check_limit(query.limit, 100, 500)?;
     let workers = state
         .workers
         .list(caller.scope(), limit)
@@ -174,6 +171,37 @@ fn tree_error(node: NodeId, err: SupervisorError) -> ApiError {
     }
 }
 
+/// What an operator does to a node.
+#[derive(Clone, Copy)]
+enum TreeAction {
+    Restart,
+    Stop,
+}
+
+async fn act_on_node(
+    state: &ApiState,
+    caller: &Caller,
+    segment: &str,
+    action: TreeAction,
+) -> Result<HttpResponse, ApiError> {
+    let (what, done) = match action {
+        TreeAction::Restart => ("restarting a tree node", "restarted"),
+        TreeAction::Stop => ("stopping a tree node", "stopped"),
+    };
+    caller.require_operator(what)?;
+    let node = node_id(segment)?;
+    let result = match action {
+        TreeAction::Restart => state.registry.restart_node(node).await,
+        TreeAction::Stop => state.registry.stop_node(node).await,
+    };
+    result.map_err(|e| tree_error(node, e))?;
+    tracing::warn!(%node, by = %caller.0.name, done, "operator action on a tree node");
+    Ok(HttpResponse::Ok().json(NodeAction {
+        node: node.0,
+        done: done.to_owned(),
+    }))
+}
+
 /// Restarts a node under its supervisor (operators only).
 #[utoipa::path(post, path = "/api/v1/tree/{node}/restart", tag = "tree",
     params(("node" = u64, Path, description = "The node's id in the tree snapshot")),
@@ -185,18 +213,7 @@ pub async fn restart_node(
     caller: Caller,
     node: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_operator("restarting a tree node")?;
-    let node = node_id(&node)?;
-    state
-        .registry
-        .restart_node(node)
-        .await
-        .map_err(|e| tree_error(node, e))?;
-    tracing::warn!(%node, by = %caller.0.name, "operator restarted a tree node");
-    Ok(HttpResponse::Ok().json(NodeAction {
-        node: node.0,
-        done: "restarted".to_owned(),
-    }))
+    act_on_node(&state, &caller, &node, TreeAction::Restart).await
 }
 
 /// Stops a node for good; its supervisor does not restart it (operators only).
@@ -210,16 +227,5 @@ pub async fn stop_node(
     caller: Caller,
     node: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_operator("stopping a tree node")?;
-    let node = node_id(&node)?;
-    state
-        .registry
-        .stop_node(node)
-        .await
-        .map_err(|e| tree_error(node, e))?;
-    tracing::warn!(%node, by = %caller.0.name, "operator stopped a tree node");
-    Ok(HttpResponse::Ok().json(NodeAction {
-        node: node.0,
-        done: "stopped".to_owned(),
-    }))
+    act_on_node(&state, &caller, &node, TreeAction::Stop).await
 }

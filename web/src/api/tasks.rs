@@ -2,7 +2,7 @@
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::{ApiState, Items, OptionalJson, Validated, check_text};
+use crate::api::{ApiState, Items, OptionalJson, Validated, check_limit, check_text};
 use actix_web::web;
 use artel_messages::TaskStatus;
 use artel_messages::dto::{StepDto, TaskDto};
@@ -38,10 +38,7 @@ pub async fn list(
     caller: Caller,
     query: web::Query<TaskQuery>,
 ) -> Result<web::Json<Items<TaskDto>>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation("`limit` must be 1 to 500"));
-    }
+    let limit = check_limit(query.limit, 100, 500)?;
     let tasks = state
         .store
         .tasks_of(caller.scope(), query.status, limit)
