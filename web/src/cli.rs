@@ -71,6 +71,11 @@ pub struct TreeArgs {
     #[arg(long, env = "ARTEL_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
 
+    /// An API key for the server (default: `<data_dir>/admin.key`, written by `artel up`'s
+    /// first start).
+    #[arg(long, env = "ARTEL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     /// Start a small demo tree in this process (a crashing child, a rest_for_one pipeline) and
     /// show it live.
     #[arg(long)]

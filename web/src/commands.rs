@@ -18,7 +18,7 @@ pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()
         Command::New(args) => new::run(config, args).await,
         Command::Up(args) => up::run(config, Mode::Up, args.redis_url).await,
         Command::WorkerManager(args) => up::run(config, Mode::WorkerManager, args.redis_url).await,
-        Command::Tree(args) => tree::run(args).await,
+        Command::Tree(args) => tree::run(config, args).await,
         Command::Streams(args) => streams::run(args),
     }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-pub async fn run(args: TreeArgs) -> anyhow::Result<()> {
+pub async fn run(config: Option<std::path::PathBuf>, args: TreeArgs) -> anyhow::Result<()> {
     if args.demo {
         let root = artel_actors::demo::tree().start().await;
         let registry = root.registry().clone();
@@ -26,11 +26,28 @@ pub async fn run(args: TreeArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(5))
         .build()?;
     let url = format!("{}/api/v1/tree", args.server.trim_end_matches('/'));
-    show(&args, || fetch(&client, &url, &args.server)).await
+    let key = args.api_key.clone().or_else(|| local_admin_key(config));
+    show(&args, || fetch(&client, &url, &args.server, key.as_deref())).await
 }
 
-async fn fetch(client: &reqwest::Client, url: &str, server: &str) -> anyhow::Result<TreeSnapshot> {
-    let response = client.get(url).send().await.map_err(|e| {
+/// The operator key `artel up` wrote on its first start on this machine, if readable.
+fn local_admin_key(config: Option<std::path::PathBuf>) -> Option<String> {
+    let settings = crate::commands::load_settings(config, None).ok()?;
+    let key = std::fs::read_to_string(settings.data_dir.join("admin.key")).ok()?;
+    Some(key.trim().to_owned())
+}
+
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    server: &str,
+    key: Option<&str>,
+) -> anyhow::Result<TreeSnapshot> {
+    let mut request = client.get(url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(|e| {
         if e.is_connect() {
             anyhow!(
                 "no artel server answers at {server}: start one with `artel up`, point \
@@ -40,6 +57,12 @@ async fn fetch(client: &reqwest::Client, url: &str, server: &str) -> anyhow::Res
             anyhow!("cannot read the tree from {server}: {e}")
         }
     })?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        bail!(
+            "{server} wants an API key: pass --api-key or set ARTEL_API_KEY (the operator key \
+             from `artel up`'s first start is in <data_dir>/admin.key)"
+        );
+    }
     if !response.status().is_success() {
         bail!("{url} answered {}", response.status());
     }
