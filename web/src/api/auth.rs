@@ -207,7 +207,10 @@ mod tests {
                 .to_http_request();
             assert_eq!(presented_key(&req), None, "{value:?}");
         }
-        assert_eq!(presented_key(&TestRequest::default().to_http_request()), None);
+        assert_eq!(
+            presented_key(&TestRequest::default().to_http_request()),
+            None
+        );
     }
 
     #[test]
