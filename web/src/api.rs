@@ -55,6 +55,8 @@ pub struct ApiState {
     pub draining: Arc<AtomicBool>,
     /// The largest body accepted.
     pub max_body_bytes: usize,
+    /// Live events, serialized once, for the WebSocket connections.
+    pub hub: events_ws::EventHub,
 }
 
 impl ApiState {

@@ -22,6 +22,7 @@
 
 use crate::api::ApiState;
 use crate::api::auth::KeyCache;
+use crate::api::events_ws::EventHub;
 use crate::api::rate_limit::RateLimiter;
 use crate::gateways::http::{HttpGateway, HttpState};
 use anyhow::Context as _;
@@ -196,6 +197,7 @@ impl App {
                         limiter,
                         draining: draining.clone(),
                         max_body_bytes: settings.http.max_body_bytes,
+                        hub: EventHub::start(&store),
                     });
                     let state = HttpState {
                         api,

@@ -11,7 +11,9 @@
 
 use crate::api::ApiState;
 use crate::api::error::ApiError;
-use crate::gateways::metrics::{HttpCounters, render, render_streams, stream_lag};
+use crate::gateways::metrics::{
+    HttpCounters, render, render_streams, render_subscribers, stream_lag,
+};
 use actix_web::dev::{ServerHandle, Service as _};
 use actix_web::error::JsonPayloadError;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -221,6 +223,7 @@ pub async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
         stats.as_ref(),
         &state.http,
     );
+    body.push_str(&render_subscribers(state.api.hub.subscribers()));
     if let Some(redis) = &state.redis {
         let mut redis = redis.clone();
         match tokio::time::timeout(std::time::Duration::from_secs(2), stream_lag(&mut redis)).await

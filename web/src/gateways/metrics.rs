@@ -87,6 +87,22 @@ pub async fn stream_lag(
     Ok(lags)
 }
 
+/// Open WebSocket event subscriptions.
+pub const WS_SUBSCRIBERS: &str = "artel_websocket_subscribers";
+
+/// Renders the WebSocket gauge.
+pub fn render_subscribers(count: usize) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        WS_SUBSCRIBERS,
+        "gauge",
+        "Open WebSocket event subscriptions.",
+    );
+    let _ = writeln!(out, "{WS_SUBSCRIBERS} {count}");
+    out
+}
+
 /// Renders the stream metrics (appended to [`render`]'s output when Redis is configured).
 pub fn render_streams(lags: &[GroupLag]) -> String {
     let mut out = String::new();
