@@ -91,8 +91,15 @@ ensure_openapi_validator() {
       'openapi-spec-validator>=0.7' >/dev/null
 }
 
+# Headless Chromium and its WebDriver, for the dashboard's browser test.
+ensure_browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
+    apt_install chromium chromium-driver
+}
+
 ensure_tools
 ensure_openapi_validator
+ensure_browser
 start_postgres
 start_redis
 export ARTEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$ARTEL_TEST_PG_PORT/postgres"
