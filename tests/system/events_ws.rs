@@ -114,7 +114,7 @@ async fn a_reconnect_with_since_gets_every_event_exactly_once_and_in_order() {
     let ids: Vec<i64> = seen.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     let last = *ids.last().unwrap();
     let (_, page) = artel
-        .get(&format!("/api/v1/events?project=todo&since=0&limit=1000"))
+        .get("/api/v1/events?project=todo&since=0&limit=1000")
         .await;
     let journal: Vec<i64> = page["items"]
         .as_array()

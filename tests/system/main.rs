@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod cli_client;
 mod dashboard;
 mod events_ws;
 mod new;

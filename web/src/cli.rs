@@ -54,6 +54,14 @@ pub enum Command {
     Tree(TreeArgs),
     /// Print the registry of Redis streams artel uses between processes.
     Streams(StreamsArgs),
+    /// A running server's readiness, tasks by status, running tasks and live services.
+    Status(crate::client::ServerArgs),
+    /// Your projects on a running server, with their latest task and live URL.
+    Projects(crate::client::ServerArgs),
+    /// Deploy a project's main branch on a running server and follow it to the end.
+    Deploy(crate::commands::remote::DeployArgs),
+    /// A task's events on a running server; `--follow` keeps printing until it ends.
+    Logs(crate::commands::remote::LogsArgs),
 }
 
 /// Flags of `artel up` and `artel worker-manager`.

@@ -1,6 +1,7 @@
 //! One module per subcommand; each takes its parsed flags and does its job.
 
 mod new;
+pub mod remote;
 mod streams;
 mod tree;
 mod up;
@@ -20,6 +21,10 @@ pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()
         Command::WorkerManager(args) => up::run(config, Mode::WorkerManager, args.redis_url).await,
         Command::Tree(args) => tree::run(config, args).await,
         Command::Streams(args) => streams::run(args),
+        Command::Status(args) => remote::status(config, args).await,
+        Command::Projects(args) => remote::projects(config, args).await,
+        Command::Deploy(args) => remote::deploy(config, args).await,
+        Command::Logs(args) => remote::logs(config, args).await,
     }
 }
 

@@ -21,11 +21,45 @@ pub enum Ended {
     Stuck(String),
 }
 
+/// Where the view learns which tasks belong to its session.
+pub enum TaskSource {
+    /// The store of this process (`artel new` in-process).
+    Local(Store),
+    /// A running server's API (`artel new` against `artel up`).
+    Remote(crate::client::Client),
+}
+
+#[derive(serde::Deserialize)]
+struct TaskDetail {
+    task: artel_messages::dto::TaskDto,
+}
+
+impl TaskSource {
+    /// The task's kind and session, if it exists.
+    async fn task(&self, task: TaskId) -> Result<Option<(TaskKind, Option<SessionId>)>, ()> {
+        match self {
+            Self::Local(store) => match store.task(task).await {
+                Ok(record) => Ok(record.map(|r| (r.kind, r.session))),
+                Err(_) => Err(()),
+            },
+            Self::Remote(client) => {
+                match client
+                    .get::<TaskDetail>(&format!("/api/v1/tasks/{task}"))
+                    .await
+                {
+                    Ok(detail) => Ok(Some((detail.task.kind, detail.task.session))),
+                    Err(_) => Err(()),
+                }
+            }
+        }
+    }
+}
+
 /// The terminal view of one session's job.
 pub struct Progress {
     json: bool,
     session: SessionId,
-    store: Store,
+    source: TaskSource,
     /// For each task seen: its kind, if it belongs to this session.
     tasks: HashMap<TaskId, Option<TaskKind>>,
     bars: Option<MultiProgress>,
@@ -35,13 +69,13 @@ pub struct Progress {
 
 impl Progress {
     /// A view of `session`'s job: JSON lines, or bars when stdout is a terminal.
-    pub fn new(json: bool, session: SessionId, store: Store) -> Self {
+    pub fn new(json: bool, session: SessionId, source: TaskSource) -> Self {
         let bars = (!json && std::io::stdout().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Self {
             json,
             session,
-            store,
+            source,
             tasks: HashMap::new(),
             bars,
             running: HashMap::new(),
@@ -84,8 +118,8 @@ impl Progress {
         if let Some(known) = self.tasks.get(&task) {
             return *known;
         }
-        let kind = match self.store.task(task).await {
-            Ok(Some(record)) if record.session == Some(self.session) => Some(record.kind),
+        let kind = match self.source.task(task).await {
+            Ok(Some((kind, session))) if session == Some(self.session) => Some(kind),
             Ok(_) => None,
             // Not known yet is not "not ours": ask again at the next event.
             Err(_) => return None,

@@ -39,6 +39,9 @@ pub struct EventPage {
     pub items: Vec<Event>,
     /// Pass as `since` for the next page (the last id here, or `since` when empty).
     pub next: EventId,
+    /// The newest event in the whole journal now: where a reader that wants only what
+    /// happens from now on starts.
+    pub latest: EventId,
 }
 
 /// The caller's events after `since`, in id order.
@@ -74,5 +77,10 @@ pub async fn list(
         .events_since(scope, EventId::new(since), limit)
         .await?;
     let next = items.last().map_or(EventId::new(since), |e| e.id);
-    Ok(web::Json(EventPage { items, next }))
+    let latest = state.store.latest_event_id().await?;
+    Ok(web::Json(EventPage {
+        items,
+        next,
+        latest,
+    }))
 }

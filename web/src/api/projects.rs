@@ -184,7 +184,12 @@ pub async fn delete(
         .project_tasks(project.id)
         .await?
         .iter()
-        .filter(|t| !t.status.is_terminal() && t.status != artel_messages::TaskStatus::NeedsHuman)
+        .filter(|t| {
+            matches!(
+                t.status,
+                artel_messages::TaskStatus::Queued | artel_messages::TaskStatus::Running
+            )
+        })
         .count();
     if busy > 0 {
         return Err(ApiError::conflict(format!(

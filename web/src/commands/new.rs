@@ -8,8 +8,9 @@
 //! and Ctrl-C or SIGTERM stops both cleanly. `--exit-when-done` exits once the job ends.
 
 use crate::app::{App, Mode};
+use crate::client::{Client, POLL, ServerArgs};
 use crate::commands::load_settings;
-use crate::progress::{Ended, Progress};
+use crate::progress::{Ended, Progress, TaskSource};
 use anyhow::Context as _;
 use artel_actors::bus::EventFeed;
 use artel_actors::store::EventScope;
@@ -31,12 +32,38 @@ pub struct NewArgs {
     /// service stops with artel. Without it artel keeps running until Ctrl-C.
     #[arg(long)]
     pub exit_when_done: bool,
+
+    /// Run artel in this process even when a server answers at `--server`.
+    #[arg(long)]
+    pub local: bool,
+
+    /// A running artel to submit to (default: `http://` + the `http.listen` setting). When
+    /// one answers there, the job runs on it and this command only shows its progress.
+    #[arg(long, env = "ARTEL_SERVER")]
+    pub server: Option<String>,
+
+    /// The API key for `--server` (default: `<data_dir>/admin.key`).
+    #[arg(long, env = "ARTEL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
     let request = args.request.trim().to_owned();
     if request.is_empty() {
         anyhow::bail!("say what to build, e.g. artel new \"a todo list API\"");
+    }
+    if !args.local {
+        let client = Client::new(
+            config.clone(),
+            &ServerArgs {
+                server: args.server.clone(),
+                api_key: args.api_key.clone(),
+                json: args.json,
+            },
+        )?;
+        if client.answers().await {
+            return remote(client, &request, &args).await;
+        }
     }
     let settings = load_settings(config, None)?;
     // Watched before starting, so a SIGTERM during start-up is a clean stop once started.
@@ -68,7 +95,7 @@ async fn drive(
         .await
         .context("cannot read the event journal")?;
     let mut feed = EventFeed::new(&store, EventScope::All, since);
-    let mut progress = Progress::new(args.json, session.id, store.clone());
+    let mut progress = Progress::new(args.json, session.id, TaskSource::Local(store.clone()));
 
     if let Err(failure) = sessions.say(session.id, request).await {
         anyhow::bail!("the ProductOwner could not take the request: {failure}");
@@ -99,6 +126,68 @@ async fn drive(
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             reason = app.failed() => anyhow::bail!("artel stopped: {reason}"),
+        }
+    }
+    progress.finish();
+    match outcome {
+        Some(Ended::Stuck(reason)) if args.exit_when_done => {
+            anyhow::bail!("the job did not finish: {reason}")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The job on a running server: a CLI session through the API, progress from its events.
+async fn remote(client: Client, request: &str, args: &NewArgs) -> anyhow::Result<()> {
+    let session: artel_messages::dto::SessionDto = client
+        .post("/api/v1/sessions", serde_json::json!({ "channel": "cli" }))
+        .await?;
+    let mut since = client.latest_event().await?;
+    if !args.json {
+        println!("submitting to {}", client.base());
+    }
+    let say = |text: String| {
+        let (client, id) = (&client, session.id);
+        async move {
+            client
+                .post::<serde_json::Value>(
+                    &format!("/api/v1/sessions/{id}/messages"),
+                    serde_json::json!({ "text": text }),
+                )
+                .await
+        }
+    };
+    // The answer also arrives as events, which the progress view prints.
+    say(request.to_owned()).await?;
+    let mut progress = Progress::new(args.json, session.id, TaskSource::Remote(client.clone()));
+    let mut stdin = stdin_lines();
+    let mut stdin_open = true;
+    let mut outcome = None;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    'follow: loop {
+        let page = client.events("", since).await?;
+        since = page.next;
+        for event in page.items {
+            if let Some(ended) = progress.show(&event).await {
+                outcome = Some(ended);
+                if args.exit_when_done {
+                    break 'follow;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            line = stdin.recv(), if stdin_open => match line {
+                Some(line) if !line.trim().is_empty() => {
+                    if let Err(err) = say(line).await {
+                        progress.note(&format!("could not take that line: {err}"));
+                    }
+                }
+                Some(_) => {}
+                None => stdin_open = false,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
         }
     }
     progress.finish();

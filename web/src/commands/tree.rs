@@ -26,15 +26,11 @@ pub async fn run(config: Option<std::path::PathBuf>, args: TreeArgs) -> anyhow::
         .timeout(Duration::from_secs(5))
         .build()?;
     let url = format!("{}/api/v1/tree", args.server.trim_end_matches('/'));
-    let key = args.api_key.clone().or_else(|| local_admin_key(config));
+    let key = args.api_key.clone().or_else(|| {
+        let settings = crate::commands::load_settings(config, None).ok()?;
+        crate::client::local_key(&settings)
+    });
     show(&args, || fetch(&client, &url, &args.server, key.as_deref())).await
-}
-
-/// The operator key `artel up` wrote on its first start on this machine, if readable.
-fn local_admin_key(config: Option<std::path::PathBuf>) -> Option<String> {
-    let settings = crate::commands::load_settings(config, None).ok()?;
-    let key = std::fs::read_to_string(settings.data_dir.join("admin.key")).ok()?;
-    Some(key.trim().to_owned())
 }
 
 async fn fetch(
