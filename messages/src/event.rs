@@ -160,6 +160,14 @@ pub enum EventBody {
         /// The failure that caused the restart.
         reason: String,
     },
+    /// A person's note on a project's stream (a deploy freeze, an incident, a hand-over),
+    /// posted through the control plane and shown with the project's progress.
+    Note {
+        /// Who posted it (their user name).
+        author: String,
+        /// What it says.
+        text: String,
+    },
 }
 
 impl EventBody {
@@ -182,6 +190,7 @@ impl EventBody {
         "deploy_rolled_back",
         "session_message",
         "actor_restarted",
+        "note",
     ];
 
     /// This event's `kind`, as serialized.
@@ -204,6 +213,7 @@ impl EventBody {
             Self::DeployRolledBack { .. } => "deploy_rolled_back",
             Self::SessionMessage { .. } => "session_message",
             Self::ActorRestarted { .. } => "actor_restarted",
+            Self::Note { .. } => "note",
         }
     }
 }
@@ -370,6 +380,10 @@ mod tests {
                 node: "artel/worker-manager".into(),
                 restarts: 2,
                 reason: "redis connection reset".into(),
+            },
+            EventBody::Note {
+                author: "alice".into(),
+                text: "deploy freeze until Monday".into(),
             },
         ]
     }

@@ -282,6 +282,35 @@ async fn every_endpoint_answers_scoped_validated_and_authenticated() {
         "bob deleting",
     );
 
+    // Notes on a project's stream.
+    let (status, note) = alice
+        .post(
+            "/api/v1/projects/shop/notes",
+            json!({ "text": "deploy freeze" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    assert_eq!(note["kind"], "note");
+    assert_eq!(note["payload"]["author"], "alice");
+    assert_error(
+        &bob.post(
+            &format!("/api/v1/projects/{project_id}/notes"),
+            json!({ "text": "mine" }),
+        )
+        .await,
+        404,
+        "not_found",
+        "bob noting alice's project",
+    );
+    assert_error(
+        &alice
+            .post("/api/v1/projects/shop/notes", json!({ "text": " " }))
+            .await,
+        400,
+        "validation_failed",
+        "an empty note",
+    );
+
     // Secrets: write-only, scoped.
     let (status, _) = alice
         .send(

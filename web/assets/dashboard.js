@@ -82,6 +82,7 @@ function describe(event) {
     case "deploy_failed": return `task ${task}: deploy failed: ${p.failure && p.failure.reason}`;
     case "deploy_rolled_back": return `task ${task}: rolled back; the previous deployment keeps serving`;
     case "session_message": return null;
+    case "note": return `note from ${p.author}: ${p.text}`;
     default: return `${event.kind} ${JSON.stringify(p)}`;
   }
 }

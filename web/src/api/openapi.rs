@@ -32,7 +32,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         keys::me, keys::create_user, keys::create_key, keys::list_keys, keys::revoke_key,
         projects::create, projects::list, projects::get, projects::update, projects::delete,
         projects::start_task, projects::tasks, projects::deployments, projects::rollback,
-        projects::secret_names, projects::set_secret, projects::delete_secret,
+        projects::post_note, projects::secret_names, projects::set_secret, projects::delete_secret,
         tasks::list, tasks::get, tasks::cancel, tasks::retry,
         sessions::open, sessions::get, sessions::say, sessions::transcript,
         events::list,

@@ -31,6 +31,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/projects/{project}/deployments/rollback",
             web::post().to(rollback),
         )
+        .route("/projects/{project}/notes", web::post().to(post_note))
         .route("/projects/{project}/secrets", web::get().to(secret_names))
         .route(
             "/projects/{project}/secrets/{name}",
@@ -438,4 +439,44 @@ pub async fn delete_secret(
     } else {
         Err(ApiError::not_found(format!("secret `{name}`")))
     }
+}
+
+/// A note for a project's event stream.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    /// What it says (1 to 2000 characters).
+    pub text: String,
+}
+
+/// Posts a note to a project's event stream (a deploy freeze, an incident, a hand-over):
+/// everyone following the project sees it with its progress.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/notes", tag = "events", request_body = NewNote,
+    params(("project" = String, Path, description = "Project id or name")),
+    responses((status = 201, body = artel_messages::Event), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_note(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    project: web::Path<String>,
+    body: web::Json<NewNote>,
+) -> Result<HttpResponse, ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() {
+        return Err(ApiError::validation("`text` must say something"));
+    }
+    check_text("text", text, 2000)?;
+    let project = state.project(&caller, &project).await?;
+    let event = state
+        .store
+        .append_event(
+            artel_messages::NewEvent::new(artel_messages::EventBody::Note {
+                author: caller.0.name.clone(),
+                text: text.to_owned(),
+            })
+            .project(project.id),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(event))
 }
