@@ -80,28 +80,34 @@ fn frame(event: &Event) -> Frame {
 }
 
 /// The server's one subscriber to the store's live events: serializes each once and
-/// broadcasts the frames to every WebSocket connection.
+/// broadcasts the frame on the channel of its project (for connections that follow one
+/// project) and on the channel of everything (for the rest, who filter). A connection is
+/// woken only by events it may want: ten thousand subscribers spread over a hundred
+/// projects cost a hundred wake-ups per event, not ten thousand.
 #[derive(Clone)]
 pub struct EventHub {
-    frames: broadcast::Sender<Arc<Frame>>,
+    all: broadcast::Sender<Arc<Frame>>,
+    projects: Arc<parking_lot::Mutex<HashMap<ProjectId, broadcast::Sender<Arc<Frame>>>>>,
 }
 
 impl EventHub {
     /// Starts the hub's task on the current runtime; it runs as long as the store's bus.
     pub fn start(store: &Store) -> Self {
-        let (frames, _) = broadcast::channel(HUB_CAPACITY);
+        let (all, _) = broadcast::channel(HUB_CAPACITY);
         let hub = Self {
-            frames: frames.clone(),
+            all,
+            projects: Arc::default(),
         };
         let mut live = store.subscribe();
         let store = store.clone();
+        let publisher = hub.clone();
         tokio::spawn(async move {
             let mut last = EventId::new(0);
             loop {
                 match live.recv().await {
                     Ok(event) => {
                         last = event.id;
-                        let _ = frames.send(Arc::new(frame(&event)));
+                        publisher.publish(&event);
                     }
                     // Connections that fall behind the hub re-read the journal; the hub
                     // itself re-reads what it missed, so every frame is sent in id order.
@@ -111,7 +117,7 @@ impl EventHub {
                                 let done = page.len() < PAGE as usize;
                                 for event in page {
                                     last = event.id;
-                                    let _ = frames.send(Arc::new(frame(&event)));
+                                    publisher.publish(&event);
                                 }
                                 if done {
                                     break;
@@ -130,9 +136,44 @@ impl EventHub {
         hub
     }
 
+    fn publish(&self, event: &Event) {
+        let frame = Arc::new(frame(event));
+        if let Some(project) = event.project {
+            let mut projects = self.projects.lock();
+            if let Some(sender) = projects.get(&project) {
+                if sender.receiver_count() == 0 {
+                    projects.remove(&project);
+                } else {
+                    let _ = sender.send(frame.clone());
+                }
+            }
+        }
+        let _ = self.all.send(frame);
+    }
+
+    /// The live frames of one project (before a connection replays the journal).
+    fn follow_project(&self, project: ProjectId) -> broadcast::Receiver<Arc<Frame>> {
+        self.projects
+            .lock()
+            .entry(project)
+            .or_insert_with(|| broadcast::channel(HUB_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Every live frame.
+    fn follow_all(&self) -> broadcast::Receiver<Arc<Frame>> {
+        self.all.subscribe()
+    }
+
     /// Connections listening now.
     pub fn subscribers(&self) -> usize {
-        self.frames.receiver_count()
+        self.all.receiver_count()
+            + self
+                .projects
+                .lock()
+                .values()
+                .map(broadcast::Sender::receiver_count)
+                .sum::<usize>()
     }
 }
 
@@ -231,7 +272,13 @@ pub async fn subscribe(
         None => state.store.latest_event_id().await?,
     };
     // Subscribed before the replay starts, so nothing appended meanwhile is missed.
-    let live = state.hub.frames.subscribe();
+    let live = match &filter {
+        Filter::Projects(set) if set.len() == 1 => match set.iter().next() {
+            Some(project) => state.hub.follow_project(*project),
+            None => state.hub.follow_all(),
+        },
+        _ => state.hub.follow_all(),
+    };
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request(format!("not a WebSocket upgrade: {e}")))?;
     let connection = Connection {
