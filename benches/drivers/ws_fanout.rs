@@ -140,7 +140,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tick.tick().await;
         let project = ids[(n % projects) as usize].clone();
         n += 1;
-        let (http, url, key, published) = (http.clone(), url.clone(), key.clone(), published.clone());
+        let (http, url, key, published) =
+            (http.clone(), url.clone(), key.clone(), published.clone());
         let permit = posting.clone().acquire_owned().await?;
         tokio::spawn(async move {
             let ok = http
