@@ -391,9 +391,10 @@ async fn promotion_supersedes_the_previous_live_deployment() {
 async fn ports_are_distinct_skip_busy_ones_and_are_reused_after_release() {
     let fx = Fixture::new().await;
     let store = fx.store();
-    let range = 41_210..=41_213;
+    // Below the ephemeral range (32768–60999), so no outgoing connection can hold one.
+    let range = 10_210..=10_213;
     // Something outside artel listens on the first port.
-    let outsider = std::net::TcpListener::bind(("127.0.0.1", 41_210)).unwrap();
+    let outsider = std::net::TcpListener::bind(("127.0.0.1", 10_210)).unwrap();
     let ids: Vec<DeploymentId> = (0..4).map(|_| DeploymentId::new()).collect();
     for id in &ids {
         sqlx::query(
@@ -416,14 +417,14 @@ async fn ports_are_distinct_skip_busy_ones_and_are_reused_after_release() {
                 .unwrap(),
         );
     }
-    assert_eq!(got, [41_211, 41_212, 41_213]);
+    assert_eq!(got, [10_211, 10_212, 10_213]);
     // Asking again for the same deployment answers the port it holds.
     assert_eq!(
         store
             .allocate_port(fx.project, ids[1], range.clone())
             .await
             .unwrap(),
-        41_212
+        10_212
     );
     let err = store
         .allocate_port(fx.project, ids[3], range.clone())
@@ -438,7 +439,7 @@ async fn ports_are_distinct_skip_busy_ones_and_are_reused_after_release() {
             .allocate_port(fx.project, ids[3], range.clone())
             .await
             .unwrap(),
-        41_212
+        10_212
     );
     drop(outsider);
     assert_eq!(
@@ -446,11 +447,11 @@ async fn ports_are_distinct_skip_busy_ones_and_are_reused_after_release() {
             .allocate_port(fx.project, ids[1], range.clone())
             .await
             .unwrap(),
-        41_210
+        10_210
     );
 
     // Concurrent allocations never share a port.
-    let wide = 41_220..=41_239;
+    let wide = 11_220..=11_239;
     let mut more = Vec::new();
     for _ in 0..8 {
         let id = DeploymentId::new();
@@ -483,7 +484,7 @@ async fn ports_are_distinct_skip_busy_ones_and_are_reused_after_release() {
 async fn a_service_serves_and_stop_kills_its_whole_group() {
     let fx = Fixture::new().await;
     let store = fx.store();
-    let target = LocalTarget::new(fx.config(41_240..=41_249), store.clone()).unwrap();
+    let target = LocalTarget::new(fx.config(11_240..=11_249), store.clone()).unwrap();
     let record = fx.deployment(&[], &[]).await;
     let workdir = record.workdir.clone().unwrap();
     let mut spec = target.spec_for(&record).await.unwrap();
@@ -491,7 +492,7 @@ async fn a_service_serves_and_stop_kills_its_whole_group() {
     spec.env.insert("PORT".into(), "1".into());
 
     let running = target.start(spec).await.unwrap();
-    assert!((41_240..=41_249).contains(&running.port));
+    assert!((11_240..=11_249).contains(&running.port));
     assert_eq!(running.url, format!("http://127.0.0.1:{}", running.port));
     let health = target
         .wait_healthy(&running.url, "/health", record.id)
@@ -542,7 +543,7 @@ async fn a_service_serves_and_stop_kills_its_whole_group() {
 async fn a_service_that_exits_at_once_is_unhealthy_with_its_log() {
     let fx = Fixture::new().await;
     let store = fx.store();
-    let target = LocalTarget::new(fx.config(41_250..=41_259), store.clone()).unwrap();
+    let target = LocalTarget::new(fx.config(11_250..=11_259), store.clone()).unwrap();
     let record = fx.deployment(&["crash"], &[]).await;
     let spec = target.spec_for(&record).await.unwrap();
     let running = target.start(spec).await.unwrap();
@@ -586,7 +587,7 @@ async fn a_service_that_exits_at_once_is_unhealthy_with_its_log() {
     // A secret that is not stored is the user's to give.
     let keyed = store.clone().with_master_key(MasterKey::generate());
     let needs_secret = fx.deployment_on(&keyed, &[], &["BOT_TOKEN"]).await;
-    let target = LocalTarget::new(fx.config(41_250..=41_259), keyed).unwrap();
+    let target = LocalTarget::new(fx.config(11_250..=11_259), keyed).unwrap();
     let err = target.spec_for(&needs_secret).await.unwrap_err();
     assert!(matches!(err, DeployError::MissingSecret { .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
@@ -600,7 +601,7 @@ async fn restore_live_after_a_crash_kills_the_leftover_and_serves_again() {
         .set_secret(fx.project, "GREETING", &SecretValue::new("from the vault"))
         .await
         .unwrap();
-    let config = fx.config(41_260..=41_269);
+    let config = fx.config(11_260..=11_269);
     let record = fx.deployment_on(&store, &[], &["GREETING"]).await;
 
     let target = LocalTarget::new(config.clone(), store.clone()).unwrap();
@@ -680,10 +681,10 @@ async fn a_recorded_pid_that_is_someone_elses_is_not_killed() {
         .unwrap();
     let pid = stranger.id();
     store
-        .set_deployment_running(record.id, 41_279, pid)
+        .set_deployment_running(record.id, 11_279, pid)
         .await
         .unwrap();
-    let target = LocalTarget::new(fx.config(41_270..=41_279), store.clone()).unwrap();
+    let target = LocalTarget::new(fx.config(11_270..=11_279), store.clone()).unwrap();
     target.stop(record.id).await.unwrap();
     assert_eq!(group_members(pid), [pid], "the stranger lives on");
     assert_eq!(
