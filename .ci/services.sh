@@ -97,10 +97,35 @@ ensure_browser() {
     apt_install chromium chromium-driver
 }
 
+# Docker, for the worker image (and the Docker runtime as it arrives): docker.io from Debian,
+# dockerd started in the background when no daemon answers, then the worker image built
+# (idempotent; its root filesystem is cached in /var/cache/artel).
+start_docker() {
+  command -v dockerd >/dev/null || apt_install docker.io
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  if ! docker info >/dev/null 2>&1; then
+    nohup dockerd >"$ARTEL_TEST_SERVICES_DIR/dockerd.log" 2>&1 &
+    for _ in $(seq 1 60); do
+      docker info >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || {
+      echo "dockerd did not start; see $ARTEL_TEST_SERVICES_DIR/dockerd.log" >&2
+      return 1
+    }
+    echo "docker: started"
+  else
+    echo "docker: already answering"
+  fi
+  bash "$(dirname "${BASH_SOURCE[0]}")/../docker/worker/build.sh"
+}
+
 ensure_tools
 ensure_openapi_validator
 ensure_browser
 start_postgres
 start_redis
+mkdir -p "$ARTEL_TEST_SERVICES_DIR"
+start_docker
 export ARTEL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$ARTEL_TEST_PG_PORT/postgres"
 export ARTEL_TEST_REDIS_URL="redis://127.0.0.1:$ARTEL_TEST_REDIS_PORT"

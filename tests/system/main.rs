@@ -10,4 +10,5 @@ mod events_ws;
 mod new;
 mod support;
 mod up;
+mod worker_image;
 mod worker_manager;

@@ -54,6 +54,8 @@ pub enum Command {
     Tree(TreeArgs),
     /// Print the registry of Redis streams artel uses between processes.
     Streams(StreamsArgs),
+    /// Build the Docker image workers run in (`build`; idempotent, no registry needed).
+    WorkerImage(crate::commands::worker_image::WorkerImageArgs),
     /// A running server's readiness, tasks by status, running tasks and live services.
     Status(crate::client::ServerArgs),
     /// Your projects on a running server, with their latest task and live URL.

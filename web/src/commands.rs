@@ -5,6 +5,7 @@ pub mod remote;
 mod streams;
 mod tree;
 mod up;
+pub mod worker_image;
 
 pub use new::NewArgs;
 
@@ -21,6 +22,7 @@ pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()
         Command::WorkerManager(args) => up::run(config, Mode::WorkerManager, args.redis_url).await,
         Command::Tree(args) => tree::run(config, args).await,
         Command::Streams(args) => streams::run(args),
+        Command::WorkerImage(args) => worker_image::run(args),
         Command::Status(args) => remote::status(config, args).await,
         Command::Projects(args) => remote::projects(config, args).await,
         Command::Deploy(args) => remote::deploy(config, args).await,

@@ -1,0 +1,94 @@
+//! `artel worker-image build` against the real Docker daemon: idempotent, and the image keeps
+//! the worker contract — python3 and git present, a non-root user, nothing writable but the
+//! workspace when the root is mounted read-only, no network when none is given, no Docker
+//! socket inside.
+
+use std::process::{Command, Output};
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker command (`. .ci/services.sh` installs docker.io and starts dockerd)")
+}
+
+fn in_worker(script: &str, workspace: &std::path::Path) -> Output {
+    let mount = format!("{}:/workspace", workspace.display());
+    docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--network",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        &mount,
+        "artel-worker:latest",
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+#[test]
+fn the_worker_image_builds_idempotently_and_keeps_the_worker_contract() {
+    let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
+    assert!(
+        info.status.success(),
+        "no Docker daemon answers: `. .ci/services.sh` starts dockerd ({})",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let build = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["worker-image", "build"])
+        .output()
+        .expect("artel runs");
+    let said = String::from_utf8_lossy(&build.stdout);
+    assert!(
+        build.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    // .ci/services.sh built it already: a second build changes nothing.
+    assert!(said.contains("up to date"), "{said}");
+
+    let workspace = std::env::temp_dir().join(format!("artel-wi-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::os::unix::fs::chown(&workspace, Some(64000), Some(64000)).unwrap();
+    let out = in_worker(
+        "id -u; python3 -c 'print(6*7)'; git --version; \
+         echo made > /workspace/out.txt && echo workspace-writable; \
+         touch /etc/nope 2>/dev/null || echo root-read-only; \
+         python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), 1)\" \
+           2>/dev/null || echo no-network; \
+         test -S /var/run/docker.sock || echo no-docker-socket",
+        &workspace,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "64000", "a non-root user: {text}");
+    assert_eq!(lines[1], "42", "python3: {text}");
+    assert!(lines[2].starts_with("git version"), "git: {text}");
+    for expected in [
+        "workspace-writable",
+        "root-read-only",
+        "no-network",
+        "no-docker-socket",
+    ] {
+        assert!(lines.contains(&expected), "{expected}: {text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("out.txt")).unwrap(),
+        "made\n"
+    );
+    let _ = std::fs::remove_dir_all(&workspace);
+}
