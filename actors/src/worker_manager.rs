@@ -35,6 +35,7 @@
 //! [`WorkerError`]s, crossing actor boundaries as [`Failure`]s; role code never retries: a
 //! retryable failure goes back to the caller, whose child spec decides.
 
+pub mod docker;
 mod queue;
 mod records;
 
@@ -232,6 +233,8 @@ pub struct RunEnd {
     pub timed_out: bool,
     /// A stop killed it.
     pub cancelled: bool,
+    /// The memory limit killed it (runtimes that can tell: Docker's memory cgroup).
+    pub oom_killed: bool,
 }
 
 /// Where a sandbox is, for records and callers.
@@ -870,6 +873,12 @@ impl<R: Sandbox> WorkerManager<R> {
 /// Why a command's end fails its worker: killed by the timeout or a signal (a limit, most
 /// often). `None` for an exit, whatever its code.
 fn killed_reason(end: &RunEnd, limits: &WorkerLimits) -> Option<String> {
+    if end.oom_killed {
+        return Some(format!(
+            "killed by the memory limit ({} bytes)",
+            limits.memory_bytes
+        ));
+    }
     if end.timed_out {
         return Some(format!(
             "timed out after {}s: its process group was killed",
@@ -1102,6 +1111,7 @@ mod tests {
             signal: None,
             timed_out: false,
             cancelled: false,
+            oom_killed: false,
         };
         assert_eq!(killed_reason(&exit, &limits), None);
         let cpu = RunEnd {
@@ -1119,6 +1129,7 @@ mod tests {
             signal: Some(9),
             timed_out: true,
             cancelled: false,
+            oom_killed: false,
         };
         assert!(
             killed_reason(&timeout, &limits)

@@ -487,6 +487,7 @@ impl Sandbox for ProcessRuntime {
             signal: status.signal(),
             timed_out,
             cancelled: was_cancelled,
+            oom_killed: false,
         })
     }
 

@@ -1,0 +1,532 @@
+//! The Docker worker runtime (bollard): one container per worker from the locally built
+//! worker image (`artel worker-image build`), with the worker's limits enforced by the
+//! kernel's cgroups rather than by `ulimit` alone.
+//!
+//! A container is created and started idle (`sleep infinity`) when the worker is created;
+//! each command is a `docker exec` in it. The container:
+//! - is labelled `managed-by=artel`, `artel.owner` (this artel instance), `artel.worker`,
+//!   `artel.project`, `artel.task`, and named `artel-worker-<worker id>`;
+//! - runs as uid 64000, with every capability dropped and `no-new-privileges`;
+//! - has a read-only root, a private `/tmp` tmpfs, and the worker's host workspace mounted
+//!   read-write at `/workspace` (the roles prepare checkouts there, as for local workers);
+//! - has no network, no Docker socket, a memory limit without swap, and a pids limit;
+//! - runs each command under the CPU-time and file-size `ulimit`s, and is killed when the
+//!   wall-clock timeout passes or the worker is stopped.
+//!
+//! A command killed by the memory cgroup ends as a failure that says so (the cgroup's
+//! `oom_kill` counter is read from the host, cgroup v1 or v2).
+
+use super::{
+    Job, OutputStream, RunEnd, RunEvent, Sandbox, SandboxInfo, WorkerError, check_relative_cwd,
+};
+use artel_messages::WorkerId;
+use artel_messages::worker_manager::{WorkerRuntime, WorkerSpec};
+use bollard::Docker;
+use bollard::container::{
+    Config, CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogOutput,
+    RemoveContainerOptions,
+};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::HostConfig;
+use futures_util::StreamExt as _;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use tokio::sync::{mpsc, watch};
+
+/// The uid (and gid) worker containers run as; the worker image's `worker` user.
+pub const WORKER_UID: u32 = 64_000;
+
+/// Label every worker container carries.
+pub const MANAGED_BY: (&str, &str) = ("managed-by", "artel");
+
+/// How the Docker runtime is set up.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// Where the workers' host workspaces live (each `<root>/<worker id>/work`).
+    pub root: PathBuf,
+    /// The worker image.
+    pub image: String,
+    /// This artel instance's name: only its own containers are reaped.
+    pub owner: String,
+}
+
+/// The Docker runtime.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    config: DockerConfig,
+}
+
+/// One worker's container.
+#[derive(Debug)]
+pub struct DockerSandbox {
+    container: String,
+    dir: PathBuf,
+    work: PathBuf,
+}
+
+impl DockerSandbox {
+    /// The container's name.
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+}
+
+fn docker_error(what: &'static str) -> impl FnOnce(bollard::errors::Error) -> WorkerError {
+    move |err| WorkerError::Io {
+        what,
+        source: io::Error::other(err.to_string()),
+    }
+}
+
+/// The container of worker `worker`.
+pub fn container_name(worker: WorkerId) -> String {
+    format!("artel-worker-{worker}")
+}
+
+impl DockerRuntime {
+    /// Connects to the local daemon (`DOCKER_HOST` or the default socket), negotiating the
+    /// API version, and checks that the worker image exists.
+    pub async fn connect(config: DockerConfig) -> Result<Self, WorkerError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(docker_error("connecting to the Docker daemon"))?
+            .negotiate_version()
+            .await
+            .map_err(docker_error("talking to the Docker daemon"))?;
+        docker.inspect_image(&config.image).await.map_err(|err| {
+            WorkerError::Setup(format!(
+                "the worker image {} is missing ({err}): run `artel worker-image build`",
+                config.image
+            ))
+        })?;
+        tokio::fs::create_dir_all(&config.root)
+            .await
+            .map_err(|source| WorkerError::Workspace {
+                path: config.root.clone(),
+                source,
+            })?;
+        Ok(Self { docker, config })
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// Removes every container of this instance that no live worker of `live` owns — what a
+    /// crashed artel left behind. Answers how many it removed.
+    pub async fn remove_strays(&self, live: &[WorkerId]) -> Result<usize, WorkerError> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_owned(),
+            vec![
+                format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
+                format!("artel.owner={}", self.config.owner),
+            ],
+        );
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters,
+                ..Default::default()
+            }))
+            .await
+            .map_err(docker_error("listing worker containers"))?;
+        let live: Vec<String> = live.iter().map(ToString::to_string).collect();
+        let mut removed = 0;
+        for container in containers {
+            let worker = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("artel.worker"))
+                .cloned()
+                .unwrap_or_default();
+            if live.contains(&worker) {
+                continue;
+            }
+            if let Some(id) = container.id {
+                self.remove(&id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove(&self, container: &str) {
+        let removed = self
+            .docker
+            .remove_container(
+                container,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        if let Err(err) = removed
+            && !err.to_string().contains("No such container")
+        {
+            tracing::warn!(container, error = %err, "cannot remove a worker container");
+        }
+    }
+
+    async fn kill(&self, container: &str) {
+        let _ = self
+            .docker
+            .kill_container(container, Some(KillContainerOptions { signal: "KILL" }))
+            .await;
+    }
+
+    /// How many times the container's memory cgroup has killed a process, if the host
+    /// exposes it (cgroup v1 with the cgroupfs driver, or v2).
+    async fn oom_kills(&self, container: &str) -> Option<u64> {
+        let id = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .ok()?
+            .id?;
+        let candidates = [
+            (
+                format!("/sys/fs/cgroup/memory/docker/{id}/memory.oom_control"),
+                "oom_kill ",
+            ),
+            (
+                format!("/sys/fs/cgroup/docker/{id}/memory.events"),
+                "oom_kill ",
+            ),
+            (
+                format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.events"),
+                "oom_kill ",
+            ),
+        ];
+        for (path, key) in candidates {
+            if let Ok(text) = tokio::fs::read_to_string(&path).await {
+                return text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|n| n.trim().parse().ok());
+            }
+        }
+        None
+    }
+}
+
+/// `ulimit`s for what cgroups do not cover here (CPU time, file size, core dumps).
+fn limit_script(job: &Job) -> String {
+    let limits = &job.limits;
+    format!(
+        "ulimit -c 0 && ulimit -t {cpu} && ulimit -f {blocks} && exec \"$0\" \"$@\"",
+        cpu = limits.cpu_seconds.max(1),
+        blocks = limits.file_size_bytes.div_ceil(512).max(1),
+    )
+}
+
+impl Sandbox for DockerRuntime {
+    type Instance = DockerSandbox;
+
+    fn kind(&self) -> WorkerRuntime {
+        WorkerRuntime::Docker
+    }
+
+    async fn create(
+        &self,
+        worker: WorkerId,
+        spec: &WorkerSpec,
+    ) -> Result<DockerSandbox, WorkerError> {
+        let dir = self.config.root.join(worker.to_string());
+        let work = dir.join("work");
+        let io_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| WorkerError::Workspace { path, source }
+        };
+        tokio::fs::create_dir_all(&work)
+            .await
+            .map_err(io_err(&work))?;
+        std::os::unix::fs::chown(&work, Some(WORKER_UID), Some(WORKER_UID))
+            .map_err(io_err(&work))?;
+        let name = container_name(worker);
+        let memory = i64::try_from(spec.limits.memory_bytes).unwrap_or(i64::MAX);
+        let labels = HashMap::from([
+            (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+            ("artel.owner".to_owned(), self.config.owner.clone()),
+            ("artel.worker".to_owned(), worker.to_string()),
+            ("artel.project".to_owned(), spec.project.to_string()),
+            ("artel.task".to_owned(), spec.task.to_string()),
+        ]);
+        let config = Config {
+            image: Some(
+                spec.image
+                    .clone()
+                    .unwrap_or_else(|| self.config.image.clone()),
+            ),
+            cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
+            user: Some(format!("{WORKER_UID}:{WORKER_UID}")),
+            working_dir: Some("/workspace".to_owned()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                pids_limit: Some(i64::from(spec.limits.pids)),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_owned(),
+                    "rw,nosuid,nodev,size=64m".to_owned(),
+                )])),
+                network_mode: Some("none".to_owned()),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                binds: Some(vec![format!("{}:/workspace:rw", work.display())]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: name.clone(),
+                    platform: None,
+                }),
+                config,
+            )
+            .await;
+        if let Err(err) = created {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(docker_error("creating a worker container")(err));
+        }
+        if let Err(err) = self.docker.start_container::<String>(&name, None).await {
+            self.remove(&name).await;
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(docker_error("starting a worker container")(err));
+        }
+        Ok(DockerSandbox {
+            container: name,
+            dir,
+            work,
+        })
+    }
+
+    fn describe(&self, sandbox: &DockerSandbox) -> SandboxInfo {
+        SandboxInfo {
+            workspace: Some(sandbox.work.clone()),
+            uid: Some(WORKER_UID),
+        }
+    }
+
+    async fn run(
+        &self,
+        sandbox: &DockerSandbox,
+        job: Job,
+        events: mpsc::Sender<RunEvent>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<RunEnd, WorkerError> {
+        let cwd = match job.cwd.as_deref() {
+            Some(cwd) => Path::new("/workspace").join(check_relative_cwd(cwd)?),
+            None => PathBuf::from("/workspace"),
+        };
+        let mut cmd = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            limit_script(&job),
+            job.program.clone(),
+        ];
+        cmd.extend(job.args.iter().cloned());
+        let mut env = vec![
+            "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+            "HOME=/workspace".to_owned(),
+            "TMPDIR=/tmp".to_owned(),
+            "LANG=C.UTF-8".to_owned(),
+        ];
+        env.extend(job.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let oom_before = self.oom_kills(&sandbox.container).await.unwrap_or(0);
+        let exec = self
+            .docker
+            .create_exec(
+                &sandbox.container,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    env: Some(env),
+                    working_dir: Some(cwd.display().to_string()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| WorkerError::Spawn {
+                program: job.program.clone(),
+                source: io::Error::other(err.to_string()),
+            })?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|err| WorkerError::Spawn {
+                program: job.program.clone(),
+                source: io::Error::other(err.to_string()),
+            })?;
+        let StartExecResults::Attached { mut output, .. } = started else {
+            return Err(WorkerError::Spawn {
+                program: job.program,
+                source: io::Error::other("the exec did not attach"),
+            });
+        };
+        let _ = events
+            .send(RunEvent::Started {
+                handle: format!("container:{}", sandbox.container),
+            })
+            .await;
+        let mut lines = Lines::new(job.max_line_bytes);
+        let timeout = tokio::time::sleep(job.limits.wall_clock_timeout());
+        tokio::pin!(timeout);
+        let (mut timed_out, mut cancelled) = (false, false);
+        loop {
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(LogOutput::StdOut { message })) => {
+                        lines.feed(OutputStream::Stdout, &message, &events).await;
+                    }
+                    Some(Ok(LogOutput::StdErr { message })) => {
+                        lines.feed(OutputStream::Stderr, &message, &events).await;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                () = &mut timeout, if !timed_out && !cancelled => {
+                    timed_out = true;
+                    self.kill(&sandbox.container).await;
+                }
+                changed = cancel.changed(), if !timed_out && !cancelled => {
+                    if changed.is_ok() && *cancel.borrow() {
+                        cancelled = true;
+                        self.kill(&sandbox.container).await;
+                    }
+                }
+            }
+        }
+        lines.flush(&events).await;
+        let code = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .ok()
+            .and_then(|i| i.exit_code);
+        let oom_killed = !timed_out
+            && !cancelled
+            && self.oom_kills(&sandbox.container).await.unwrap_or(0) > oom_before;
+        // `sh` reports a child killed by signal N as 128 + N.
+        let (exit_code, signal) = match code.and_then(|c| i32::try_from(c).ok()) {
+            Some(c) if c > 128 && c < 160 => (None, Some(c - 128)),
+            Some(c) if !timed_out && !cancelled => (Some(c), None),
+            _ => (None, Some(9)),
+        };
+        Ok(RunEnd {
+            exit_code,
+            signal,
+            timed_out,
+            cancelled,
+            oom_killed,
+        })
+    }
+
+    async fn reap(&self, workspace: Option<&Path>, _uid: Option<u32>) {
+        // The workspace is `<root>/<worker id>/work`: its worker names the container.
+        let Some(dir) = workspace
+            .filter(|w| w.starts_with(&self.config.root))
+            .and_then(Path::parent)
+        else {
+            return;
+        };
+        if let Some(worker) = dir.file_name().and_then(|n| n.to_str()) {
+            self.remove(&format!("artel-worker-{worker}")).await;
+        }
+        if let Err(err) = tokio::fs::remove_dir_all(dir).await
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(workspace = %dir.display(), error = %err, "cannot remove an orphaned workspace");
+        }
+    }
+
+    async fn destroy(&self, sandbox: &DockerSandbox) -> Result<(), WorkerError> {
+        self.remove(&sandbox.container).await;
+        match tokio::fs::remove_dir_all(&sandbox.dir).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(WorkerError::Workspace {
+                path: sandbox.dir.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Splits a stream of output chunks into lines, cut at the line limit.
+struct Lines {
+    max: usize,
+    partial: HashMap<u8, Vec<u8>>,
+}
+
+impl Lines {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            partial: HashMap::new(),
+        }
+    }
+
+    fn key(stream: OutputStream) -> u8 {
+        match stream {
+            OutputStream::Stdout => 1,
+            OutputStream::Stderr => 2,
+        }
+    }
+
+    async fn feed(&mut self, stream: OutputStream, chunk: &[u8], events: &mpsc::Sender<RunEvent>) {
+        let buffer = self.partial.entry(Self::key(stream)).or_default();
+        buffer.extend_from_slice(chunk);
+        let mut complete = Vec::new();
+        while let Some(at) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=at).collect();
+            complete.push(line[..line.len() - 1].to_vec());
+        }
+        // A line longer than ten times the limit is cut now, so memory stays bounded.
+        if buffer.len() > self.max * 10 {
+            complete.push(std::mem::take(buffer));
+        }
+        for line in complete {
+            self.send(stream, line, events).await;
+        }
+    }
+
+    async fn send(&self, stream: OutputStream, line: Vec<u8>, events: &mpsc::Sender<RunEvent>) {
+        let cut_bytes = line.len().saturating_sub(self.max);
+        let mut kept = &line[..line.len().min(self.max)];
+        while std::str::from_utf8(kept).is_err() && !kept.is_empty() {
+            kept = &kept[..kept.len() - 1];
+        }
+        let text = String::from_utf8_lossy(kept).into_owned();
+        let _ = events
+            .send(RunEvent::Line {
+                stream,
+                text,
+                cut_bytes,
+            })
+            .await;
+    }
+
+    async fn flush(&mut self, events: &mpsc::Sender<RunEvent>) {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if let Some(rest) = self.partial.remove(&Self::key(stream))
+                && !rest.is_empty()
+            {
+                self.send(stream, rest, events).await;
+            }
+        }
+    }
+}

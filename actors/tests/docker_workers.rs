@@ -1,0 +1,303 @@
+//! The Docker worker runtime against the real daemon (`.ci/services.sh` starts `dockerd` and
+//! builds the worker image), through the WorkerManager: output as events and the lifecycle,
+//! the memory limit failing a worker while a sibling completes, a fork bomb contained by the
+//! pids limit, a timed-out worker's container gone, the sandbox's walls, and reaping what a
+//! killed artel left behind.
+
+mod support;
+
+use artel_actors::store::{NewTask, Store};
+use artel_actors::worker_manager::docker::{DockerConfig, DockerRuntime, container_name};
+use artel_actors::worker_manager::{WorkerManager, WorkerManagerConfig};
+use artel_messages::worker_manager::{RunCommand, WorkerLimits, WorkerRuntime, WorkerSpec};
+use artel_messages::{EventBody, EventId, ProjectId, TaskId, TaskKind, WorkerId, WorkerStatus};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use support::TestDb;
+
+struct Fixture {
+    db: TestDb,
+    root: PathBuf,
+    owner: String,
+    project: ProjectId,
+    task: TaskId,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let info = Command::new("docker").args(["info"]).output();
+        assert!(
+            info.is_ok_and(|o| o.status.success()),
+            "no Docker daemon answers: `. .ci/services.sh` installs docker.io, starts dockerd \
+             and builds the worker image"
+        );
+        let db = TestDb::new().await;
+        let store = db.store.clone();
+        let user = store.create_user("builder", None).await.unwrap();
+        let project = store.create_project(user.id, "boxed", "").await.unwrap();
+        let task = store
+            .create_task(&NewTask {
+                id: TaskId::new(),
+                project: project.id,
+                kind: TaskKind::Engineering,
+                description: "build it in a box".into(),
+                session: None,
+            })
+            .await
+            .unwrap();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            db,
+            root: std::env::temp_dir().join(format!("artel-dw-{id}")),
+            owner: format!("test-{}", &id[..12]),
+            project: project.id,
+            task: task.id,
+        }
+    }
+
+    fn store(&self) -> Store {
+        self.db.store.clone()
+    }
+
+    async fn manager(&self) -> WorkerManager<DockerRuntime> {
+        let runtime = DockerRuntime::connect(DockerConfig {
+            root: self.root.clone(),
+            image: "artel-worker:latest".into(),
+            owner: self.owner.clone(),
+        })
+        .await
+        .expect("the Docker runtime (and the worker image: `artel worker-image build`)");
+        WorkerManager::owned_by(
+            self.store(),
+            runtime,
+            WorkerManagerConfig::default(),
+            self.owner.clone(),
+        )
+    }
+
+    fn spec(&self, limits: WorkerLimits) -> WorkerSpec {
+        WorkerSpec {
+            project: self.project,
+            task: self.task,
+            runtime: WorkerRuntime::Docker,
+            image: None,
+            env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+            secrets: vec![],
+            limits,
+        }
+    }
+
+    /// Containers of this test's owner, running or not.
+    fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                &format!("label=artel.owner={}", self.owner),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    async fn error_reason(&self, worker: WorkerId) -> Option<String> {
+        sqlx::query_scalar("SELECT error_reason FROM workers WHERE id = $1")
+            .bind(worker.as_uuid())
+            .fetch_one(self.db.store.pool())
+            .await
+            .unwrap()
+    }
+}
+
+fn limits() -> WorkerLimits {
+    WorkerLimits {
+        cpu_seconds: 30,
+        memory_bytes: 256 << 20,
+        pids: 64,
+        file_size_bytes: 16 << 20,
+        wall_clock_timeout_secs: 30,
+    }
+}
+
+fn sh(worker: WorkerId, script: &str) -> RunCommand {
+    RunCommand {
+        worker,
+        program: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        cwd: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_runs_in_its_container_with_output_as_events_and_the_whole_lifecycle() {
+    let fx = Fixture::new().await;
+    let manager = fx.manager().await;
+    let worker = manager.spawn(fx.spec(limits())).await.unwrap();
+    assert_eq!(fx.containers(), [container_name(worker.id)]);
+    let outcome = manager
+        .run(sh(
+            worker.id,
+            "echo \"$GREETING from $(id -u)\"; echo oops >&2; \
+             touch /etc/x 2>/dev/null || echo read-only; \
+             python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), 1)\" \
+               2>/dev/null || echo offline; \
+             test -S /var/run/docker.sock || echo no-socket; echo made > made.txt",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(outcome.exit_code, Some(0));
+    let stdout: Vec<&str> = outcome.stdout_tail.lines().collect();
+    assert_eq!(stdout[0], "hello from 64000");
+    for wall in ["read-only", "offline", "no-socket"] {
+        assert!(stdout.contains(&wall), "{wall}: {stdout:?}");
+    }
+    assert!(outcome.stderr_tail.contains("oops"));
+    let workspace = manager.sandbox(worker.id).unwrap().workspace.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made.txt")).unwrap(),
+        "made\n"
+    );
+
+    manager.stop(worker.id, "done").await.unwrap();
+    assert!(fx.containers().is_empty(), "the container is removed");
+    let events = fx
+        .store()
+        .events_since(
+            artel_actors::store::EventScope::Task(fx.task),
+            EventId::new(0),
+            1000,
+        )
+        .await
+        .unwrap();
+    let statuses: Vec<WorkerStatus> = events
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::WorkerStatusChanged { status, .. } => Some(status),
+            _ => None,
+        })
+        .collect();
+    use WorkerStatus::*;
+    assert_eq!(statuses, [Started, Ready, Busy, Completed, Stopped]);
+    assert!(events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::WorkerOutput { line, .. } if line == "hello from 64000"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_hog_fails_its_worker_a_fork_bomb_is_contained_and_a_sibling_completes() {
+    let fx = Fixture::new().await;
+    let manager = fx.manager().await;
+    let hog = manager
+        .spawn(fx.spec(WorkerLimits {
+            memory_bytes: 64 << 20,
+            ..limits()
+        }))
+        .await
+        .unwrap();
+    let bomb = manager
+        .spawn(fx.spec(WorkerLimits {
+            pids: 32,
+            wall_clock_timeout_secs: 8,
+            ..limits()
+        }))
+        .await
+        .unwrap();
+    let calm = manager.spawn(fx.spec(limits())).await.unwrap();
+    let (hogged, bombed, calmed) = tokio::join!(
+        manager.run(sh(
+            hog.id,
+            "python3 -c 'a = []\nwhile True: a.append(bytearray(10**7))'"
+        )),
+        manager.run(sh(
+            bomb.id,
+            "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait"
+        )),
+        manager.run(sh(calm.id, "sleep 1; echo calm")),
+    );
+    let _ = hogged;
+    assert_eq!(
+        manager.worker(hog.id).unwrap().status,
+        WorkerStatus::Failed,
+        "the memory limit fails the worker"
+    );
+    let reason = fx.error_reason(hog.id).await.unwrap_or_default();
+    assert!(reason.contains("memory limit"), "{reason}");
+
+    // The pids limit stops the fork loop short (sh reports "Cannot fork" / "Resource
+    // temporarily unavailable"); the worker ends at its timeout, contained.
+    let bombed = bombed.unwrap();
+    assert!(
+        bombed.stderr_tail.contains("fork") || bombed.stderr_tail.contains("Resource"),
+        "{bombed:?}"
+    );
+    let calmed = calmed.unwrap();
+    assert_eq!(calmed.exit_code, Some(0));
+    assert_eq!(calmed.stdout_tail.trim(), "calm");
+    for worker in [hog.id, bomb.id, calm.id] {
+        let _ = manager.stop(worker, "test over").await;
+    }
+    assert!(fx.containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_worker_fails_and_its_container_is_gone_after_the_stop() {
+    let fx = Fixture::new().await;
+    let manager = fx.manager().await;
+    let worker = manager
+        .spawn(fx.spec(WorkerLimits {
+            wall_clock_timeout_secs: 2,
+            ..limits()
+        }))
+        .await
+        .unwrap();
+    let outcome = manager.run(sh(worker.id, "sleep 60")).await.unwrap();
+    assert!(outcome.timed_out);
+    assert_eq!(
+        manager.worker(worker.id).unwrap().status,
+        WorkerStatus::Failed
+    );
+    manager.stop(worker.id, "timed out").await.unwrap();
+    assert!(fx.containers().is_empty(), "{:?}", fx.containers());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_start_removes_every_container_a_killed_artel_left_behind() {
+    let fx = Fixture::new().await;
+    let first = fx.manager().await;
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        left.push(first.spawn(fx.spec(limits())).await.unwrap().id);
+    }
+    // As after `kill -9`: the manager is gone, its containers and rows are not.
+    drop(first);
+    assert_eq!(fx.containers().len(), 3);
+
+    let next = fx.manager().await;
+    let reaped = next.reap_orphans().await.unwrap();
+    assert_eq!(reaped, 3);
+    let strays = next.runtime().remove_strays(&[]).await.unwrap();
+    assert_eq!(strays, 0, "the records named every container");
+    assert!(fx.containers().is_empty(), "{:?}", fx.containers());
+    for worker in left {
+        let status: String = sqlx::query_scalar("SELECT status FROM workers WHERE id = $1")
+            .bind(worker.as_uuid())
+            .fetch_one(fx.db.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "stopped");
+    }
+}
