@@ -150,6 +150,24 @@ pub struct WorkersSettings {
     pub first_uid: u32,
     /// How many uids the range holds.
     pub uid_count: u32,
+    /// Where workers run: `process` (local processes), `docker` (containers; fails at start
+    /// without a daemon and the worker image), or `auto` (docker when a daemon answers and
+    /// the image exists, else process).
+    pub runtime: WorkerRuntimeChoice,
+    /// The Docker workers' image (`artel worker-image build` makes it).
+    pub image: String,
+}
+
+/// `workers.runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerRuntimeChoice {
+    /// Local processes.
+    Process,
+    /// Docker containers.
+    Docker,
+    /// Docker when it answers with the image, else local processes.
+    Auto,
 }
 
 impl Default for WorkersSettings {
@@ -163,6 +181,8 @@ impl Default for WorkersSettings {
             file_size_mb: 256,
             first_uid: 2_000_000_000,
             uid_count: 65_536,
+            runtime: WorkerRuntimeChoice::Process,
+            image: "artel-worker:latest".to_owned(),
         }
     }
 }

@@ -374,7 +374,7 @@ struct Inner<R: Sandbox> {
 
 /// The worker-manager's logic: a cheap-to-clone handle over the live workers, the queue and
 /// the runtime. See the module docs.
-pub struct WorkerManager<R: Sandbox = ProcessRuntime> {
+pub struct WorkerManager<R: Sandbox = docker::AnyRuntime> {
     inner: Arc<Inner<R>>,
 }
 
@@ -1014,7 +1014,7 @@ fn stream_index(stream: OutputStream) -> usize {
 /// The supervised worker-manager: answers [`SpawnWorker`], [`RunCommand`], [`StopWorker`]
 /// and [`WorkerCommand`] through its [`WorkerManager`]. Its state (workers, queue) lives in
 /// the manager, so a restart of the actor loses nothing.
-pub struct WorkerManagerActor<R: Sandbox = ProcessRuntime> {
+pub struct WorkerManagerActor<R: Sandbox = docker::AnyRuntime> {
     manager: WorkerManager<R>,
 }
 

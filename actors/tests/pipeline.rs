@@ -118,7 +118,9 @@ async fn start(db: &TestDb, settings: &Settings) -> Artel {
     };
     let workers = WorkerManager::new(
         store.clone(),
-        ProcessRuntime::new(process).expect("the process runtime (these tests run as root)"),
+        ProcessRuntime::new(process)
+            .expect("the process runtime (these tests run as root)")
+            .into(),
         WorkerManagerConfig {
             max_busy: settings.workers.max_busy,
             ..WorkerManagerConfig::default()

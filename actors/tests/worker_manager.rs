@@ -26,7 +26,7 @@ use support::TestDb;
 
 struct Fixture {
     db: TestDb,
-    manager: WorkerManager,
+    manager: WorkerManager<ProcessRuntime>,
     root: PathBuf,
     project: ProjectId,
     task: TaskId,

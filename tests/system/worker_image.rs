@@ -92,3 +92,58 @@ fn the_worker_image_builds_idempotently_and_keeps_the_worker_contract() {
     );
     let _ = std::fs::remove_dir_all(&workspace);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artel_new_with_docker_workers_builds_tests_and_deploys_leaving_no_container() {
+    let home = crate::new::Home::new("dockernew").await;
+    let out = tokio::task::spawn_blocking({
+        let env = home.env();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_artel"))
+                .args(["new", "--local", "--exit-when-done", "A todo list API"])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .env("ARTEL_WORKERS__RUNTIME", "docker")
+                .env("ARTEL_INSTANCE", "docker-new-test")
+                .env_remove("REDIS_URL")
+                .output()
+                .expect("artel runs")
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("tests: "), "{text}");
+    assert!(text.contains("live at http://127.0.0.1:"), "{text}");
+    let mut db = home.db().await;
+    let runtimes: Vec<(String, String)> =
+        sqlx::query_as("SELECT runtime, status FROM workers ORDER BY created_at")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    assert!(
+        runtimes.len() >= 2,
+        "develop and test ran in workers: {runtimes:?}"
+    );
+    assert!(
+        runtimes
+            .iter()
+            .all(|(r, s)| r == "docker" && s == "stopped"),
+        "{runtimes:?}"
+    );
+    let left = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        "label=artel.owner=docker-new-test",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "containers left behind"
+    );
+}

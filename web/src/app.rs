@@ -322,18 +322,35 @@ impl App {
     }
 }
 
-/// The in-process worker-manager with the local-process runtime, workspaces in the data dir.
-fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
-    let mut config = ProcessConfig::new(settings.data_dir.join("workers"));
-    if nix::unistd::geteuid().is_root() {
-        config.run_as = RunAs::UidRange {
-            first: settings.workers.first_uid,
-            count: settings.workers.uid_count,
-            gid: artel_actors::worker_manager::process::DEFAULT_GID,
-        };
-    }
-    let runtime =
-        ProcessRuntime::new(config).context("cannot set up the local-process worker runtime")?;
+/// The in-process worker-manager, workspaces in the data dir, on the runtime
+/// `workers.runtime` chooses: local processes, Docker containers, or Docker when it answers.
+async fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
+    use artel_actors::settings::WorkerRuntimeChoice;
+    use artel_actors::worker_manager::docker::{AnyRuntime, DockerConfig, DockerRuntime};
+    let docker = || {
+        DockerRuntime::connect(DockerConfig {
+            root: settings.data_dir.join("workers"),
+            image: settings.workers.image.clone(),
+            owner: settings.instance.clone(),
+        })
+    };
+    let runtime: AnyRuntime = match settings.workers.runtime {
+        WorkerRuntimeChoice::Docker => docker()
+            .await
+            .context("workers.runtime = docker, but the Docker runtime cannot start")?
+            .into(),
+        WorkerRuntimeChoice::Auto => match docker().await {
+            Ok(docker) => {
+                tracing::info!("workers run in Docker containers");
+                docker.into()
+            }
+            Err(err) => {
+                tracing::info!(reason = %err, "workers run as local processes");
+                process_runtime(settings)?.into()
+            }
+        },
+        WorkerRuntimeChoice::Process => process_runtime(settings)?.into(),
+    };
     Ok(WorkerManager::owned_by(
         store.clone(),
         runtime,
@@ -345,16 +362,42 @@ fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerMa
     ))
 }
 
+/// The local-process runtime, dropping privileges to the configured uid range under root.
+fn process_runtime(settings: &Settings) -> anyhow::Result<ProcessRuntime> {
+    let mut config = ProcessConfig::new(settings.data_dir.join("workers"));
+    if nix::unistd::geteuid().is_root() {
+        config.run_as = RunAs::UidRange {
+            first: settings.workers.first_uid,
+            count: settings.workers.uid_count,
+            gid: artel_actors::worker_manager::process::DEFAULT_GID,
+        };
+    }
+    ProcessRuntime::new(config).context("cannot set up the local-process worker runtime")
+}
+
 /// A worker-manager that has first reaped what a previous run of this instance left behind.
 async fn reaped_worker_manager(
     settings: &Settings,
     store: &Store,
 ) -> anyhow::Result<WorkerManager> {
-    let manager = worker_manager(settings, store)?;
+    let manager = worker_manager(settings, store).await?;
     manager
         .reap_orphans()
         .await
         .context("cannot reap the workers a previous run left behind")?;
+    // Containers this instance made but never recorded (a crash between the two).
+    if let artel_actors::worker_manager::docker::AnyRuntime::Docker(docker) = manager.runtime() {
+        let strays = docker
+            .remove_strays(&[])
+            .await
+            .context("cannot remove the worker containers a previous run left behind")?;
+        if strays > 0 {
+            tracing::info!(
+                strays,
+                "removed worker containers a previous run left behind"
+            );
+        }
+    }
     Ok(manager)
 }
 

@@ -7,10 +7,8 @@
 //! worker never holds more than one checkout.
 
 use crate::git::LocalGit;
-use crate::worker_manager::{WorkerError, WorkerManager};
-use artel_messages::worker_manager::{
-    CommandOutcome, RunCommand, WorkerLimits, WorkerRuntime, WorkerSpec,
-};
+use crate::worker_manager::{Sandbox as _, WorkerError, WorkerManager};
+use artel_messages::worker_manager::{CommandOutcome, RunCommand, WorkerLimits, WorkerSpec};
 use artel_messages::{Classify, Failure, ProjectId, TaskId, WorkerId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,7 +59,7 @@ impl Checkout {
             .spawn(WorkerSpec {
                 project: spec.project,
                 task: spec.task,
-                runtime: WorkerRuntime::Process,
+                runtime: manager.runtime().kind(),
                 image: None,
                 env,
                 secrets: Vec::new(),

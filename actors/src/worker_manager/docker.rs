@@ -530,3 +530,95 @@ impl Lines {
         }
     }
 }
+
+/// The runtime artel runs workers with, chosen at start (`workers.runtime`): local processes
+/// or Docker containers. One enum rather than a trait object, because [`Sandbox`]'s methods
+/// return `impl Future`.
+pub enum AnyRuntime {
+    /// Local processes ([`ProcessRuntime`](super::ProcessRuntime)).
+    Process(super::ProcessRuntime),
+    /// Docker containers.
+    Docker(DockerRuntime),
+}
+
+/// A sandbox of either runtime.
+#[derive(Debug)]
+pub enum AnySandbox {
+    /// A local-process sandbox.
+    Process(super::process::ProcessSandbox),
+    /// A container.
+    Docker(DockerSandbox),
+}
+
+impl From<super::ProcessRuntime> for AnyRuntime {
+    fn from(runtime: super::ProcessRuntime) -> Self {
+        Self::Process(runtime)
+    }
+}
+
+impl From<DockerRuntime> for AnyRuntime {
+    fn from(runtime: DockerRuntime) -> Self {
+        Self::Docker(runtime)
+    }
+}
+
+fn mismatch(have: WorkerRuntime) -> WorkerError {
+    WorkerError::Setup(format!(
+        "a sandbox of another runtime was handed to the {have} runtime"
+    ))
+}
+
+impl Sandbox for AnyRuntime {
+    type Instance = AnySandbox;
+
+    fn kind(&self) -> WorkerRuntime {
+        match self {
+            Self::Process(r) => r.kind(),
+            Self::Docker(r) => r.kind(),
+        }
+    }
+
+    async fn create(&self, worker: WorkerId, spec: &WorkerSpec) -> Result<AnySandbox, WorkerError> {
+        match self {
+            Self::Process(r) => r.create(worker, spec).await.map(AnySandbox::Process),
+            Self::Docker(r) => r.create(worker, spec).await.map(AnySandbox::Docker),
+        }
+    }
+
+    fn describe(&self, instance: &AnySandbox) -> SandboxInfo {
+        match (self, instance) {
+            (Self::Process(r), AnySandbox::Process(s)) => r.describe(s),
+            (Self::Docker(r), AnySandbox::Docker(s)) => r.describe(s),
+            _ => SandboxInfo::default(),
+        }
+    }
+
+    async fn run(
+        &self,
+        instance: &AnySandbox,
+        job: Job,
+        events: mpsc::Sender<RunEvent>,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<RunEnd, WorkerError> {
+        match (self, instance) {
+            (Self::Process(r), AnySandbox::Process(s)) => r.run(s, job, events, cancel).await,
+            (Self::Docker(r), AnySandbox::Docker(s)) => r.run(s, job, events, cancel).await,
+            _ => Err(mismatch(self.kind())),
+        }
+    }
+
+    async fn destroy(&self, instance: &AnySandbox) -> Result<(), WorkerError> {
+        match (self, instance) {
+            (Self::Process(r), AnySandbox::Process(s)) => r.destroy(s).await,
+            (Self::Docker(r), AnySandbox::Docker(s)) => r.destroy(s).await,
+            _ => Err(mismatch(self.kind())),
+        }
+    }
+
+    async fn reap(&self, workspace: Option<&Path>, uid: Option<u32>) {
+        match self {
+            Self::Process(r) => r.reap(workspace, uid).await,
+            Self::Docker(r) => r.reap(workspace, uid).await,
+        }
+    }
+}
