@@ -103,7 +103,7 @@ impl Fixture {
                 "--format",
                 "{{.Names}}",
                 "--filter",
-                &format!("label=artel.owner={}", self.owner),
+                &format!("label=artel-owner={}", self.owner),
             ])
             .output()
             .unwrap();

@@ -140,7 +140,7 @@ async fn artel_new_with_docker_workers_builds_tests_and_deploys_leaving_no_conta
         "-a",
         "-q",
         "--filter",
-        "label=artel.owner=docker-new-test",
+        "label=artel-owner=docker-new-test",
     ]);
     assert!(
         String::from_utf8_lossy(&left.stdout).trim().is_empty(),

@@ -4,8 +4,8 @@
 //!
 //! A container is created and started idle (`sleep infinity`) when the worker is created;
 //! each command is a `docker exec` in it. The container:
-//! - is labelled `managed-by=artel`, `artel.owner` (this artel instance), `artel.worker`,
-//!   `artel.project`, `artel.task`, and named `artel-worker-<worker id>`;
+//! - is labelled `managed-by=artel`, `artel-owner` (this artel instance), `artel-worker`,
+//!   `artel-project`, `artel-task`, and named `artel-worker-<worker id>`;
 //! - runs as uid 64000, with every capability dropped and `no-new-privileges`;
 //! - has a read-only root, a private `/tmp` tmpfs, and the worker's host workspace mounted
 //!   read-write at `/workspace` (the roles prepare checkouts there, as for local workers);
@@ -122,7 +122,7 @@ impl DockerRuntime {
             "label".to_owned(),
             vec![
                 format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
-                format!("artel.owner={}", self.config.owner),
+                format!("artel-owner={}", self.config.owner),
             ],
         );
         let containers = self
@@ -140,7 +140,7 @@ impl DockerRuntime {
             let worker = container
                 .labels
                 .as_ref()
-                .and_then(|l| l.get("artel.worker"))
+                .and_then(|l| l.get("artel-worker"))
                 .cloned()
                 .unwrap_or_default();
             if live.contains(&worker) {
@@ -252,10 +252,10 @@ impl Sandbox for DockerRuntime {
         let memory = i64::try_from(spec.limits.memory_bytes).unwrap_or(i64::MAX);
         let labels = HashMap::from([
             (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-            ("artel.owner".to_owned(), self.config.owner.clone()),
-            ("artel.worker".to_owned(), worker.to_string()),
-            ("artel.project".to_owned(), spec.project.to_string()),
-            ("artel.task".to_owned(), spec.task.to_string()),
+            ("artel-owner".to_owned(), self.config.owner.clone()),
+            ("artel-worker".to_owned(), worker.to_string()),
+            ("artel-project".to_owned(), spec.project.to_string()),
+            ("artel-task".to_owned(), spec.task.to_string()),
         ]);
         let config = Config {
             image: Some(
