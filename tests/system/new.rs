@@ -554,7 +554,26 @@ async fn kill_9_during_engineering_then_up_resumes_the_task_and_the_session_reme
     .await
     .unwrap();
     assert_eq!(resumed, 1, "the interrupted develop step was resumed");
-    // The conversation survived: the request, the first answer, and the news since.
+    // The conversation survived: the request, the first answer, and the news since (the
+    // herald tells the session just after the deployment goes live).
+    eventually(
+        Duration::from_secs(20),
+        "the session to tell the URL",
+        || {
+            let database = home.database.clone();
+            async move {
+                let mut db = PgConnection::connect(&database).await.unwrap();
+                let told: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM session_messages WHERE text LIKE '%is live at http://%'",
+                )
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+                told > 0
+            }
+        },
+    )
+    .await;
     let lines: Vec<String> = sqlx::query_scalar("SELECT text FROM session_messages ORDER BY id")
         .fetch_all(&mut db)
         .await
