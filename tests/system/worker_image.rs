@@ -147,3 +147,26 @@ async fn artel_new_with_docker_workers_builds_tests_and_deploys_leaving_no_conta
         "containers left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_docker_workers_readiness_includes_the_daemon() {
+    let home = crate::new::Home::new("dockerready").await;
+    let env = home.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("ARTEL_WORKERS__RUNTIME", "docker"));
+    env.push(("ARTEL_INSTANCE", "docker-ready-test"));
+    let artel = crate::support::Artel::up(&env);
+    crate::support::eventually(
+        std::time::Duration::from_secs(20),
+        "readiness with the Docker check",
+        || {
+            let url = format!("{}/health/ready", artel.url);
+            async move {
+                let (status, report) = crate::support::get_json(&url).await;
+                status == 200 && report["checks"]["docker"]["ok"] == true
+            }
+        },
+    )
+    .await;
+    artel.terminate();
+}

@@ -111,6 +111,12 @@ impl App {
                 .context("REDIS_URL / redis.url is not a Redis URL")?;
             probes.push(Box::new(RedisProbe(client)));
         }
+        // Every mode runs a local worker-manager (artel up and new for the pipeline's roles,
+        // artel worker-manager for the streams); Docker workers make the daemon a dependency.
+        let local = reaped_worker_manager(&settings, &store).await?;
+        if let artel_actors::worker_manager::docker::AnyRuntime::Docker(docker) = local.runtime() {
+            probes.push(Box::new(docker.clone()));
+        }
         let probes = Arc::new(probes);
 
         let redis = match &settings.redis.url {
@@ -137,7 +143,6 @@ impl App {
         let mut target = None;
         let root = match mode {
             Mode::Up | Mode::New => {
-                let local = reaped_worker_manager(&settings, &store).await?;
                 let workers = match &redis {
                     Some(commands) => {
                         let replies = StreamClient::new(
@@ -219,7 +224,7 @@ impl App {
                 root
             }
             Mode::WorkerManager => {
-                let manager = reaped_worker_manager(&settings, &store).await?;
+                let manager = local;
                 let commands = redis
                     .as_ref()
                     .map(|client| {

@@ -215,6 +215,22 @@ impl DockerRuntime {
     }
 }
 
+impl crate::health::Probe for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.docker
+                .ping()
+                .await
+                .map(drop)
+                .map_err(|e| format!("the Docker daemon does not answer: {e}"))
+        })
+    }
+}
+
 /// `ulimit`s for what cgroups do not cover here (CPU time, file size, core dumps).
 fn limit_script(job: &Job) -> String {
     let limits = &job.limits;
