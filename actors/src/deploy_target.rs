@@ -1,6 +1,12 @@
 //! Deploy targets: where a deployed service runs, and how artel starts, checks and stops it.
 //!
-//! The offline default is [`LocalTarget`]: the service is a local process on an allocated
+//! Two targets, behind one facade, [`Targets`], that the Deployer, the scheduler's health
+//! job and the front doors use: each deployment records the target it was made on
+//! (`deployments.server_id`), and every later action on it — health check, restart, stop,
+//! restore at start — goes to that target, so changing `deploy.target` moves new
+//! deployments only. [`DockerTarget`] builds the project's image from its Dockerfile and runs
+//! it as a container with a published port (see its module). The offline default is
+//! [`LocalTarget`]: the service is a local process on an allocated
 //! port of 127.0.0.1, started from the directory the code was exported to, as an
 //! unprivileged user. The Deployer decides *what* runs (which commit, which command, which
 //! secrets); a target only runs it:
@@ -20,15 +26,20 @@
 //! start [`LocalTarget::restore_live`] starts every live deployment again — after killing the
 //! process group a crashed artel left behind (its leader's pid is recorded in the store).
 
+pub mod docker;
 mod groups;
+mod health;
 mod local;
+mod targets;
 
+pub use docker::{DockerTarget, DockerTargetConfig};
 pub use local::{
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_PORTS, DEFAULT_SERVICE_GID, DEFAULT_SERVICE_UID,
     DEFAULT_STOP_GRACE, LocalTarget, LocalTargetConfig,
 };
+pub use targets::{Started, Targets};
 
-use crate::store::StoreError;
+use crate::store::{DeploymentRecord, Store, StoreError};
 use artel_messages::deployer::Health;
 use artel_messages::{Classify, DeploymentId, ErrorClass, ProjectId};
 use std::collections::BTreeMap;
@@ -112,13 +123,50 @@ impl fmt::Display for ServiceExit {
 
 /// What restarting one live deployment at artel's start came to.
 #[derive(Debug)]
-pub struct Restored {
+pub struct Restored<S = RunningService> {
     /// The deployment.
     pub deployment: DeploymentId,
     /// Its project.
     pub project: ProjectId,
     /// The started service and its health check, or why it could not be started.
-    pub outcome: Result<(RunningService, Health), DeployError>,
+    pub outcome: Result<(S, Health), DeployError>,
+}
+
+/// What to run for a stored deployment: its workdir and command, and its secrets' values
+/// read from the store. For restarting a service, e.g. one that exited.
+pub async fn service_spec(
+    store: &Store,
+    record: &DeploymentRecord,
+) -> Result<ServiceSpec, DeployError> {
+    let not_restorable = |reason: &str| DeployError::NotRestorable {
+        deployment: record.id,
+        reason: reason.to_owned(),
+    };
+    let workdir = record
+        .workdir
+        .clone()
+        .ok_or_else(|| not_restorable("no workdir recorded"))?;
+    if record.command.is_empty() {
+        return Err(not_restorable("no command recorded"));
+    }
+    let mut env = BTreeMap::new();
+    for name in &record.env_names {
+        let value = match store.reveal_secret(record.project, name).await {
+            Ok(value) => value,
+            Err(err) if err.is_not_found() => {
+                return Err(DeployError::MissingSecret { name: name.clone() });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        env.insert(name.clone(), value.expose().to_owned());
+    }
+    Ok(ServiceSpec {
+        deployment: record.id,
+        project: record.project,
+        workdir,
+        command: record.command.clone(),
+        env,
+    })
 }
 
 /// Everything a deploy target can fail with, classified for supervisors.
@@ -178,6 +226,23 @@ pub enum DeployError {
         /// Why.
         source: nix::errno::Errno,
     },
+    /// The Docker daemon failed or could not be reached. Retryable: daemons restart.
+    #[error("Docker: {what}: {detail}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// What the daemon (or the connection) said.
+        detail: String,
+    },
+    /// The project's image could not be built from its Dockerfile. Fatal: the Dockerfile
+    /// or the code must change.
+    #[error("cannot build the image {image}: {detail}")]
+    Build {
+        /// The image's tag.
+        image: String,
+        /// The builder's error and its last lines of output.
+        detail: String,
+    },
     /// The HTTP client for health checks could not be built. Fatal.
     #[error("cannot build the health-check HTTP client")]
     Http(#[source] reqwest::Error),
@@ -190,7 +255,7 @@ impl Classify for DeployError {
     fn class(&self) -> ErrorClass {
         match self {
             Self::Store(err) => err.class(),
-            Self::Io { .. } => ErrorClass::Retryable,
+            Self::Io { .. } | Self::Docker { .. } => ErrorClass::Retryable,
             Self::Spawn { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => ErrorClass::Fatal,
                 _ => ErrorClass::Retryable,
@@ -201,6 +266,7 @@ impl Classify for DeployError {
             | Self::MissingSecret { .. }
             | Self::NotRestorable { .. }
             | Self::Signal { .. }
+            | Self::Build { .. }
             | Self::Http(_) => ErrorClass::Fatal,
         }
     }

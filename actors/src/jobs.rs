@@ -10,7 +10,7 @@
 //!
 //! Each runs on one node at a time (the scheduler holds a Postgres advisory lock per job).
 
-use crate::deploy_target::LocalTarget;
+use crate::deploy_target::Targets;
 use crate::git::LocalGit;
 use crate::roles::repo_name;
 use crate::store::Store;
@@ -20,27 +20,18 @@ use artel_messages::{Classify, DeploymentStatus, Failure, WorkerId};
 use std::time::Duration;
 
 /// Restarts live deployments whose service died; answers a one-line summary.
-pub async fn check_deployments(store: &Store, target: &LocalTarget) -> Result<String, Failure> {
+pub async fn check_deployments(store: &Store, target: &Targets) -> Result<String, Failure> {
     let live = store.live_deployments().await.map_err(|e| e.to_failure())?;
     let (mut healthy, mut restarted, mut failed) = (0, 0, 0);
     for record in live {
-        let Some(exit) = target.exited(record.id) else {
+        let Some(exit) = target.exited(&record) else {
             healthy += 1;
             continue;
         };
         tracing::warn!(deployment = %record.id, %exit, "a live service died: restarting it");
-        let outcome = async {
-            let spec = target.spec_for(&record).await?;
-            let running = target.start(spec).await?;
-            Ok::<_, crate::deploy_target::DeployError>(running)
-        }
-        .await;
+        let outcome = target.start(&record).await;
         let health = match &outcome {
-            Ok(running) => Some(
-                target
-                    .wait_healthy(&running.url, &record.health_path, record.id)
-                    .await,
-            ),
+            Ok(running) => Some(target.wait_healthy(&record, &running.url).await),
             Err(_) => None,
         };
         if health.as_ref().is_some_and(|h| h.healthy) {
@@ -54,7 +45,7 @@ pub async fn check_deployments(store: &Store, target: &LocalTarget) -> Result<St
             (Ok(_), None) => "no answer".into(),
         };
         let reason = format!("the service {exit} and did not come back: {detail}");
-        let _ = target.stop(record.id).await;
+        let _ = target.stop(&record).await;
         store
             .fail_deployment(record.id, DeploymentStatus::Failed, &reason)
             .await

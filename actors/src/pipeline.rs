@@ -20,7 +20,7 @@ use crate::roles::{
     tester,
 };
 use crate::workflow::{StepCall, StepRunner};
-use artel_messages::deployer::{CheckHealth, Deploy, DeployTarget};
+use artel_messages::deployer::{CheckHealth, Deploy};
 use artel_messages::developer::Develop;
 use artel_messages::env_analyzer::{AnalyzeEnv, EnvVar};
 use artel_messages::scaffolder::Scaffold;
@@ -224,7 +224,7 @@ impl Pipeline {
                     .clone_url(&repo.name)
                     .map_err(|e| e.to_failure())?,
                 commit,
-                target: DeployTarget::Local,
+                target: self.crew.target.default_target(),
                 env: Vec::new(),
             },
         )

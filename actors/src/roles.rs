@@ -18,7 +18,7 @@ pub mod tester;
 pub mod workspace;
 
 use crate::agent::Agent;
-use crate::deploy_target::LocalTarget;
+use crate::deploy_target::Targets;
 use crate::git::LocalGit;
 use crate::store::Store;
 use crate::worker_manager::WorkerManager;
@@ -35,7 +35,7 @@ pub struct Crew {
     /// Sandboxes for agents and tests.
     pub workers: WorkerManager,
     /// Where services run.
-    pub target: LocalTarget,
+    pub target: Targets,
     /// What writes the code.
     pub agent: Agent,
     /// Limits of each agent or test command.

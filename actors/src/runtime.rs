@@ -11,14 +11,16 @@
 //! ```
 
 use crate::agent::Agent;
-use crate::deploy_target::{LocalTarget, LocalTargetConfig};
+use crate::deploy_target::{
+    DockerTarget, DockerTargetConfig, LocalTarget, LocalTargetConfig, Targets,
+};
 use crate::git::LocalGit;
 use crate::jobs;
 use crate::pipeline::Pipeline;
 use crate::roles::Crew;
 use crate::scheduler::{Job, Scheduler};
 use crate::sessions::Sessions;
-use crate::settings::Settings;
+use crate::settings::{DeployTargetChoice, Settings};
 use crate::store::Store;
 use crate::worker_manager::WorkerManager;
 use crate::workflow::{PlanLimits, WorkflowPolicy, Workflows};
@@ -41,7 +43,7 @@ pub struct Runtime {
     /// The `scheduler` node.
     pub scheduler: ChildSpec,
     /// Where services run; stop its services on shutdown.
-    pub target: LocalTarget,
+    pub target: Targets,
 }
 
 /// The limits of one agent or test command, from `[workers]`.
@@ -66,10 +68,7 @@ impl Runtime {
         workers: WorkerManager,
     ) -> Result<Self, Failure> {
         let git = LocalGit::new(settings.data_dir.join("repos"));
-        let mut config = LocalTargetConfig::new(settings.data_dir.join("deployments"));
-        config.ports = settings.deploy.first_port..=settings.deploy.last_port;
-        config.health_timeout = Duration::from_secs(settings.deploy.health_timeout_secs);
-        let target = LocalTarget::new(config, store.clone()).map_err(|e| e.to_failure())?;
+        let target = deploy_targets(settings, store).await?;
         restore_deployments(&target).await;
 
         let agent = Agent::from_settings(&settings.agent)?;
@@ -151,9 +150,43 @@ impl Runtime {
     }
 }
 
+/// The deploy targets `[deploy]` configures: the local one always (deployments made there
+/// keep running there), and Docker for new deployments when `deploy.target = "docker"`.
+pub async fn deploy_targets(settings: &Settings, store: &Store) -> Result<Targets, Failure> {
+    let deploy = &settings.deploy;
+    let health_timeout = Duration::from_secs(deploy.health_timeout_secs);
+    let mut config = LocalTargetConfig::new(settings.data_dir.join("deployments"));
+    config.ports = deploy.first_port..=deploy.last_port;
+    config.health_timeout = health_timeout;
+    let local = LocalTarget::new(config, store.clone()).map_err(|e| e.to_failure())?;
+    if deploy.target == DeployTargetChoice::Local {
+        return Ok(Targets::local_only(local));
+    }
+    let d = &deploy.docker;
+    let mut config = DockerTargetConfig::new(settings.instance.clone());
+    config.host = (!d.host.is_empty()).then(|| d.host.clone());
+    config.base_image = d.base_image.clone();
+    config.ports = d.first_port..=d.last_port;
+    config.publish_address = d.publish_address.clone();
+    config.public_host = d.public_host.clone();
+    config.memory_bytes = d.memory_mb * 1024 * 1024;
+    config.pids = d.pids;
+    // Validated to (0, 1024]: the product fits an i64.
+    config.nano_cpus = (d.cpus * 1e9) as i64;
+    config.health_timeout = health_timeout;
+    let docker = DockerTarget::connect(config, store.clone())
+        .await
+        .map_err(|e| {
+            Failure::fatal(format!(
+                "deploy.target = \"docker\", but the Docker deploy target cannot start: {e}"
+            ))
+        })?;
+    Ok(Targets::with_docker(local, docker))
+}
+
 /// Restarts every deployment that was live; a failure is logged, not fatal (artel must come
 /// up to fix it), and the scheduler's health job keeps trying.
-async fn restore_deployments(target: &LocalTarget) {
+async fn restore_deployments(target: &Targets) {
     match target.restore_live().await {
         Ok(restored) => {
             for r in restored {

@@ -56,6 +56,10 @@ pub struct AgentSettings {
     /// `ARTEL_TASK`, the failing test output in `ARTEL_REWORK`, the user's guidance in
     /// `ARTEL_GUIDANCE`, the iteration in `ARTEL_ITERATION`, and must commit its work.
     pub command: Option<String>,
+    /// Whether the agent's worker may reach the network (a coding CLI calling an LLM API
+    /// needs it). Off by default: a worker is offline unless its task needs otherwise. Test
+    /// commands never get the network.
+    pub network: bool,
 }
 
 impl Default for AgentSettings {
@@ -63,6 +67,7 @@ impl Default for AgentSettings {
         Self {
             kind: "template".to_owned(),
             command: None,
+            network: false,
         }
     }
 }
@@ -77,6 +82,12 @@ pub struct DeploySettings {
     pub last_port: u16,
     /// How long a new deployment may take to answer its health check.
     pub health_timeout_secs: u64,
+    /// Where new deployments run: `local` (a process on this host; the default) or `docker`
+    /// (a container built from the project's Dockerfile, on the `[deploy.docker]` host).
+    /// Deployments made before a change keep running where they were made.
+    pub target: DeployTargetChoice,
+    /// The Docker deploy target.
+    pub docker: DockerDeploySettings,
 }
 
 impl Default for DeploySettings {
@@ -85,6 +96,60 @@ impl Default for DeploySettings {
             first_port: 18_000,
             last_port: 18_999,
             health_timeout_secs: 20,
+            target: DeployTargetChoice::Local,
+            docker: DockerDeploySettings::default(),
+        }
+    }
+}
+
+/// `deploy.target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployTargetChoice {
+    /// Local processes.
+    Local,
+    /// Docker containers.
+    Docker,
+}
+
+/// `[deploy.docker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerDeploySettings {
+    /// The Docker daemon: empty for the local one (`DOCKER_HOST` or the default socket),
+    /// `unix:///path/docker.sock`, or `tcp://host:2375` for a remote Docker host.
+    pub host: String,
+    /// The image the project's Dockerfile builds on, passed as the build argument `BASE`.
+    /// The default is the local worker image (python3), since no registry is needed.
+    pub base_image: String,
+    /// The first host port services are published on.
+    pub first_port: u16,
+    /// The last host port services are published on.
+    pub last_port: u16,
+    /// The host address ports are published on (`127.0.0.1`: this host only).
+    pub publish_address: String,
+    /// The host name in services' URLs: where the Docker host's published ports are reached.
+    pub public_host: String,
+    /// Memory of one service container, in MiB (no swap beyond it).
+    pub memory_mb: u64,
+    /// Processes one service container may run.
+    pub pids: u32,
+    /// CPUs one service container may use (fractions allowed).
+    pub cpus: f64,
+}
+
+impl Default for DockerDeploySettings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            base_image: "artel-worker:latest".to_owned(),
+            first_port: 19_000,
+            last_port: 19_999,
+            publish_address: "127.0.0.1".to_owned(),
+            public_host: "127.0.0.1".to_owned(),
+            memory_mb: 512,
+            pids: 256,
+            cpus: 1.0,
         }
     }
 }
@@ -156,6 +221,10 @@ pub struct WorkersSettings {
     pub runtime: WorkerRuntimeChoice,
     /// The Docker workers' image (`artel worker-image build` makes it).
     pub image: String,
+    /// Docker only: containers kept created, started and idle, so a worker with the
+    /// default limits and no network starts without waiting for a container. 0 turns the
+    /// pool off.
+    pub warm_pool: usize,
 }
 
 /// `workers.runtime`.
@@ -183,6 +252,7 @@ impl Default for WorkersSettings {
             uid_count: 65_536,
             runtime: WorkerRuntimeChoice::Process,
             image: "artel-worker:latest".to_owned(),
+            warm_pool: 2,
         }
     }
 }
@@ -468,6 +538,52 @@ impl Settings {
                 message: "ports must be 1024..=65535 with first_port <= last_port".into(),
             });
         }
+        let docker = &self.deploy.docker;
+        if docker.first_port < 1024 || docker.first_port > docker.last_port {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.docker.first_port",
+                message: "ports must be 1024..=65535 with first_port <= last_port".into(),
+            });
+        }
+        if docker.publish_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.docker.publish_address",
+                message: format!("{:?} is not an IP address", docker.publish_address),
+            });
+        }
+        if docker.public_host.is_empty() || docker.public_host.contains(['/', ' ', ':']) {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.docker.public_host",
+                message: format!(
+                    "{:?} is not a host name or IPv4 address",
+                    docker.public_host
+                ),
+            });
+        }
+        if docker.memory_mb < 16
+            || docker.pids == 0
+            || !(docker.cpus > 0.0 && docker.cpus <= 1024.0)
+        {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.docker.memory_mb",
+                message: "a service container needs at least 16 MiB, 1 process and a CPU share \
+                          above 0"
+                    .into(),
+            });
+        }
+        if !(docker.host.is_empty()
+            || docker.host.starts_with("unix://")
+            || docker.host.starts_with("tcp://")
+            || docker.host.starts_with("http://"))
+        {
+            return Err(SettingsError::OutOfRange {
+                key: "deploy.docker.host",
+                message: format!(
+                    "{:?}: use empty (the local daemon), unix:///path or tcp://host:port",
+                    docker.host
+                ),
+            });
+        }
         if self.workers.first_uid < 1000
             || self.workers.uid_count == 0
             || self
@@ -502,6 +618,13 @@ impl Settings {
 fn env_value(raw: &str) -> toml::Value {
     if let Ok(n) = raw.parse::<i64>() {
         toml::Value::Integer(n)
+    } else if let Some(x) = raw
+        .contains('.')
+        .then(|| raw.parse::<f64>().ok())
+        .flatten()
+        .filter(|x| x.is_finite())
+    {
+        toml::Value::Float(x)
     } else if let Ok(b) = raw.parse::<bool>() {
         toml::Value::Boolean(b)
     } else {

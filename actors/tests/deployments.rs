@@ -145,6 +145,7 @@ impl Fixture {
                 command,
                 env_names: env_names.iter().map(|n| (*n).to_owned()).collect(),
                 health_path: "/health".into(),
+                target: DeployTarget::Local,
             })
             .await
             .unwrap()
@@ -237,6 +238,7 @@ async fn promotion_supersedes_the_previous_live_deployment() {
         command: first.command.clone(),
         env_names: vec![],
         health_path: "/health".into(),
+        target: DeployTarget::Local,
     };
     assert_eq!(store.create_deployment(&again).await.unwrap(), first);
     let other = NewDeployment {

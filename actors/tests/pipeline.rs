@@ -554,7 +554,7 @@ async fn the_health_job_restarts_a_service_whose_process_group_was_killed() {
     let health = format!("{}{}", url.trim_end_matches('/'), again.health_path);
     assert_eq!(get(&health).await, Some(200), "{health} answers again");
     assert!(
-        artel.runtime.target.is_running(again.id),
+        artel.runtime.target.local().is_running(again.id),
         "the target runs it"
     );
     artel.stop().await;

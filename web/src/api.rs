@@ -21,7 +21,7 @@ use crate::api::auth::{Caller, KeyCache, ProjectRef, may_see};
 use crate::api::error::ApiError;
 use crate::api::rate_limit::RateLimiter;
 use actix_web::web;
-use artel_actors::deploy_target::LocalTarget;
+use artel_actors::deploy_target::Targets;
 use artel_actors::pipeline::Pipeline;
 use artel_actors::sessions::Sessions;
 use artel_actors::store::{Store, TaskRecord};
@@ -44,7 +44,7 @@ pub struct ApiState {
     /// Starts, cancels and resumes tasks.
     pub workflows: Workflows<Pipeline>,
     /// Where services run.
-    pub target: LocalTarget,
+    pub target: Targets,
     /// The workers of this process.
     pub workers: WorkerManager,
     /// Checked keys.

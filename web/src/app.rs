@@ -26,7 +26,7 @@ use crate::api::events_ws::EventHub;
 use crate::api::rate_limit::RateLimiter;
 use crate::gateways::http::{HttpGateway, HttpState};
 use anyhow::Context as _;
-use artel_actors::deploy_target::LocalTarget;
+use artel_actors::deploy_target::Targets;
 use artel_actors::health::{HealthMonitor, PostgresProbe, Probe, Readiness, RedisProbe};
 use artel_actors::managed_postgres::ManagedPostgres;
 use artel_actors::pipeline::Pipeline;
@@ -69,7 +69,7 @@ pub struct App {
     managed: Option<ManagedPostgres>,
     address: Option<SocketAddr>,
     sessions: Option<Sessions<Pipeline>>,
-    target: Option<LocalTarget>,
+    target: Option<Targets>,
     draining: Arc<AtomicBool>,
     admin_key: Option<(String, PathBuf)>,
 }

@@ -72,6 +72,29 @@ pub struct ProcessArgs {
     /// Redis, for process boundaries (overrides REDIS_URL and redis.url).
     #[arg(long)]
     pub redis_url: Option<String>,
+
+    /// Where workers and new deployments run (overrides workers.runtime and deploy.target).
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeFlag>,
+}
+
+impl ProcessArgs {
+    /// What these flags change in the settings.
+    pub fn overrides(&self) -> crate::commands::Overrides {
+        crate::commands::Overrides {
+            redis_url: self.redis_url.clone(),
+            runtime: self.runtime,
+        }
+    }
+}
+
+/// `--runtime`: one switch for both halves of "where things run".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeFlag {
+    /// Workers are local processes; services are local processes.
+    Process,
+    /// Workers are Docker containers; services are containers built from their Dockerfile.
+    Docker,
 }
 
 /// Flags of `artel tree`.

@@ -49,7 +49,7 @@ pub struct EventPage {
 impl Client {
     /// A client for the server and key `args` name (or the local defaults).
     pub fn new(config: Option<PathBuf>, args: &ServerArgs) -> anyhow::Result<Self> {
-        let settings = crate::commands::load_settings(config, None).ok();
+        let settings = crate::commands::load_settings(config, Default::default()).ok();
         let base = match &args.server {
             Some(server) => server.trim_end_matches('/').to_owned(),
             None => format!(

@@ -11,15 +11,18 @@ pub use new::NewArgs;
 
 use crate::app::Mode;
 use crate::cli::Command;
-use artel_actors::settings::Settings;
+use crate::cli::RuntimeFlag;
+use artel_actors::settings::{DeployTargetChoice, Settings, WorkerRuntimeChoice};
 use std::path::PathBuf;
 
 /// Runs one subcommand to completion.
 pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()> {
     match command {
         Command::New(args) => new::run(config, args).await,
-        Command::Up(args) => up::run(config, Mode::Up, args.redis_url).await,
-        Command::WorkerManager(args) => up::run(config, Mode::WorkerManager, args.redis_url).await,
+        Command::Up(args) => up::run(config, Mode::Up, args.overrides()).await,
+        Command::WorkerManager(args) => {
+            up::run(config, Mode::WorkerManager, args.overrides()).await
+        }
         Command::Tree(args) => tree::run(config, args).await,
         Command::Streams(args) => streams::run(args),
         Command::WorkerImage(args) => worker_image::run(args),
@@ -30,19 +33,36 @@ pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()
     }
 }
 
+/// What command-line flags change in the settings (the last layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--redis-url`.
+    pub redis_url: Option<String>,
+    /// `--runtime`.
+    pub runtime: Option<RuntimeFlag>,
+}
+
 /// Settings from `--config` (required to exist when given) or `./artel.toml` (if present),
-/// the environment, and a `--redis-url` flag.
-pub fn load_settings(
-    config: Option<PathBuf>,
-    redis_url: Option<String>,
-) -> anyhow::Result<Settings> {
+/// the environment, and the flags.
+pub fn load_settings(config: Option<PathBuf>, flags: Overrides) -> anyhow::Result<Settings> {
     let (file, required) = match config {
         Some(path) => (path, true),
         None => (PathBuf::from("artel.toml"), false),
     };
     let mut settings = Settings::load(Some(&file), required, std::env::vars())?;
-    if let Some(url) = redis_url {
+    if let Some(url) = flags.redis_url {
         settings.redis.url = Some(artel_messages::SecretValue::new(url));
+    }
+    match flags.runtime {
+        Some(RuntimeFlag::Process) => {
+            settings.workers.runtime = WorkerRuntimeChoice::Process;
+            settings.deploy.target = DeployTargetChoice::Local;
+        }
+        Some(RuntimeFlag::Docker) => {
+            settings.workers.runtime = WorkerRuntimeChoice::Docker;
+            settings.deploy.target = DeployTargetChoice::Docker;
+        }
+        None => {}
     }
     Ok(settings)
 }

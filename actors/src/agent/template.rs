@@ -19,6 +19,8 @@ const APP: &str = include_str!("../../templates/python_service/app.py");
 const TEST_APP: &str = include_str!("../../templates/python_service/test_app.py");
 const SKELETON_APP: &str = include_str!("../../templates/python_service/skeleton_app.py");
 const SKELETON_TEST: &str = include_str!("../../templates/python_service/skeleton_test_app.py");
+/// The image recipe the Docker deploy target builds; the local target ignores it.
+const DOCKERFILE: &str = include_str!("../../templates/python_service/Dockerfile");
 
 /// One file the generator writes, by path relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,6 +365,7 @@ pub fn scaffold_files(name: &str, description: &str) -> Vec<GeneratedFile> {
             SKELETON_APP.replace("__TITLE__", &docstring_text(&title)),
         ),
         file("test_app.py", SKELETON_TEST.to_owned()),
+        file("Dockerfile", DOCKERFILE.to_owned()),
     ]
 }
 
@@ -481,6 +484,7 @@ pub fn render(blueprint: &Blueprint, name: &str, description: &str) -> Vec<Gener
         file("artel.json", manifest(name, env)),
         file("app.py", app),
         file("test_app.py", tests),
+        file("Dockerfile", DOCKERFILE.to_owned()),
     ]
 }
 

@@ -25,15 +25,16 @@
 //! after a crash); [`LocalTarget::stop_all`] is the orderly shutdown.
 
 use super::groups;
+use super::health::{self, Verdict};
 use super::{DeployError, Restored, RunningService, ServiceExit, ServiceSpec};
 use crate::store::{DeploymentRecord, Store};
-use artel_messages::deployer::Health;
+use artel_messages::deployer::{DeployTarget, Health};
 use artel_messages::{DeploymentId, ProjectId};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::PermissionsExt;
@@ -59,10 +60,6 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Services' `LANG`.
 const LANG: &str = "C.UTF-8";
-/// How often a health check asks again.
-const HEALTH_POLL: Duration = Duration::from_millis(200);
-/// How long one health request may take.
-const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long to wait for a group to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(3);
 /// How much of a log's end a failed health check quotes.
@@ -181,11 +178,7 @@ impl LocalTarget {
     /// the master key for [`restore_live`](Self::restore_live) of services with secrets).
     pub fn new(config: LocalTargetConfig, store: Store) -> Result<Self, DeployError> {
         config.validate()?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(HEALTH_REQUEST_TIMEOUT)
-            .build()
-            .map_err(DeployError::Http)?;
+        let http = health::client().map_err(DeployError::Http)?;
         let uid = config
             .run_as
             .map_or_else(|| nix::unistd::getuid().as_raw(), |(uid, _)| uid);
@@ -260,48 +253,16 @@ impl LocalTarget {
     /// the deployment's process exits (unhealthy, with the end of its log in `detail`).
     #[tracing::instrument(skip(self))]
     pub async fn wait_healthy(&self, url: &str, path: &str, deployment: DeploymentId) -> Health {
-        let target = format!("{}{path}", url.trim_end_matches('/'));
+        let exit = self.exit_watch(deployment);
         let timeout = self.config().health_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut exit = self.exit_watch(deployment);
-        let mut last_code = None;
-        let mut last: String;
-        loop {
-            if let Some(end) = exit.as_ref().and_then(|rx| *rx.borrow()) {
-                let detail = format!("the service {end} before answering {target}");
-                return self.unhealthy(deployment, None, detail).await;
-            }
-            match self.inner.http.get(&target).send().await {
-                Ok(response) if response.status().is_success() => {
-                    return Health {
-                        healthy: true,
-                        status_code: Some(response.status().as_u16()),
-                        detail: None,
-                    };
-                }
-                Ok(response) => {
-                    last_code = Some(response.status().as_u16());
-                    last = format!("HTTP {}", response.status());
-                }
-                Err(err) => last = error_chain(&err),
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let detail = format!(
-                    "no 2xx answer from {target} within {}s (last: {last})",
-                    timeout.as_secs_f32()
-                );
-                return self.unhealthy(deployment, last_code, detail).await;
-            }
-            let exited = async {
-                match exit.as_mut() {
-                    Some(rx) => drop(rx.wait_for(Option::is_some).await),
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(HEALTH_POLL) => {}
-                () = exited => {}
-            }
+        match health::poll(&self.inner.http, url, path, timeout, exit).await {
+            Verdict::Healthy(code) => Health {
+                healthy: true,
+                status_code: Some(code),
+                detail: None,
+            },
+            Verdict::Exited(detail) => self.unhealthy(deployment, None, detail).await,
+            Verdict::TimedOut(code, detail) => self.unhealthy(deployment, code, detail).await,
         }
     }
 
@@ -331,7 +292,7 @@ impl LocalTarget {
         futures_util::future::join_all(stops).await;
     }
 
-    /// At artel's start: starts every deployment the store says is live again (killing what
+    /// At artel's start: starts every local deployment the store says is live again (killing what
     /// a crashed artel left of it first, reusing its port when it can) and checks its health.
     /// Secrets come from the store by name. One outcome per deployment; a deployment that
     /// does not come up stays `live` in the store (its previous one is gone) for the
@@ -339,6 +300,10 @@ impl LocalTarget {
     #[tracing::instrument(skip(self))]
     pub async fn restore_live(&self) -> Result<Vec<Restored>, DeployError> {
         let live = self.inner.store.live_deployments().await?;
+        let live: Vec<_> = live
+            .into_iter()
+            .filter(|record| record.target == DeployTarget::Local)
+            .collect();
         let restores = live.iter().map(|record| async move {
             Restored {
                 deployment: record.id,
@@ -352,35 +317,7 @@ impl LocalTarget {
     /// What to run for a stored deployment: its workdir and command, and its secrets' values
     /// read from the store. For restarting a service, e.g. one that [`exited`](Self::exited).
     pub async fn spec_for(&self, record: &DeploymentRecord) -> Result<ServiceSpec, DeployError> {
-        let not_restorable = |reason: &str| DeployError::NotRestorable {
-            deployment: record.id,
-            reason: reason.to_owned(),
-        };
-        let workdir = record
-            .workdir
-            .clone()
-            .ok_or_else(|| not_restorable("no workdir recorded"))?;
-        if record.command.is_empty() {
-            return Err(not_restorable("no command recorded"));
-        }
-        let mut env = BTreeMap::new();
-        for name in &record.env_names {
-            let value = match self.inner.store.reveal_secret(record.project, name).await {
-                Ok(value) => value,
-                Err(err) if err.is_not_found() => {
-                    return Err(DeployError::MissingSecret { name: name.clone() });
-                }
-                Err(err) => return Err(err.into()),
-            };
-            env.insert(name.clone(), value.expose().to_owned());
-        }
-        Ok(ServiceSpec {
-            deployment: record.id,
-            project: record.project,
-            workdir,
-            command: record.command.clone(),
-            env,
-        })
+        super::service_spec(&self.inner.store, record).await
     }
 
     /// How the deployment's process ended, if this target started it and it exited by
@@ -597,11 +534,7 @@ impl LocalTarget {
     ) -> Health {
         let log = self.log_path(deployment);
         let tail = log_tail(&log).await;
-        let detail = if tail.is_empty() {
-            detail
-        } else {
-            format!("{detail}\n--- last lines of {} ---\n{tail}", log.display())
-        };
+        let detail = health::with_tail(detail, &log.display().to_string(), &tail);
         Health {
             healthy: false,
             status_code,
@@ -761,18 +694,6 @@ async fn log_tail(log: &Path) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-}
-
-/// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! Two steps of the deploy workflow:
 //! - `deploy` exports the commit, reads the values of the secrets the service declares, and
-//!   starts it on an allocated port as a new deployment (`deploying`). The deployment's id is
+//!   starts it on an allocated port as a new deployment (`deploying`) on the configured
+//!   target: a local process, or a container built from the commit's Dockerfile. The deployment's id is
 //!   found again when the step runs again after a crash, so a task has one deployment.
 //! - `health_check` waits for the new deployment to answer its health path. Healthy: it
 //!   becomes `live` and the previous one `superseded` (in one transaction) and is stopped.
@@ -27,12 +28,7 @@ pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
         .await
         .map_err(|e| e.to_failure())?;
     let manifest = read_manifest(crew, &repo.name, &commit).await?;
-    let workdir = crew
-        .target
-        .config()
-        .root
-        .join("code")
-        .join(msg.deployment.to_string());
+    let workdir = crew.target.code_dir(msg.deployment);
     let env_names: Vec<String> = manifest
         .env
         .iter()
@@ -50,12 +46,13 @@ pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
             command: manifest.run.clone(),
             env_names,
             health_path: manifest.health.clone(),
+            target: msg.target.clone(),
         })
         .await
         .map_err(|e| e.to_failure())?;
     // A step that runs again finds its deployment; stop what an earlier attempt started.
     crew.target
-        .stop(deployment.id)
+        .stop(&deployment)
         .await
         .map_err(|e| e.to_failure())?;
     if workdir.exists() {
@@ -75,12 +72,11 @@ pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
         },
     )
     .await?;
-    let spec = crew
+    let running = crew
         .target
-        .spec_for(&deployment)
+        .start(&deployment)
         .await
         .map_err(|e| e.to_failure())?;
-    let running = crew.target.start(spec).await.map_err(|e| e.to_failure())?;
     Ok(Deployed {
         deployment: deployment.id,
         url: running.url,
@@ -103,10 +99,7 @@ pub async fn check_health(
     if record.status == DeploymentStatus::Live {
         return Ok(healthy());
     }
-    let health = crew
-        .target
-        .wait_healthy(&msg.url, &record.health_path, msg.deployment)
-        .await;
+    let health = crew.target.wait_healthy(&record, &msg.url).await;
     if health.healthy {
         let previous = crew
             .store
@@ -115,7 +108,7 @@ pub async fn check_health(
             .map_err(|e| e.to_failure())?;
         if let Some(previous) = previous {
             crew.target
-                .stop(previous.id)
+                .stop(&previous)
                 .await
                 .map_err(|e| e.to_failure())?;
         }
@@ -150,10 +143,7 @@ async fn roll_back(
     record: &DeploymentRecord,
     health: &Health,
 ) -> Result<Health, Failure> {
-    crew.target
-        .stop(record.id)
-        .await
-        .map_err(|e| e.to_failure())?;
+    crew.target.stop(record).await.map_err(|e| e.to_failure())?;
     let detail = health
         .detail
         .clone()

@@ -51,6 +51,9 @@ pub struct NewDeployment {
     pub env_names: Vec<String>,
     /// The path that must answer 2xx for the service to count as healthy, e.g. `/health`.
     pub health_path: String,
+    /// Where it runs: [`DeployTarget::Local`] or [`DeployTarget::Docker`] (recorded as the
+    /// `docker` server).
+    pub target: DeployTarget,
 }
 
 /// A deployment as stored.
@@ -200,7 +203,7 @@ fn not_found(id: DeploymentId) -> StoreError {
 }
 
 impl Store {
-    /// Creates a deployment, `deploying`, on the local machine. Creating the same deployment
+    /// Creates a deployment, `deploying`, on its target. Creating the same deployment
     /// (same id, project, task and commit) again returns the stored one; reusing its id for
     /// other work is a [`StoreError::Conflict`].
     #[tracing::instrument(skip(self, new), fields(deployment = %new.id, project = %new.project))]
@@ -219,10 +222,21 @@ impl Store {
                 reason: format!("`{}` does not start with `/`", new.health_path),
             });
         }
+        let server = match &new.target {
+            DeployTarget::Local => None,
+            DeployTarget::Docker => Some(self.docker_server().await?),
+            DeployTarget::Ssh { host, .. } => {
+                return Err(StoreError::Invalid {
+                    what: "deploy target",
+                    reason: format!("SSH hosts ({host}) are not a deploy target yet"),
+                });
+            }
+        };
         sqlx::query(
             "INSERT INTO deployments \
-             (id, project_id, task_id, commit_sha, workdir, command, env_names, health_path) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+             (id, project_id, task_id, commit_sha, workdir, command, env_names, health_path, \
+              server_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         )
         .bind(new.id.as_uuid())
         .bind(new.project.as_uuid())
@@ -232,13 +246,18 @@ impl Store {
         .bind(serde_json::json!(new.command))
         .bind(&new.env_names)
         .bind(&new.health_path)
+        .bind(server)
         .execute(&self.pool)
         .await?;
         let stored = self
             .deployment(new.id)
             .await?
             .ok_or_else(|| not_found(new.id))?;
-        if stored.project != new.project || stored.task != new.task || stored.commit != new.commit {
+        if stored.project != new.project
+            || stored.task != new.task
+            || stored.commit != new.commit
+            || stored.target != new.target
+        {
             return Err(StoreError::Conflict {
                 what: "deployment id",
                 key: new.id.to_string(),
@@ -249,6 +268,18 @@ impl Store {
             });
         }
         Ok(stored)
+    }
+
+    /// The id of the `servers` row standing for the Docker deploy host, created on first use.
+    async fn docker_server(&self) -> Result<uuid::Uuid, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO servers (id, name, kind) VALUES ($1, 'docker', 'docker') \
+             ON CONFLICT (name) DO UPDATE SET updated_at = servers.updated_at RETURNING id",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
     }
 
     /// The deployment with this id, if any.
@@ -318,6 +349,26 @@ impl Store {
             what: "pid",
             reason: format!("{pid} is out of range"),
         })?;
+        self.record_running(id, port, Some(pid)).await
+    }
+
+    /// Records that the deployment's service was started on `port` where artel has no
+    /// process of it (a container). Refused for a deployment that is over.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_deployment_port(
+        &self,
+        id: DeploymentId,
+        port: u16,
+    ) -> Result<DeploymentRecord, StoreError> {
+        self.record_running(id, port, None).await
+    }
+
+    async fn record_running(
+        &self,
+        id: DeploymentId,
+        port: u16,
+        pid: Option<i32>,
+    ) -> Result<DeploymentRecord, StoreError> {
         let updated = sqlx::query(
             "UPDATE deployments SET port = $2, pid = $3, updated_at = now() \
              WHERE id = $1 AND status IN ('deploying', 'live') RETURNING id",

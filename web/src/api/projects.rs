@@ -199,7 +199,7 @@ pub async fn delete(
         )));
     }
     for deployment in state.store.deployments(project.id).await? {
-        if let Err(err) = state.target.stop(deployment.id).await {
+        if let Err(err) = state.target.stop(&deployment).await {
             return Err(ApiError::unavailable(format!(
                 "cannot stop deployment {} of `{}`: {err}",
                 deployment.id, project.name

@@ -5,6 +5,7 @@ use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, Items, OptionalJson, check_limit, check_text};
 use actix_web::{HttpResponse, web};
+use artel_messages::deployer::DeployTarget;
 use artel_messages::dto::WorkerDto;
 use artel_messages::{Classify as _, WorkerId};
 use artel_supervisors::{NodeId, SupervisorError, TreeSnapshot};
@@ -98,14 +99,16 @@ pub async fn stop_worker(
 /// A place services run.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TargetView {
-    /// `local`: processes on this host.
+    /// `local`: processes on this host; `docker`: containers on a Docker host.
     pub kind: String,
-    /// Where the services' code and data live.
+    /// Where the services' code and data live (local), or the Docker host.
     pub root: String,
     /// The ports services are given.
     pub ports: String,
     /// Deployments of the caller's projects running there now.
     pub live: usize,
+    /// Whether new deployments go there.
+    pub default: bool,
 }
 
 /// Deploy targets.
@@ -116,24 +119,42 @@ pub async fn targets(
     state: web::Data<ApiState>,
     caller: Caller,
 ) -> Result<web::Json<Items<TargetView>>, ApiError> {
-    let config = state.target.config();
     let live = state.store.live_deployments().await?;
-    let mut mine = 0;
+    let (mut local, mut docker) = (0, 0);
     for deployment in &live {
         if state
             .project(&caller, &deployment.project.to_string())
             .await
             .is_ok()
         {
-            mine += 1;
+            match deployment.target {
+                DeployTarget::Docker => docker += 1,
+                _ => local += 1,
+            }
         }
     }
-    Ok(web::Json(Items::new(vec![TargetView {
+    let config = state.target.local().config();
+    let mut targets = vec![TargetView {
         kind: "local".to_owned(),
         root: config.root.display().to_string(),
         ports: format!("{}-{}", config.ports.start(), config.ports.end()),
-        live: mine,
-    }])))
+        live: local,
+        default: state.target.default_target() == DeployTarget::Local,
+    }];
+    if let Some(target) = state.target.docker() {
+        let config = target.config();
+        targets.push(TargetView {
+            kind: "docker".to_owned(),
+            root: config
+                .host
+                .clone()
+                .unwrap_or_else(|| "the local Docker daemon".to_owned()),
+            ports: format!("{}-{}", config.ports.start(), config.ports.end()),
+            live: docker,
+            default: true,
+        });
+    }
+    Ok(web::Json(Items::new(targets)))
 }
 
 /// The live supervision tree.

@@ -9,7 +9,7 @@
 
 use crate::app::{App, Mode};
 use crate::client::{Client, POLL, ServerArgs};
-use crate::commands::load_settings;
+use crate::commands::{Overrides, load_settings};
 use crate::progress::{Ended, Progress, TaskSource};
 use anyhow::Context as _;
 use artel_actors::bus::EventFeed;
@@ -45,6 +45,12 @@ pub struct NewArgs {
     /// The API key for `--server` (default: `<data_dir>/admin.key`).
     #[arg(long, env = "ARTEL_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// Where workers and the service run when artel runs in this process: `docker` builds
+    /// and tests in containers and deploys a container built from the project's Dockerfile
+    /// (overrides workers.runtime and deploy.target).
+    #[arg(long, value_enum)]
+    pub runtime: Option<crate::cli::RuntimeFlag>,
 }
 
 pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
@@ -62,10 +68,22 @@ pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
             },
         )?;
         if client.answers().await {
+            if args.runtime.is_some() {
+                eprintln!(
+                    "note: --runtime applies when artel runs in this process; the server uses \
+                     its own settings (add --local to run here)"
+                );
+            }
             return remote(client, &request, &args).await;
         }
     }
-    let settings = load_settings(config, None)?;
+    let settings = load_settings(
+        config,
+        Overrides {
+            redis_url: None,
+            runtime: args.runtime,
+        },
+    )?;
     // Watched before starting, so a SIGTERM during start-up is a clean stop once started.
     let terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut app = App::start(settings, Mode::New).await?;

@@ -27,7 +27,7 @@ pub async fn run(config: Option<std::path::PathBuf>, args: TreeArgs) -> anyhow::
         .build()?;
     let url = format!("{}/api/v1/tree", args.server.trim_end_matches('/'));
     let key = args.api_key.clone().or_else(|| {
-        let settings = crate::commands::load_settings(config, None).ok()?;
+        let settings = crate::commands::load_settings(config, Default::default()).ok()?;
         crate::client::local_key(&settings)
     });
     show(&args, || fetch(&client, &url, &args.server, key.as_deref())).await

@@ -2,17 +2,13 @@
 //! order.
 
 use crate::app::{App, Mode};
-use crate::commands::load_settings;
+use crate::commands::{Overrides, load_settings};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 
-pub async fn run(
-    config: Option<PathBuf>,
-    mode: Mode,
-    redis_url: Option<String>,
-) -> anyhow::Result<()> {
-    let settings = load_settings(config, redis_url)?;
+pub async fn run(config: Option<PathBuf>, mode: Mode, flags: Overrides) -> anyhow::Result<()> {
+    let settings = load_settings(config, flags)?;
     let drain = std::time::Duration::from_secs(settings.http.drain_secs);
     // Watch SIGTERM before starting, so one that arrives during start-up is a clean stop
     // once started rather than the default abrupt exit.
