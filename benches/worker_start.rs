@@ -1,14 +1,16 @@
 //! Worker start latency: `WorkerManager::spawn` (create → ready) plus the first command's
-//! answer (`true`), for the Docker runtime (a container from the local worker image) and the
-//! local-process runtime, in ONE run, alternating, so the ratio compares like with like on a
-//! noisy machine. Prints p50/p99 of each and the ratio.
+//! answer (`true`), for the Docker runtime cold (a new container from the local worker
+//! image), the Docker runtime from its warm pool (a container made ahead; the bench waits
+//! for the pool to refill between starts, as when starts are spaced), and the local-process
+//! runtime, in ONE run, interleaved, so ratios compare like with like on a noisy machine.
+//! Prints p50/p99 of each and the ratios.
 //!
 //! `cargo bench -p artel-benches --bench worker_start` — needs the test Postgres
 //! (`ARTEL_TEST_DATABASE_URL`), a Docker daemon and the worker image (`. .ci/services.sh`).
 //! `RUNS` sets the number of starts per runtime (default 30).
 
 use artel_actors::store::{NewTask, Store};
-use artel_actors::worker_manager::docker::{AnyRuntime, DockerConfig, DockerRuntime};
+use artel_actors::worker_manager::docker::{AnyRuntime, DockerConfig, DockerRuntime, WarmPool};
 use artel_actors::worker_manager::{
     ProcessConfig, ProcessRuntime, RunAs, WorkerManager, WorkerManagerConfig,
 };
@@ -45,6 +47,7 @@ async fn start_once(
             image: None,
             env: BTreeMap::new(),
             secrets: vec![],
+            network: false,
             limits: limits(),
         })
         .await
@@ -114,9 +117,22 @@ fn main() {
             root: root.join("docker"),
             image: "artel-worker:latest".into(),
             owner: "bench".into(),
+            warm: None,
         })
         .await
         .expect("Docker and the worker image (`. .ci/services.sh`)");
+        let warm = DockerRuntime::connect(DockerConfig {
+            root: root.join("warm"),
+            image: "artel-worker:latest".into(),
+            owner: "bench-warm".into(),
+            warm: Some(WarmPool {
+                size: 2,
+                memory_bytes: limits().memory_bytes,
+                pids: limits().pids,
+            }),
+        })
+        .await
+        .expect("Docker and the worker image");
         let mut process = ProcessConfig::new(root.join("process"));
         process.run_as = RunAs::UidRange {
             first: 2_290_000_000,
@@ -126,21 +142,41 @@ fn main() {
         let process = ProcessRuntime::new(process).expect("the process runtime");
         let config = WorkerManagerConfig::default;
         let docker = WorkerManager::new(store.clone(), AnyRuntime::from(docker), config());
+        let warm_runtime = warm.clone();
+        let warm = WorkerManager::new(store.clone(), AnyRuntime::from(warm), config());
         let process = WorkerManager::new(store.clone(), AnyRuntime::from(process), config());
         let (mut d_ready, mut d_answer, mut p_ready, mut p_answer) =
             (vec![], vec![], vec![], vec![]);
+        let (mut w_ready, mut w_answer) = (vec![], vec![]);
         for _ in 0..runs {
             let (r, a) = start_once(&docker, WorkerRuntime::Docker, project.id, task.id).await;
             d_ready.push(r);
             d_answer.push(a);
+            let refilled = Instant::now() + Duration::from_secs(30);
+            while warm_runtime.warm_ready() < 2 && Instant::now() < refilled {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(warm_runtime.warm_ready(), 2, "the pool refills");
+            let (r, a) = start_once(&warm, WorkerRuntime::Docker, project.id, task.id).await;
+            w_ready.push(r);
+            w_answer.push(a);
             let (r, a) = start_once(&process, WorkerRuntime::Process, project.id, task.id).await;
             p_ready.push(r);
             p_answer.push(a);
         }
-        for v in [&mut d_ready, &mut d_answer, &mut p_ready, &mut p_answer] {
+        for v in [
+            &mut d_ready,
+            &mut d_answer,
+            &mut w_ready,
+            &mut w_answer,
+            &mut p_ready,
+            &mut p_answer,
+        ] {
             v.sort_unstable();
         }
-        println!("{runs} starts each, alternating (cold: every container is new)");
+        println!(
+            "{runs} starts each, interleaved (cold: every container is new; warm: from a pool of 2)"
+        );
         println!(
             "docker  create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
             pct(&d_ready, 0.5),
@@ -150,6 +186,16 @@ fn main() {
             "docker  → first answer p50 {:>7.1} ms  p99 {:>7.1} ms",
             pct(&d_answer, 0.5),
             pct(&d_answer, 0.99)
+        );
+        println!(
+            "warm    create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
+            pct(&w_ready, 0.5),
+            pct(&w_ready, 0.99)
+        );
+        println!(
+            "warm    → first answer p50 {:>7.1} ms  p99 {:>7.1} ms",
+            pct(&w_answer, 0.5),
+            pct(&w_answer, 0.99)
         );
         println!(
             "process create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
@@ -165,6 +211,11 @@ fn main() {
             "docker ÷ process (first answer, p50): {:.1}×",
             pct(&d_answer, 0.5) / pct(&p_answer, 0.5)
         );
+        println!(
+            "warm ÷ cold (create→ready, p50): {:.2}×",
+            pct(&w_ready, 0.5) / pct(&d_ready, 0.5)
+        );
+        warm.shutdown().await;
         let _ = std::fs::remove_dir_all(&root);
         store.close().await;
         let _ = conn

@@ -5,7 +5,8 @@
 //!   failed and its session is told.
 //! - [`hibernate_sessions`] — sessions idle for the configured time are marked hibernated
 //!   (their actors stop on their own; this catches sessions whose actor died with artel).
-//! - [`reap_workers`] — workers still alive for a task that is over are stopped.
+//! - [`reap_workers`] — workers still alive for a task that is over are stopped, and
+//!   sandboxes no worker holds (containers a crash left) are removed.
 //! - [`sync_repos`] — every project's repository must exist and have a readable `main`.
 //!
 //! Each runs on one node at a time (the scheduler holds a Postgres advisory lock per job).
@@ -91,7 +92,10 @@ pub async fn reap_workers(store: &Store, workers: &WorkerManager) -> Result<Stri
             stopped += 1;
         }
     }
-    Ok(format!("{stopped} worker(s) of finished tasks stopped"))
+    let strays = workers.sweep_strays().await.map_err(|e| e.to_failure())?;
+    Ok(format!(
+        "{stopped} worker(s) of finished tasks stopped, {strays} stray sandbox(es) removed"
+    ))
 }
 
 /// Checks that every project with a repository still has it, with a `main`.

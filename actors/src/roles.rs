@@ -40,6 +40,9 @@ pub struct Crew {
     pub agent: Agent,
     /// Limits of each agent or test command.
     pub limits: WorkerLimits,
+    /// Whether the agent's worker may reach the network (`agent.network`); test commands
+    /// never do.
+    pub agent_network: bool,
 }
 
 impl Crew {

@@ -80,6 +80,7 @@ impl Runtime {
             target: target.clone(),
             agent,
             limits,
+            agent_network: settings.agent.network,
         };
         let policy = WorkflowPolicy {
             max_step_attempts: settings.workflows.max_step_attempts,

@@ -12,8 +12,8 @@
 //!   *exits* (e.g. on a failed allocation) completes with its exit code: only the runtime's
 //!   kills are the sandbox failing. Every change is checked with
 //!   [`WorkerStatus::can_transition_to`], written to the `workers` row and published as a
-//!   `worker_status_changed` event. A worker runs one command (no warm pool): a new job gets
-//!   a new, clean worker.
+//!   `worker_status_changed` event. A worker runs one command: a new job gets a new, clean
+//!   worker (the Docker runtime may hand it a warm container made ahead, never a used one).
 //! - **Queue.** [`WorkerManagerConfig::max_busy`] commands run at once; the others wait in
 //!   the order they asked, their workers still `ready`, and
 //!   [`WorkerManager::queue_position`] says where each stands (1 = next).
@@ -25,7 +25,9 @@
 //!   stream's last lines either way.
 //! - **Runtimes.** The sandbox itself is behind the [`Sandbox`] trait: [`process`] is the
 //!   local-process runtime (own directory, scrubbed environment, rlimits, process-group
-//!   kill, own uid under root); a Docker runtime implements the same trait.
+//!   kill, own uid under root); [`docker`] runs each worker in a container (with a warm
+//!   pool). The local-process runtime cannot take the network away from a worker: a spec's
+//!   `network: false` is enforced by the Docker runtime only.
 //!
 //! [`WorkerManager`] is the logic, a cheap-to-clone handle that many callers use at once (the
 //! queue only means something if they can). [`WorkerManagerActor`] puts it in the supervision
@@ -286,6 +288,18 @@ pub trait Sandbox: Send + Sync + 'static {
     /// kills what is left of it and removes its workspace, as far as this runtime can do so
     /// safely from what was recorded.
     fn reap(&self, workspace: Option<&Path>, uid: Option<u32>) -> impl Future<Output = ()> + Send;
+
+    /// Removes sandboxes of this instance that no worker of `live` holds (a runtime whose
+    /// sandboxes can outlive their records: containers). Answers how many it removed.
+    fn sweep(&self, live: &[WorkerId]) -> impl Future<Output = Result<usize, WorkerError>> + Send {
+        let _ = live;
+        async { Ok(0) }
+    }
+
+    /// Releases what the runtime holds beyond workers (a warm pool), at shutdown.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Refuses a working directory that is absolute or climbs out (`..`); answers it as a
@@ -473,6 +487,19 @@ impl<R: Sandbox> WorkerManager<R> {
             );
         }
         Ok(orphans.len())
+    }
+
+    /// Removes the runtime's sandboxes that no worker of this manager holds: what a killed
+    /// artel left (at start) or what slipped past a stop (periodically, from the scheduler's
+    /// worker reaper). Answers how many it removed.
+    pub async fn sweep_strays(&self) -> Result<usize, WorkerError> {
+        let live: Vec<WorkerId> = self.workers().keys().copied().collect();
+        self.inner.runtime.sweep(&live).await
+    }
+
+    /// Releases the runtime's warm pool, for artel's shutdown.
+    pub async fn shutdown(&self) {
+        self.inner.runtime.shutdown().await;
     }
 
     /// The runtime it runs workers on.

@@ -7,7 +7,7 @@
 mod support;
 
 use artel_actors::store::{NewTask, Store};
-use artel_actors::worker_manager::docker::{DockerConfig, DockerRuntime, container_name};
+use artel_actors::worker_manager::docker::{DockerConfig, DockerRuntime, WarmPool, container_name};
 use artel_actors::worker_manager::{WorkerManager, WorkerManagerConfig};
 use artel_messages::worker_manager::{RunCommand, WorkerLimits, WorkerRuntime, WorkerSpec};
 use artel_messages::{EventBody, EventId, ProjectId, TaskId, TaskKind, WorkerId, WorkerStatus};
@@ -67,10 +67,15 @@ impl Fixture {
     }
 
     async fn manager(&self) -> WorkerManager<DockerRuntime> {
+        self.manager_with(None).await
+    }
+
+    async fn manager_with(&self, warm: Option<WarmPool>) -> WorkerManager<DockerRuntime> {
         let runtime = DockerRuntime::connect(DockerConfig {
             root: self.root.clone(),
             image: "artel-worker:latest".into(),
             owner: self.owner.clone(),
+            warm,
         })
         .await
         .expect("the Docker runtime (and the worker image: `artel worker-image build`)");
@@ -90,6 +95,7 @@ impl Fixture {
             image: None,
             env: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
             secrets: vec![],
+            network: false,
             limits,
         }
     }
@@ -289,7 +295,11 @@ async fn the_next_start_removes_every_container_a_killed_artel_left_behind() {
     let next = fx.manager().await;
     let reaped = next.reap_orphans().await.unwrap();
     assert_eq!(reaped, 3);
-    let strays = next.runtime().remove_strays(&[]).await.unwrap();
+    let strays = next
+        .runtime()
+        .remove_strays(&[], std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(strays, 0, "the records named every container");
     assert!(fx.containers().is_empty(), "{:?}", fx.containers());
     for worker in left {
@@ -300,4 +310,160 @@ async fn the_next_start_removes_every_container_a_killed_artel_left_behind() {
             .unwrap();
         assert_eq!(status, "stopped");
     }
+}
+
+fn pool_of_two() -> WarmPool {
+    WarmPool {
+        size: 2,
+        memory_bytes: limits().memory_bytes,
+        pids: limits().pids,
+    }
+}
+
+async fn until_warm(runtime: &DockerRuntime, ready: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while runtime.warm_ready() < ready {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the warm pool did not fill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn label(container: &str, key: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+            container,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_takes_a_warm_container_and_the_pool_refills_while_others_get_their_own() {
+    let fx = Fixture::new().await;
+    let manager = fx.manager_with(Some(pool_of_two())).await;
+    until_warm(manager.runtime(), 2).await;
+    let pooled: Vec<String> = fx.containers();
+    assert_eq!(pooled.len(), 2, "{pooled:?}");
+    assert!(pooled.iter().all(|n| n.starts_with("artel-pool-")));
+
+    let warm = manager.spawn(fx.spec(limits())).await.unwrap();
+    assert_eq!(warm.status, WorkerStatus::Ready);
+    let name = container_name(warm.id);
+    assert_eq!(label(&name, "artel-pool"), "ready", "it came from the pool");
+    let outcome = manager
+        .run(sh(
+            warm.id,
+            "id -u; echo made > out.txt; ls /sys/class/net | tr '\\n' ' '",
+        ))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = outcome.stdout_tail.lines().collect();
+    assert_eq!(lines[0], "64000", "{outcome:?}");
+    assert_eq!(
+        lines[1].trim(),
+        "lo",
+        "a pooled worker is offline: {outcome:?}"
+    );
+    let workspace = manager.sandbox(warm.id).unwrap().workspace.unwrap();
+    assert!(
+        workspace.ends_with(format!("{}/work", warm.id)),
+        "{workspace:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("out.txt")).unwrap(),
+        "made\n",
+        "the moved workspace is the container's /workspace"
+    );
+    until_warm(manager.runtime(), 2).await;
+
+    // Other limits, or the network, get a container made for the worker.
+    let big = manager
+        .spawn(fx.spec(WorkerLimits {
+            memory_bytes: 128 << 20,
+            ..limits()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        label(&container_name(big.id), "artel-worker"),
+        big.id.to_string()
+    );
+    assert_eq!(
+        label(&container_name(big.id), "artel-task"),
+        fx.task.to_string()
+    );
+    let online = manager
+        .spawn(WorkerSpec {
+            network: true,
+            ..fx.spec(limits())
+        })
+        .await
+        .unwrap();
+    let outcome = manager
+        .run(sh(online.id, "ls /sys/class/net | tr '\\n' ' '"))
+        .await
+        .unwrap();
+    assert!(
+        outcome.stdout_tail.contains("eth0"),
+        "a worker that needs the network has it: {outcome:?}"
+    );
+    assert_eq!(
+        manager.runtime().warm_ready(),
+        2,
+        "neither took from the pool"
+    );
+
+    for worker in [warm.id, big.id, online.id] {
+        manager.stop(worker, "test over").await.unwrap();
+    }
+    manager.shutdown().await;
+    assert!(fx.containers().is_empty(), "{:?}", fx.containers());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_artels_warm_pool_is_swept_at_the_next_start_but_not_by_a_periodic_sweep_too_soon()
+{
+    let fx = Fixture::new().await;
+    let first = fx.manager_with(Some(pool_of_two())).await;
+    until_warm(first.runtime(), 2).await;
+    let busy = first.spawn(fx.spec(limits())).await.unwrap();
+    until_warm(first.runtime(), 2).await;
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let left = fx.containers();
+    assert_eq!(left.len(), 3, "a worker and a full pool: {left:?}");
+
+    let next = fx.manager().await;
+    assert_eq!(
+        next.sweep_strays().await.unwrap(),
+        0,
+        "a periodic sweep leaves containers younger than a minute (a spawn may be racing it)"
+    );
+    assert_eq!(next.reap_orphans().await.unwrap(), 1, "the recorded worker");
+    let strays = next
+        .runtime()
+        .remove_strays(&[], std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(strays, 2, "the pool's containers");
+    assert!(fx.containers().is_empty(), "{:?}", fx.containers());
+    let pool_dirs = std::fs::read_dir(&fx.root)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pool-"))
+        .count();
+    assert_eq!(pool_dirs, 0, "their workspaces went with them");
+    let status: String = sqlx::query_scalar("SELECT status FROM workers WHERE id = $1")
+        .bind(busy.id.as_uuid())
+        .fetch_one(fx.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "stopped");
 }

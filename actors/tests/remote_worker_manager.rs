@@ -87,6 +87,7 @@ async fn a_redelivered_spawn_is_answered_from_its_record_not_done_twice() {
             image: None,
             env: BTreeMap::new(),
             secrets: Vec::new(),
+            network: false,
             limits: WorkerLimits {
                 cpu_seconds: 5,
                 memory_bytes: 256 << 20,

@@ -104,6 +104,7 @@ impl Fixture {
             image: None,
             env: BTreeMap::new(),
             secrets: vec![],
+            network: false,
             limits,
         }
     }

@@ -79,6 +79,11 @@ pub struct WorkerSpec {
     pub secrets: Vec<String>,
     /// Resource limits, enforced by the runtime.
     pub limits: WorkerLimits,
+    /// Whether the worker may reach the network. Off unless the task needs it (an agent
+    /// calling an LLM API); containers without it have no network interface but loopback.
+    /// The local-process runtime cannot take the network away and says so in its docs.
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// Spawn a worker; answers the worker, `ready` on success.
@@ -231,6 +236,7 @@ mod tests {
             image: None,
             env: BTreeMap::from([("RUST_LOG".into(), "info".into())]),
             secrets: vec!["OPENAI_API_KEY".into()],
+            network: false,
             limits: WorkerLimits {
                 cpu_seconds: 600,
                 memory_bytes: 2 << 30,

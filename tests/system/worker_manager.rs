@@ -89,6 +89,7 @@ fn spec(project: ProjectId, task: TaskId) -> WorkerSpec {
         image: None,
         env: BTreeMap::from([("GREETING".to_owned(), "hello across processes".to_owned())]),
         secrets: Vec::new(),
+        network: false,
         limits: WorkerLimits {
             cpu_seconds: 10,
             memory_bytes: 512 << 20,

@@ -70,6 +70,8 @@ pub struct App {
     address: Option<SocketAddr>,
     sessions: Option<Sessions<Pipeline>>,
     target: Option<Targets>,
+    /// The in-process worker-manager: its warm pool is released at shutdown.
+    workers: WorkerManager,
     draining: Arc<AtomicBool>,
     admin_key: Option<(String, PathBuf)>,
 }
@@ -114,6 +116,7 @@ impl App {
         // Every mode runs a local worker-manager (artel up and new for the pipeline's roles,
         // artel worker-manager for the streams); Docker workers make the daemon a dependency.
         let local = reaped_worker_manager(&settings, &store).await?;
+        let local_workers = local.clone();
         if let artel_actors::worker_manager::docker::AnyRuntime::Docker(docker) = local.runtime() {
             probes.push(Box::new(docker.clone()));
         }
@@ -248,6 +251,7 @@ impl App {
             address,
             sessions,
             target,
+            workers: local_workers,
             draining,
             admin_key,
         })
@@ -318,6 +322,7 @@ impl App {
         if let Some(target) = self.target {
             target.stop_all().await;
         }
+        self.workers.shutdown().await;
         self.store.close().await;
         if let Some(managed) = self.managed {
             managed.stop().await?;
@@ -331,12 +336,18 @@ impl App {
 /// `workers.runtime` chooses: local processes, Docker containers, or Docker when it answers.
 async fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<WorkerManager> {
     use artel_actors::settings::WorkerRuntimeChoice;
-    use artel_actors::worker_manager::docker::{AnyRuntime, DockerConfig, DockerRuntime};
+    use artel_actors::worker_manager::docker::{AnyRuntime, DockerConfig, DockerRuntime, WarmPool};
+    let limits = artel_actors::runtime::worker_limits(settings);
     let docker = || {
         DockerRuntime::connect(DockerConfig {
             root: settings.data_dir.join("workers"),
             image: settings.workers.image.clone(),
             owner: settings.instance.clone(),
+            warm: (settings.workers.warm_pool > 0).then_some(WarmPool {
+                size: settings.workers.warm_pool,
+                memory_bytes: limits.memory_bytes,
+                pids: limits.pids,
+            }),
         })
     };
     let runtime: AnyRuntime = match settings.workers.runtime {
@@ -393,7 +404,7 @@ async fn reaped_worker_manager(
     // Containers this instance made but never recorded (a crash between the two).
     if let artel_actors::worker_manager::docker::AnyRuntime::Docker(docker) = manager.runtime() {
         let strays = docker
-            .remove_strays(&[])
+            .remove_strays(&[], std::time::Duration::ZERO)
             .await
             .context("cannot remove the worker containers a previous run left behind")?;
         if strays > 0 {

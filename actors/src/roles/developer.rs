@@ -43,6 +43,7 @@ pub async fn develop(crew: &Crew, msg: Develop) -> Result<Developed, Failure> {
             branch: Some(&branch),
             env,
             limits: crew.limits,
+            network: crew.agent_network,
         },
     )
     .await?;

@@ -42,6 +42,7 @@ pub async fn run_tests(crew: &Crew, msg: RunTests) -> Result<TestReport, Failure
             branch: None,
             env: BTreeMap::new(),
             limits: crew.limits,
+            network: false,
         },
     )
     .await?;

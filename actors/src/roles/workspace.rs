@@ -40,6 +40,8 @@ pub struct CheckoutSpec<'a> {
     pub env: BTreeMap<String, String>,
     /// The command's limits.
     pub limits: WorkerLimits,
+    /// Whether the worker may reach the network (an agent that calls an LLM API).
+    pub network: bool,
 }
 
 impl Checkout {
@@ -63,6 +65,7 @@ impl Checkout {
                 image: None,
                 env,
                 secrets: Vec::new(),
+                network: spec.network,
                 limits: spec.limits,
             })
             .await

@@ -15,6 +15,20 @@
 //!
 //! A command killed by the memory cgroup ends as a failure that says so (the cgroup's
 //! `oom_kill` counter is read from the host, cgroup v1 or v2).
+//!
+//! **Warm pool.** With [`DockerConfig::warm`] set, the runtime keeps that many containers
+//! created, started and idle (`artel-pool-<id>`, labelled `artel-pool`), each with its own
+//! empty workspace. A worker whose spec fits the pool (the configured image and the pool's
+//! memory and pids limits, no network) takes one: the container is renamed
+//! `artel-worker-<worker id>` and its workspace directory moved to the worker's (a bind
+//! mount follows the directory, not its path), and the pool makes a new one in the
+//! background. Docker labels are fixed at creation, so a pooled container carries no
+//! `artel-worker`/`artel-project`/`artel-task` labels: its name says which worker it is, and
+//! the worker's row its project and task. Anything else gets a container made for it.
+//!
+//! **Strays.** [`DockerRuntime::remove_strays`] removes this instance's containers that no
+//! live worker holds and the pool does not hold: at start (what a killed artel left,
+//! including its pool) and from the scheduler's worker-reaper job.
 
 use super::{
     Job, OutputStream, RunEnd, RunEvent, Sandbox, SandboxInfo, WorkerError, check_relative_cwd,
@@ -29,9 +43,10 @@ use bollard::container::{
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::HostConfig;
 use futures_util::StreamExt as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 /// The uid (and gid) worker containers run as; the worker image's `worker` user.
@@ -49,6 +64,68 @@ pub struct DockerConfig {
     pub image: String,
     /// This artel instance's name: only its own containers are reaped.
     pub owner: String,
+    /// The warm pool, if any.
+    pub warm: Option<WarmPool>,
+}
+
+/// How many idle containers to keep ready, and the container limits they are made with (a
+/// spec with other limits gets a container of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmPool {
+    /// Containers kept ready.
+    pub size: usize,
+    /// Their memory limit, in bytes.
+    pub memory_bytes: u64,
+    /// Their pids limit.
+    pub pids: u32,
+}
+
+/// How old an unheld container must be before a periodic sweep removes it.
+const STRAY_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Label of the warm pool's containers.
+pub const POOL_LABEL: &str = "artel-pool";
+
+/// The warm pool's state, shared by the runtime's clones and its refill task.
+struct Pool {
+    shape: WarmPool,
+    /// Started containers waiting for a worker, oldest first.
+    ready: std::sync::Mutex<VecDeque<Warm>>,
+    /// Names of the pool's containers, being made or ready: the stray sweep leaves them.
+    known: std::sync::Mutex<HashSet<String>>,
+    /// Wakes the refill task; dropped with the pool, which ends the task.
+    refill: mpsc::Sender<()>,
+}
+
+/// A ready container of the pool.
+struct Warm {
+    container: String,
+    dir: PathBuf,
+}
+
+impl Pool {
+    fn fits(&self, spec: &WorkerSpec, image: &str) -> bool {
+        spec.image.as_deref().is_none_or(|i| i == image)
+            && spec.limits.memory_bytes == self.shape.memory_bytes
+            && spec.limits.pids == self.shape.pids
+            && !spec.network
+    }
+
+    fn take(&self) -> Option<Warm> {
+        let warm = lock(&self.ready).pop_front();
+        let _ = self.refill.try_send(());
+        warm
+    }
+
+    fn holds(&self, name: &str) -> bool {
+        lock(&self.known).contains(name)
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The Docker runtime.
@@ -56,6 +133,7 @@ pub struct DockerConfig {
 pub struct DockerRuntime {
     docker: Docker,
     config: DockerConfig,
+    pool: Option<Arc<Pool>>,
 }
 
 /// One worker's container.
@@ -106,7 +184,117 @@ impl DockerRuntime {
                 path: config.root.clone(),
                 source,
             })?;
-        Ok(Self { docker, config })
+        let mut runtime = Self {
+            docker,
+            config,
+            pool: None,
+        };
+        if let Some(shape) = runtime.config.warm.filter(|w| w.size > 0) {
+            let (refill, wake) = mpsc::channel(1);
+            let pool = Arc::new(Pool {
+                shape,
+                ready: Default::default(),
+                known: Default::default(),
+                refill,
+            });
+            let _ = pool.refill.try_send(());
+            tokio::spawn(refill_pool(runtime.clone(), Arc::downgrade(&pool), wake));
+            runtime.pool = Some(pool);
+        }
+        Ok(runtime)
+    }
+
+    /// How many warm containers are ready now.
+    pub fn warm_ready(&self) -> usize {
+        self.pool.as_ref().map_or(0, |pool| lock(&pool.ready).len())
+    }
+
+    /// Removes the pool's ready containers (artel's shutdown). The pool stops refilling once
+    /// the runtime is dropped; what it makes meanwhile is swept at the next start.
+    pub async fn drain_pool(&self) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        let ready: Vec<Warm> = lock(&pool.ready).drain(..).collect();
+        for warm in ready {
+            self.remove(&warm.container).await;
+            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            lock(&pool.known).remove(&warm.container);
+        }
+    }
+
+    /// Makes one warm container and puts it in the pool.
+    async fn make_warm(&self, pool: &Pool) -> Result<(), WorkerError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("artel-pool-{id}");
+        let dir = self.config.root.join(format!("pool-{id}"));
+        lock(&pool.known).insert(name.clone());
+        let labels = HashMap::from([
+            (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+            ("artel-owner".to_owned(), self.config.owner.clone()),
+            (POOL_LABEL.to_owned(), "ready".to_owned()),
+        ]);
+        let shape = pool.shape;
+        let made = self
+            .make_container(
+                &name,
+                &dir,
+                labels,
+                &self.config.image,
+                shape.memory_bytes,
+                shape.pids,
+                false,
+            )
+            .await;
+        match made {
+            Ok(work) => {
+                debug_assert!(work.starts_with(&dir));
+                lock(&pool.ready).push_back(Warm {
+                    container: name,
+                    dir,
+                });
+                Ok(())
+            }
+            Err(err) => {
+                lock(&pool.known).remove(&name);
+                Err(err)
+            }
+        }
+    }
+
+    /// Gives a warm container to `worker`: renamed after it, its workspace moved to the
+    /// worker's directory.
+    async fn adopt(
+        &self,
+        pool: &Pool,
+        warm: Warm,
+        worker: WorkerId,
+    ) -> Result<DockerSandbox, WorkerError> {
+        let name = container_name(worker);
+        let dir = self.config.root.join(worker.to_string());
+        let renamed = self
+            .docker
+            .rename_container(
+                &warm.container,
+                bollard::container::RenameContainerOptions { name: name.clone() },
+            )
+            .await;
+        lock(&pool.known).remove(&warm.container);
+        if let Err(err) = renamed {
+            self.remove(&warm.container).await;
+            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            return Err(docker_error("renaming a warm container")(err));
+        }
+        if let Err(source) = tokio::fs::rename(&warm.dir, &dir).await {
+            self.remove(&name).await;
+            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            return Err(WorkerError::Workspace { path: dir, source });
+        }
+        Ok(DockerSandbox {
+            container: name,
+            work: dir.join("work"),
+            dir,
+        })
     }
 
     /// The settings it runs with.
@@ -114,9 +302,15 @@ impl DockerRuntime {
         &self.config
     }
 
-    /// Removes every container of this instance that no live worker of `live` owns — what a
-    /// crashed artel left behind. Answers how many it removed.
-    pub async fn remove_strays(&self, live: &[WorkerId]) -> Result<usize, WorkerError> {
+    /// Removes every container of this instance, created at least `min_age` ago, that
+    /// neither a live worker of `live` nor the warm pool holds — what a crashed artel left
+    /// behind, its warm pool included. `min_age` keeps a sweep that runs beside spawns from
+    /// racing a worker created after `live` was read. Answers how many it removed.
+    pub async fn remove_strays(
+        &self,
+        live: &[WorkerId],
+        min_age: std::time::Duration,
+    ) -> Result<usize, WorkerError> {
         let mut filters = HashMap::new();
         filters.insert(
             "label".to_owned(),
@@ -134,22 +328,44 @@ impl DockerRuntime {
             }))
             .await
             .map_err(docker_error("listing worker containers"))?;
-        let live: Vec<String> = live.iter().map(ToString::to_string).collect();
+        let live: HashSet<String> = live.iter().map(ToString::to_string).collect();
+        let now = chrono::Utc::now().timestamp();
+        let min_age_secs = i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX);
         let mut removed = 0;
         for container in containers {
+            let name = container
+                .names
+                .as_ref()
+                .and_then(|names| names.first())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default();
+            if self.pool.as_ref().is_some_and(|pool| pool.holds(&name)) {
+                continue;
+            }
+            let young = container
+                .created
+                .is_some_and(|created| created > now.saturating_sub(min_age_secs));
+            if young {
+                continue;
+            }
+            // A container made for its worker is labelled; a pooled one is named after it.
             let worker = container
                 .labels
                 .as_ref()
                 .and_then(|l| l.get("artel-worker"))
                 .cloned()
-                .unwrap_or_default();
-            if live.contains(&worker) {
+                .or_else(|| name.strip_prefix("artel-worker-").map(str::to_owned));
+            if worker.is_some_and(|w| live.contains(&w)) {
                 continue;
             }
-            if let Some(id) = container.id {
-                self.remove(&id).await;
-                removed += 1;
+            let Some(id) = container.id else { continue };
+            // A pool container of a previous run has a workspace of its own to remove.
+            if let Some(pool_id) = name.strip_prefix("artel-pool-") {
+                let _ = tokio::fs::remove_dir_all(self.config.root.join(format!("pool-{pool_id}")))
+                    .await;
             }
+            self.remove(&id).await;
+            removed += 1;
         }
         Ok(removed)
     }
@@ -215,6 +431,113 @@ impl DockerRuntime {
     }
 }
 
+impl DockerRuntime {
+    /// Creates and starts an idle container named `name` with its workspace `<dir>/work`
+    /// bound at `/workspace`; answers the workspace. Nothing is left behind on failure.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_container(
+        &self,
+        name: &str,
+        dir: &Path,
+        labels: HashMap<String, String>,
+        image: &str,
+        memory_bytes: u64,
+        pids: u32,
+        network: bool,
+    ) -> Result<PathBuf, WorkerError> {
+        let work = dir.join("work");
+        let io_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| WorkerError::Workspace { path, source }
+        };
+        tokio::fs::create_dir_all(&work)
+            .await
+            .map_err(io_err(&work))?;
+        std::os::unix::fs::chown(&work, Some(WORKER_UID), Some(WORKER_UID))
+            .map_err(io_err(&work))?;
+        let memory = i64::try_from(memory_bytes).unwrap_or(i64::MAX);
+        let config = Config {
+            image: Some(image.to_owned()),
+            cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
+            user: Some(format!("{WORKER_UID}:{WORKER_UID}")),
+            working_dir: Some("/workspace".to_owned()),
+            labels: Some(labels),
+            network_disabled: Some(!network),
+            host_config: Some(HostConfig {
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                pids_limit: Some(i64::from(pids)),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_owned(),
+                    "rw,nosuid,nodev,size=64m".to_owned(),
+                )])),
+                network_mode: Some(if network { "bridge" } else { "none" }.to_owned()),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                binds: Some(vec![format!("{}:/workspace:rw", work.display())]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: name.to_owned(),
+                    platform: None,
+                }),
+                config,
+            )
+            .await;
+        if let Err(err) = created {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            return Err(docker_error("creating a worker container")(err));
+        }
+        if let Err(err) = self.docker.start_container::<String>(name, None).await {
+            self.remove(name).await;
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            return Err(docker_error("starting a worker container")(err));
+        }
+        Ok(work)
+    }
+}
+
+/// Keeps the pool full: wakes when a container is taken (or at start), makes containers
+/// until `size` are ready, and ends when the pool is dropped. A failure to make one is
+/// logged and tried again after a pause that doubles up to 30 s (the daemon may be
+/// restarting); workers meanwhile get containers made for them.
+async fn refill_pool(
+    runtime: DockerRuntime,
+    pool: std::sync::Weak<Pool>,
+    mut wake: mpsc::Receiver<()>,
+) {
+    let runtime = DockerRuntime {
+        pool: None,
+        ..runtime
+    };
+    const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+    while wake.recv().await.is_some() {
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let Some(pool) = pool.upgrade() else { return };
+            if lock(&pool.ready).len() >= pool.shape.size {
+                break;
+            }
+            match runtime.make_warm(&pool).await {
+                Ok(()) => pause = FIRST_PAUSE,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?pause, "cannot make a warm worker container");
+                    drop(pool);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
 impl crate::health::Probe for DockerRuntime {
     fn name(&self) -> &'static str {
         "docker"
@@ -253,19 +576,22 @@ impl Sandbox for DockerRuntime {
         worker: WorkerId,
         spec: &WorkerSpec,
     ) -> Result<DockerSandbox, WorkerError> {
+        let image = spec
+            .image
+            .clone()
+            .unwrap_or_else(|| self.config.image.clone());
+        if let Some(pool) = self.pool.as_ref().filter(|pool| pool.fits(spec, &image))
+            && let Some(warm) = pool.take()
+        {
+            match self.adopt(pool, warm, worker).await {
+                Ok(sandbox) => return Ok(sandbox),
+                Err(err) => {
+                    tracing::warn!(%worker, error = %err, "a warm container could not be adopted; making one")
+                }
+            }
+        }
         let dir = self.config.root.join(worker.to_string());
-        let work = dir.join("work");
-        let io_err = |path: &Path| {
-            let path = path.to_owned();
-            move |source| WorkerError::Workspace { path, source }
-        };
-        tokio::fs::create_dir_all(&work)
-            .await
-            .map_err(io_err(&work))?;
-        std::os::unix::fs::chown(&work, Some(WORKER_UID), Some(WORKER_UID))
-            .map_err(io_err(&work))?;
         let name = container_name(worker);
-        let memory = i64::try_from(spec.limits.memory_bytes).unwrap_or(i64::MAX);
         let labels = HashMap::from([
             (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
             ("artel-owner".to_owned(), self.config.owner.clone()),
@@ -273,54 +599,17 @@ impl Sandbox for DockerRuntime {
             ("artel-project".to_owned(), spec.project.to_string()),
             ("artel-task".to_owned(), spec.task.to_string()),
         ]);
-        let config = Config {
-            image: Some(
-                spec.image
-                    .clone()
-                    .unwrap_or_else(|| self.config.image.clone()),
-            ),
-            cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
-            user: Some(format!("{WORKER_UID}:{WORKER_UID}")),
-            working_dir: Some("/workspace".to_owned()),
-            labels: Some(labels),
-            network_disabled: Some(true),
-            host_config: Some(HostConfig {
-                memory: Some(memory),
-                memory_swap: Some(memory),
-                pids_limit: Some(i64::from(spec.limits.pids)),
-                readonly_rootfs: Some(true),
-                tmpfs: Some(HashMap::from([(
-                    "/tmp".to_owned(),
-                    "rw,nosuid,nodev,size=64m".to_owned(),
-                )])),
-                network_mode: Some("none".to_owned()),
-                cap_drop: Some(vec!["ALL".to_owned()]),
-                security_opt: Some(vec!["no-new-privileges".to_owned()]),
-                binds: Some(vec![format!("{}:/workspace:rw", work.display())]),
-                init: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: name.clone(),
-                    platform: None,
-                }),
-                config,
+        let work = self
+            .make_container(
+                &name,
+                &dir,
+                labels,
+                &image,
+                spec.limits.memory_bytes,
+                spec.limits.pids,
+                spec.network,
             )
-            .await;
-        if let Err(err) = created {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(docker_error("creating a worker container")(err));
-        }
-        if let Err(err) = self.docker.start_container::<String>(&name, None).await {
-            self.remove(&name).await;
-            let _ = tokio::fs::remove_dir_all(&dir).await;
-            return Err(docker_error("starting a worker container")(err));
-        }
+            .await?;
         Ok(DockerSandbox {
             container: name,
             dir,
@@ -467,6 +756,14 @@ impl Sandbox for DockerRuntime {
         {
             tracing::warn!(workspace = %dir.display(), error = %err, "cannot remove an orphaned workspace");
         }
+    }
+
+    async fn sweep(&self, live: &[WorkerId]) -> Result<usize, WorkerError> {
+        self.remove_strays(live, STRAY_MIN_AGE).await
+    }
+
+    async fn shutdown(&self) {
+        self.drain_pool().await;
     }
 
     async fn destroy(&self, sandbox: &DockerSandbox) -> Result<(), WorkerError> {
@@ -635,6 +932,20 @@ impl Sandbox for AnyRuntime {
         match self {
             Self::Process(r) => r.reap(workspace, uid).await,
             Self::Docker(r) => r.reap(workspace, uid).await,
+        }
+    }
+
+    async fn sweep(&self, live: &[WorkerId]) -> Result<usize, WorkerError> {
+        match self {
+            Self::Process(r) => r.sweep(live).await,
+            Self::Docker(r) => r.sweep(live).await,
+        }
+    }
+
+    async fn shutdown(&self) {
+        match self {
+            Self::Process(r) => r.shutdown().await,
+            Self::Docker(r) => r.shutdown().await,
         }
     }
 }
