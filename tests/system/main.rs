@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod cli_client;
 mod dashboard;
+mod docker;
 mod events_ws;
 mod new;
 mod support;

@@ -24,7 +24,7 @@ fn slot() -> u32 {
 }
 
 /// How long a whole job may take on a loaded 2-core CI machine.
-const JOB: Duration = Duration::from_secs(180);
+pub const JOB: Duration = Duration::from_secs(180);
 
 /// Where one artel keeps its state: a database and a data dir, reused across restarts.
 pub struct Home {
@@ -83,6 +83,11 @@ impl Home {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// Starts `artel` with these arguments.
+    pub fn artel(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::spawn(self.command(args, env))
     }
 
     /// Starts `artel new <request>`.
@@ -238,13 +243,13 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn post(url: &str, body: Value) -> (u16, Value) {
+pub async fn post(url: &str, body: Value) -> (u16, Value) {
     let response = client().post(url).json(&body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn get(url: &str) -> (u16, Value) {
+pub async fn get(url: &str) -> (u16, Value) {
     let response = client().get(url).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
@@ -255,7 +260,7 @@ async fn answers(url: &str) -> bool {
 }
 
 /// The project name in a "<name> is live at <url>" or "building <name>" line.
-fn project_of(run: &Run) -> String {
+pub fn project_of(run: &Run) -> String {
     run.seen
         .iter()
         .find_map(|l| {
