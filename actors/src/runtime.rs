@@ -67,8 +67,19 @@ impl Runtime {
         store: &Store,
         workers: WorkerManager,
     ) -> Result<Self, Failure> {
-        let git = LocalGit::new(settings.data_dir.join("repos"));
         let target = deploy_targets(settings, store).await?;
+        Self::build_with_targets(settings, store, workers, target).await
+    }
+
+    /// [`build`](Self::build) with deploy targets already made (the binary makes them first,
+    /// so the Docker deploy host joins the readiness probes).
+    pub async fn build_with_targets(
+        settings: &Settings,
+        store: &Store,
+        workers: WorkerManager,
+        target: Targets,
+    ) -> Result<Self, Failure> {
+        let git = LocalGit::new(settings.data_dir.join("repos"));
         restore_deployments(&target).await;
 
         let agent = Agent::from_settings(&settings.agent)?;

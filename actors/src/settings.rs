@@ -215,9 +215,10 @@ pub struct WorkersSettings {
     pub first_uid: u32,
     /// How many uids the range holds.
     pub uid_count: u32,
-    /// Where workers run: `process` (local processes), `docker` (containers; fails at start
-    /// without a daemon and the worker image), or `auto` (docker when a daemon answers and
-    /// the image exists, else process).
+    /// Where workers run: `auto` (the default: Docker containers when a daemon answers and
+    /// the worker image exists, else local processes), `process`, or `docker` (fails at
+    /// start without a daemon and the image). In a container, a `cli` agent's command runs
+    /// inside the worker image: it must be installed there.
     pub runtime: WorkerRuntimeChoice,
     /// The Docker workers' image (`artel worker-image build` makes it).
     pub image: String,
@@ -250,7 +251,7 @@ impl Default for WorkersSettings {
             file_size_mb: 256,
             first_uid: 2_000_000_000,
             uid_count: 65_536,
-            runtime: WorkerRuntimeChoice::Process,
+            runtime: WorkerRuntimeChoice::Auto,
             image: "artel-worker:latest".to_owned(),
             warm_pool: 2,
         }

@@ -429,3 +429,53 @@ async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() 
     assert!(!exists("container", &container_name(stored.id)));
     again.stop(&stored).await.unwrap();
 }
+
+/// A remote Docker host, as far as artel can tell: the local daemon's API forwarded from a
+/// TCP port on loopback (what `dockerd -H tcp://…` serves), one connection per client
+/// connection, bytes copied both ways.
+async fn tcp_docker_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut unix) = tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                }
+            });
+        }
+    });
+    format!("tcp://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docker_host_reached_over_tcp_runs_the_service_like_the_local_socket() {
+    let fx = Fixture::new().await;
+    let mut config = fx.config(12_140..=12_149);
+    config.host = Some(tcp_docker_endpoint().await);
+    let target = DockerTarget::connect(config, fx.store().clone())
+        .await
+        .expect("the daemon answers over TCP");
+    let record = fx.deployment(Some(DOCKERFILE), &[]).await;
+    let spec = artel_actors::deploy_target::service_spec(fx.store(), &record)
+        .await
+        .unwrap();
+    let started = target.start(spec).await.unwrap();
+    let health = target
+        .wait_healthy(&started.url, "/health", record.id)
+        .await;
+    assert!(health.healthy, "{health:?}");
+    assert_eq!(get_json(&started.url).await["uid"], 64999);
+    target.stop(&record).await.unwrap();
+    assert!(!exists("container", &container_name(record.id)));
+
+    // A host that does not answer is a clear, retryable error at connect.
+    let mut config = fx.config(12_140..=12_149);
+    config.host = Some("tcp://127.0.0.1:1".into());
+    let err = DockerTarget::connect(config, fx.store().clone())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tcp://127.0.0.1:1"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Retryable);
+}

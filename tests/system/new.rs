@@ -58,6 +58,7 @@ impl Home {
             ),
             ("ARTEL_WORKERS__FIRST_UID", self.first_uid.to_string()),
             ("ARTEL_WORKERS__UID_COUNT", "1000".to_owned()),
+            ("ARTEL_WORKERS__RUNTIME", "process".to_owned()),
         ]
     }
 
@@ -76,6 +77,9 @@ impl Home {
             .env("ARTEL_WORKERS__UID_COUNT", "1000")
             .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
             .env("ARTEL_LOG", "warn")
+            // The default (`auto`) would pick Docker on a machine with the worker image;
+            // these tests are about local workers unless they say otherwise.
+            .env("ARTEL_WORKERS__RUNTIME", "process")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -86,6 +86,8 @@ impl Artel {
             .env_remove("ARTEL_ADMIN_KEY")
             .env("ARTEL_HTTP__LISTEN", "127.0.0.1:0")
             .env("ARTEL_LOG", "info")
+            // Local workers unless a test asks for Docker (`auto` would pick it here).
+            .env("ARTEL_WORKERS__RUNTIME", "process")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

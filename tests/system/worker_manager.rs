@@ -69,6 +69,7 @@ fn worker_manager(database: &str, redis: &str, data: &str) -> Process {
         .env("ARTEL_DATA_DIR", data)
         .env("ARTEL_INSTANCE", "wm-test")
         .env("ARTEL_LOG", "info")
+        .env("ARTEL_WORKERS__RUNTIME", "process")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

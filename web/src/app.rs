@@ -120,6 +120,19 @@ impl App {
         if let artel_actors::worker_manager::docker::AnyRuntime::Docker(docker) = local.runtime() {
             probes.push(Box::new(docker.clone()));
         }
+        // The deploy targets, made before the probes so a Docker deploy host is one of them.
+        let targets = match mode {
+            Mode::Up | Mode::New => {
+                let targets = artel_actors::runtime::deploy_targets(&settings, &store)
+                    .await
+                    .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+                if let Some(docker) = targets.docker() {
+                    probes.push(Box::new(docker.clone()));
+                }
+                Some(targets)
+            }
+            Mode::WorkerManager => None,
+        };
         let probes = Arc::new(probes);
 
         let redis = match &settings.redis.url {
@@ -171,9 +184,11 @@ impl App {
                     }
                     None => WorkerManagerActor::child_spec("worker-manager", local.clone()).1,
                 };
-                let runtime = Runtime::build(&settings, &store, local.clone())
-                    .await
-                    .map_err(|failure| anyhow::anyhow!("cannot assemble artel: {failure}"))?;
+                let targets = targets.context("deploy targets are made for this mode")?;
+                let runtime =
+                    Runtime::build_with_targets(&settings, &store, local.clone(), targets)
+                        .await
+                        .map_err(|failure| anyhow::anyhow!("cannot assemble artel: {failure}"))?;
                 sessions = Some(runtime.sessions.clone());
                 target = Some(runtime.target.clone());
                 let mut root = Supervisor::new("artel")
