@@ -160,7 +160,7 @@ async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_d
         .collect();
     assert_eq!(
         services,
-        [container.clone()],
+        std::slice::from_ref(&container),
         "the broken deployment's container {broken} is gone"
     );
     run.terminate();
