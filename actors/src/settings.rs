@@ -506,6 +506,14 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        if self.workers.warm_pool > 32 {
+            return Err(SettingsError::OutOfRange {
+                key: "workers.warm_pool",
+                message: "at most 32 idle containers (each is a started container and a \
+                          workspace directory on the Docker host)"
+                    .into(),
+            });
+        }
         if self.instance.is_empty() || self.instance.contains(char::is_whitespace) {
             return Err(SettingsError::OutOfRange {
                 key: "instance",
@@ -698,6 +706,42 @@ mod tests {
         assert_eq!(s.redis.url.as_ref().unwrap().expose(), "redis://env");
         assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn docker_settings_come_from_the_environment_and_are_checked() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[
+                ("ARTEL_DEPLOY__TARGET", "docker"),
+                ("ARTEL_DEPLOY__DOCKER__HOST", "tcp://build-host:2375"),
+                ("ARTEL_DEPLOY__DOCKER__CPUS", "1.5"),
+                ("ARTEL_DEPLOY__DOCKER__PUBLIC_HOST", "build-host"),
+                ("ARTEL_WORKERS__WARM_POOL", "0"),
+                ("ARTEL_AGENT__NETWORK", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.deploy.target, DeployTargetChoice::Docker);
+        assert_eq!(s.deploy.docker.host, "tcp://build-host:2375");
+        assert!((s.deploy.docker.cpus - 1.5).abs() < f64::EPSILON);
+        assert_eq!(s.workers.warm_pool, 0);
+        assert!(s.agent.network);
+        let defaults = Settings::load(None, false, env(&[])).unwrap();
+        assert_eq!(defaults.workers.runtime, WorkerRuntimeChoice::Auto);
+        assert_eq!(defaults.deploy.target, DeployTargetChoice::Local);
+        for (key, value, named) in [
+            ("ARTEL_DEPLOY__DOCKER__HOST", "ssh://nope", "deploy.docker.host"),
+            ("ARTEL_DEPLOY__DOCKER__CPUS", "0.0", "deploy.docker.memory_mb"),
+            ("ARTEL_DEPLOY__DOCKER__PUBLISH_ADDRESS", "everywhere", "deploy.docker.publish_address"),
+            ("ARTEL_DEPLOY__DOCKER__FIRST_PORT", "80", "deploy.docker.first_port"),
+            ("ARTEL_WORKERS__WARM_POOL", "500", "workers.warm_pool"),
+            ("ARTEL_DEPLOY__TARGET", "kubernetes", "kubernetes"),
+        ] {
+            let err = Settings::load(None, false, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]
