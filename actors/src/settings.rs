@@ -732,10 +732,26 @@ mod tests {
         assert_eq!(defaults.workers.runtime, WorkerRuntimeChoice::Auto);
         assert_eq!(defaults.deploy.target, DeployTargetChoice::Local);
         for (key, value, named) in [
-            ("ARTEL_DEPLOY__DOCKER__HOST", "ssh://nope", "deploy.docker.host"),
-            ("ARTEL_DEPLOY__DOCKER__CPUS", "0.0", "deploy.docker.memory_mb"),
-            ("ARTEL_DEPLOY__DOCKER__PUBLISH_ADDRESS", "everywhere", "deploy.docker.publish_address"),
-            ("ARTEL_DEPLOY__DOCKER__FIRST_PORT", "80", "deploy.docker.first_port"),
+            (
+                "ARTEL_DEPLOY__DOCKER__HOST",
+                "ssh://nope",
+                "deploy.docker.host",
+            ),
+            (
+                "ARTEL_DEPLOY__DOCKER__CPUS",
+                "0.0",
+                "deploy.docker.memory_mb",
+            ),
+            (
+                "ARTEL_DEPLOY__DOCKER__PUBLISH_ADDRESS",
+                "everywhere",
+                "deploy.docker.publish_address",
+            ),
+            (
+                "ARTEL_DEPLOY__DOCKER__FIRST_PORT",
+                "80",
+                "deploy.docker.first_port",
+            ),
             ("ARTEL_WORKERS__WARM_POOL", "500", "workers.warm_pool"),
             ("ARTEL_DEPLOY__TARGET", "kubernetes", "kubernetes"),
         ] {
