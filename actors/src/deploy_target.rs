@@ -121,6 +121,26 @@ impl fmt::Display for ServiceExit {
     }
 }
 
+/// A service's end being waited for: `exit` turns `Some` when it ends; dropping the watch
+/// aborts the waiter (the service is forgotten, not stopped, and no end is reported).
+struct ExitWatch {
+    exit: tokio::sync::watch::Receiver<Option<ServiceExit>>,
+    waiter: tokio::task::JoinHandle<()>,
+}
+
+impl ExitWatch {
+    /// How the service ended, if it has.
+    fn ended(&self) -> Option<ServiceExit> {
+        *self.exit.borrow()
+    }
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        self.waiter.abort();
+    }
+}
+
 /// What restarting one live deployment at artel's start came to.
 #[derive(Debug)]
 pub struct Restored<S = RunningService> {

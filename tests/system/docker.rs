@@ -4,7 +4,7 @@
 //! container back. And `kill -9` of artel with Docker workers running: the next start removes
 //! every container it left.
 
-use crate::new::{Home, JOB, get, git, post, project_of};
+use crate::new::{Home, JOB, get, post, project_of};
 use crate::support::eventually;
 use serde_json::json;
 use sqlx::Row;
@@ -121,24 +121,7 @@ async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_d
     assert_eq!(status, 201, "{todo}");
 
     // Someone pushes a commit whose service dies at start; its deploy must roll back.
-    let work = home.data_dir.join("breaker");
-    git(
-        &home.data_dir,
-        &[
-            "clone",
-            "-q",
-            home.repo(&project).to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    let app = std::fs::read_to_string(work.join("app.py")).unwrap();
-    std::fs::write(
-        work.join("app.py"),
-        format!("import sys\nsys.exit(3)\n{app}"),
-    )
-    .unwrap();
-    git(&work, &["commit", "-qam", "break the service"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    home.push_broken_service(&project);
     run.say(&format!("deploy {project}"));
     run.wait_for("rolled back: the previous deployment keeps serving", JOB);
     let (status, list) = get(&format!("{url}/api/todos")).await;

@@ -124,6 +124,28 @@ impl Home {
             .unwrap_or_else(|| panic!("no repository for {project} in {}", repos.display()))
     }
 
+    /// Pushes to the project's main a commit whose service exits with code 3 at start.
+    pub fn push_broken_service(&self, project: &str) {
+        let work = self.data_dir.join("breaker");
+        git(
+            &self.data_dir,
+            &[
+                "clone",
+                "-q",
+                self.repo(project).to_str().unwrap(),
+                work.to_str().unwrap(),
+            ],
+        );
+        let app = std::fs::read_to_string(work.join("app.py")).unwrap();
+        std::fs::write(
+            work.join("app.py"),
+            format!("import sys\nsys.exit(3)\n{app}"),
+        )
+        .unwrap();
+        git(&work, &["commit", "-qam", "break the service"]);
+        git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    }
+
     /// Writes an executable script readable by the workers' uids; answers its path.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         let dir = self.data_dir.join("scripts");
@@ -481,24 +503,7 @@ async fn a_deploy_that_fails_its_health_check_leaves_the_previous_one_serving() 
     let project = project_of(&run);
 
     // Someone pushes a commit whose service dies at start.
-    let work = home.data_dir.join("breaker");
-    git(
-        &home.data_dir,
-        &[
-            "clone",
-            "-q",
-            home.repo(&project).to_str().unwrap(),
-            work.to_str().unwrap(),
-        ],
-    );
-    let app = std::fs::read_to_string(work.join("app.py")).unwrap();
-    std::fs::write(
-        work.join("app.py"),
-        format!("import sys\nsys.exit(3)\n{app}"),
-    )
-    .unwrap();
-    git(&work, &["commit", "-qam", "break the service"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    home.push_broken_service(&project);
 
     run.say(&format!("deploy {project}"));
     run.wait_for("rolled back: the previous deployment keeps serving", JOB);

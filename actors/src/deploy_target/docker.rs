@@ -29,7 +29,7 @@
 //! removes this instance's containers whose deployment is no longer live or deploying.
 
 use super::health::{self, Verdict};
-use super::{DeployError, Restored, ServiceExit, ServiceSpec, Started};
+use super::{DeployError, ExitWatch, Restored, ServiceExit, ServiceSpec, Started};
 use crate::store::{DeploymentRecord, Store};
 use artel_messages::deployer::{DeployTarget, Health};
 use artel_messages::{DeploymentId, DeploymentStatus, ProjectId};
@@ -136,20 +136,7 @@ struct Inner {
     store: Store,
     http: reqwest::Client,
     /// The containers this target watches, by deployment.
-    services: Mutex<HashMap<DeploymentId, Watched>>,
-}
-
-/// A container whose end is being waited for.
-struct Watched {
-    /// `Some` once the container exited.
-    exit: watch::Receiver<Option<ServiceExit>>,
-    waiter: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.waiter.abort();
-    }
+    services: Mutex<HashMap<DeploymentId, ExitWatch>>,
 }
 
 impl std::fmt::Debug for DockerTarget {
@@ -381,9 +368,7 @@ impl DockerTarget {
     /// itself.
     pub fn exited(&self, deployment: DeploymentId) -> Option<ServiceExit> {
         let services = self.inner.services.lock();
-        services
-            .get(&deployment)
-            .and_then(|service| *service.exit.borrow())
+        services.get(&deployment).and_then(ExitWatch::ended)
     }
 
     /// True while this target watches the deployment's running container.
@@ -391,7 +376,7 @@ impl DockerTarget {
         let services = self.inner.services.lock();
         services
             .get(&deployment)
-            .is_some_and(|service| service.exit.borrow().is_none())
+            .is_some_and(|service| service.ended().is_none())
     }
 
     /// Removes this instance's service containers whose deployment is not live or deploying
@@ -683,7 +668,7 @@ impl DockerTarget {
         self.inner
             .services
             .lock()
-            .insert(deployment, Watched { exit, waiter });
+            .insert(deployment, ExitWatch { exit, waiter });
     }
 
     /// Stops watching the deployment (its waiter is aborted: no exit is reported).

@@ -26,7 +26,7 @@
 
 use super::groups;
 use super::health::{self, Verdict};
-use super::{DeployError, Restored, RunningService, ServiceExit, ServiceSpec};
+use super::{DeployError, ExitWatch, Restored, RunningService, ServiceExit, ServiceSpec};
 use crate::store::{DeploymentRecord, Store};
 use artel_messages::deployer::{DeployTarget, Health};
 use artel_messages::{DeploymentId, ProjectId};
@@ -148,20 +148,11 @@ struct Inner {
     services: Mutex<HashMap<DeploymentId, Service>>,
 }
 
-/// One started service.
+/// One started service: its process group leader and the wait for its exit (aborted,
+/// leaving the process running, when the service is forgotten without being stopped).
 struct Service {
     pid: u32,
-    /// `Some` once its process exited.
-    exit: watch::Receiver<Option<ServiceExit>>,
-    /// Waits for the exit; aborted (leaving the process running) when the service is
-    /// forgotten without being stopped.
-    waiter: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.waiter.abort();
-    }
+    watch: ExitWatch,
 }
 
 impl std::fmt::Debug for LocalTarget {
@@ -326,7 +317,7 @@ impl LocalTarget {
         let services = self.inner.services.lock();
         services
             .get(&deployment)
-            .and_then(|service| *service.exit.borrow())
+            .and_then(|service| service.watch.ended())
     }
 
     /// True while this target runs the deployment's service.
@@ -334,7 +325,7 @@ impl LocalTarget {
         let services = self.inner.services.lock();
         services
             .get(&deployment)
-            .is_some_and(|service| service.exit.borrow().is_none())
+            .is_some_and(|service| service.watch.ended().is_none())
     }
 
     /// Starts one stored live deployment again and checks it; keeps its URL in the store
@@ -428,7 +419,10 @@ impl LocalTarget {
             self.inner.store.clone(),
             report,
         ));
-        let service = Service { pid, exit, waiter };
+        let service = Service {
+            pid,
+            watch: ExitWatch { exit, waiter },
+        };
         if let Err(err) = self
             .inner
             .store
@@ -461,7 +455,7 @@ impl LocalTarget {
     /// Ends a service's process group: SIGTERM, the grace, SIGKILL if the leader is still
     /// there (its watcher kills the rest of the group once it exits); forgets its pid.
     async fn end(&self, deployment: DeploymentId, service: Service) -> Result<(), DeployError> {
-        let mut exit = service.exit.clone();
+        let mut exit = service.watch.exit.clone();
         if exit.borrow().is_none() {
             signal_group(service.pid, Signal::SIGTERM)?;
             let grace = self.config().stop_grace;
@@ -522,7 +516,7 @@ impl LocalTarget {
     /// A receiver of the deployment's exit, if this target runs it.
     fn exit_watch(&self, deployment: DeploymentId) -> Option<watch::Receiver<Option<ServiceExit>>> {
         let services = self.inner.services.lock();
-        services.get(&deployment).map(|s| s.exit.clone())
+        services.get(&deployment).map(|s| s.watch.exit.clone())
     }
 
     /// An unhealthy verdict with the end of the deployment's log appended to `detail`.
