@@ -89,16 +89,52 @@ struct Echo {
 
 impl artel_supervisors::Actor for Echo {}
 
+// `Echo`'s handlers never wait, so they answer in `handle_now`, as actix's sync handlers do
+// (like for like); `AsyncOnlyEcho` below is the same actor with async handlers only.
 impl artel_supervisors::Handler<Ping> for Echo {
     async fn handle(&mut self, msg: Ping, _ctx: &mut artel_supervisors::Context<Self>) -> u64 {
         self.sum = self.sum.wrapping_add(msg.0);
         self.sum
+    }
+
+    fn handle_now(
+        &mut self,
+        msg: Ping,
+        _ctx: &mut artel_supervisors::Context<Self>,
+    ) -> Result<u64, Ping> {
+        self.sum = self.sum.wrapping_add(msg.0);
+        Ok(self.sum)
     }
 }
 
 impl artel_supervisors::Handler<Tick> for Echo {
     async fn handle(&mut self, msg: Tick, _ctx: &mut artel_supervisors::Context<Self>) {
         self.sum = self.sum.wrapping_add(msg.0);
+    }
+
+    fn handle_now(
+        &mut self,
+        msg: Tick,
+        _ctx: &mut artel_supervisors::Context<Self>,
+    ) -> Result<(), Tick> {
+        self.sum = self.sum.wrapping_add(msg.0);
+        Ok(())
+    }
+}
+
+/// artel's `Echo` with async handlers only: every message is a boxed handler future, the
+/// model actix's `AtomicResponse` (`AsyncEcho`) is compared with.
+#[derive(Default)]
+struct AsyncOnlyEcho {
+    sum: u64,
+}
+
+impl artel_supervisors::Actor for AsyncOnlyEcho {}
+
+impl artel_supervisors::Handler<Ping> for AsyncOnlyEcho {
+    async fn handle(&mut self, msg: Ping, _ctx: &mut artel_supervisors::Context<Self>) -> u64 {
+        self.sum = self.sum.wrapping_add(msg.0);
+        self.sum
     }
 }
 
@@ -181,8 +217,8 @@ async fn tokio_call(tx: &mpsc::Sender<Mail>, n: u64) -> u64 {
 /// The three contenders, set up once inside one `System`.
 struct Contenders {
     artel: artel_supervisors::Addr<Echo>,
-    /// The same artel actor with `deadline(None)`: no stuck-detection timer per message.
-    artel_no_deadline: artel_supervisors::Addr<Echo>,
+    /// artel with async handlers only (a boxed future per message).
+    artel_async: artel_supervisors::Addr<AsyncOnlyEcho>,
     actix: actix::Addr<Echo>,
     /// actix with an async handler (`AtomicResponse`), artel's handler model.
     actix_async: actix::Addr<AsyncEcho>,
@@ -195,15 +231,15 @@ impl Contenders {
     async fn start() -> Self {
         use actix::Actor as _;
         let (artel, spec) = ChildSpec::actor("echo", Echo::default);
-        let (artel_no_deadline, spec_nd) = ChildSpec::actor("echo-nd", Echo::default);
+        let (artel_async, spec_async) = ChildSpec::actor("echo-async", AsyncOnlyEcho::default);
         let root = Supervisor::new("bench")
             .child(spec)
-            .child(spec_nd.deadline(None))
+            .child(spec_async)
             .start()
             .await;
         Self {
             artel,
-            artel_no_deadline,
+            artel_async,
             actix: Echo::default().start(),
             actix_async: AsyncEcho::default().start(),
             tokio: spawn_tokio_echo(),
@@ -219,7 +255,10 @@ impl Contenders {
 // ---------------------------------------------------------------------------------------------
 // The timed loops, shared by criterion and the self-timed pass.
 
-async fn artel_calls(addr: &artel_supervisors::Addr<Echo>, n: u64) -> Duration {
+async fn artel_calls<A: artel_supervisors::Handler<Ping>>(
+    addr: &artel_supervisors::Addr<A>,
+    n: u64,
+) -> Duration {
     let start = Instant::now();
     for i in 0..n {
         black_box(addr.call(Ping(i)).await.expect("artel echo replies"));
@@ -369,6 +408,9 @@ fn request_reply(c: &mut Criterion, system: &actix_rt::SystemRunner) {
     group.bench_function("tokio_mpsc_oneshot", |b| {
         b.iter_custom(|iters| system.block_on(tokio_calls(&contenders, iters)))
     });
+    group.bench_function("artel_call_async_handler", |b| {
+        b.iter_custom(|iters| system.block_on(artel_calls(&contenders.artel_async, iters)))
+    });
     group.bench_function("actix_send_async_handler", |b| {
         b.iter_custom(|iters| system.block_on(actix_async_calls(&contenders, iters)))
     });
@@ -488,17 +530,16 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
         tokio_calls(c, 10_000).await;
     });
     let mut rows = Vec::new();
-    let [artel, actix, tokio, artel_no_deadline, actix_async] = best_of(
+    let [artel, actix, tokio, artel_async, actix_async] = best_of(
         3,
         [
             &mut || system.block_on(artel_calls(&c.artel, calls)),
             &mut || system.block_on(actix_calls(c, calls)),
             &mut || system.block_on(tokio_calls(c, calls)),
-            &mut || system.block_on(artel_calls(&c.artel_no_deadline, calls)),
+            &mut || system.block_on(artel_calls(&c.artel_async, calls)),
             &mut || system.block_on(actix_async_calls(c, calls)),
         ],
     );
-    let artel_for_async = artel;
     rows.push(Row {
         name: "request-reply (from block_on)",
         messages: calls,
@@ -523,7 +564,11 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
     });
     // Actor-to-actor: the caller is a task on the callee's scheduler (a tokio task for artel
     // and tokio, a `LocalSet` task for actix), so a reply wakes a task, not `block_on`.
-    let artel_in_task = |addr: &artel_supervisors::Addr<Echo>| {
+    fn artel_in_task<A: artel_supervisors::Handler<Ping>>(
+        system: &actix_rt::SystemRunner,
+        addr: &artel_supervisors::Addr<A>,
+        calls: u64,
+    ) -> Duration {
         let addr = addr.clone();
         system.block_on(async move {
             let handle = tokio::spawn(async move {
@@ -535,7 +580,7 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
             });
             handle.await.expect("timed task finishes")
         })
-    };
+    }
     let mut actix_in_task = || {
         let addr = c.actix.clone();
         system.block_on(in_local_task(async move {
@@ -559,13 +604,13 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
             handle.await.expect("timed task finishes")
         })
     };
-    let [artel, actix, tokio, artel_task_no_deadline] = best_of(
+    let [artel, actix, tokio, artel_task_async] = best_of(
         3,
         [
-            &mut || artel_in_task(&c.artel),
+            &mut || artel_in_task(system, &c.artel, calls),
             &mut actix_in_task,
             &mut tokio_in_task,
-            &mut || artel_in_task(&c.artel_no_deadline),
+            &mut || artel_in_task(system, &c.artel_async, calls),
         ],
     );
     rows.push(Row {
@@ -581,23 +626,17 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
     println!(
         "  request-reply with an async handler (from block_on): artel {:>10.0}/s ({:>6.0} ns)  \
          actix AtomicResponse {:>10.0}/s ({:>6.0} ns)  artel/actix-async = {:.3}",
-        per_sec(calls, artel_for_async),
-        ns_per(calls, artel_for_async),
+        per_sec(calls, artel_async),
+        ns_per(calls, artel_async),
         per_sec(calls, actix_async),
         ns_per(calls, actix_async),
-        actix_async.as_secs_f64() / artel_for_async.as_secs_f64()
+        actix_async.as_secs_f64() / artel_async.as_secs_f64()
     );
-    // Diagnostic: the same request-reply without the per-message stuck-detection deadline.
-    for (name, took) in [
-        ("from block_on", artel_no_deadline),
-        ("actor-to-actor", artel_task_no_deadline),
-    ] {
-        println!(
-            "  diagnostic: artel request-reply ({name}) with deadline(None): {:>10.0}/s ({:>6.0} ns)",
-            per_sec(calls, took),
-            ns_per(calls, took)
-        );
-    }
+    println!(
+        "  request-reply with an async handler (actor-to-actor): artel {:>10.0}/s ({:>6.0} ns)",
+        per_sec(calls, artel_task_async),
+        ns_per(calls, artel_task_async)
+    );
     system.block_on(contenders.shutdown());
     rows
 }

@@ -93,7 +93,9 @@ impl Drop for Fixture {
             .output();
         if let Ok(out) = images {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("docker").args(["rmi", "-f", id]).output();
+                let _ = Command::new("docker")
+                    .args(["rmi", "-f", "--no-prune", id])
+                    .output();
             }
         }
         let _ = Command::new("docker")

@@ -46,6 +46,16 @@ pub trait Handler<M: Request>: Actor {
     fn deadline(&self, _msg: &M) -> Option<Duration> {
         None
     }
+
+    /// Answers `msg` at once, without a future, for a handler that never waits (a state
+    /// read, a counter, a routing decision). The mailbox calls this first and falls back to
+    /// [`handle`](Self::handle) with the message handed back (`Err(msg)`, the default). An
+    /// immediate answer costs no allocation and no future per message; a panic in it fails
+    /// the actor exactly like one in `handle`. It must not block: it runs on the actor's task
+    /// with no deadline to catch it.
+    fn handle_now(&mut self, msg: M, _ctx: &mut Context<Self>) -> Result<M::Reply, M> {
+        Err(msg)
+    }
 }
 
 /// What a running actor can see and do about itself.

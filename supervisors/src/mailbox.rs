@@ -32,14 +32,17 @@ pub(crate) enum Outcome {
     },
 }
 
+/// What delivering a message came to: handled at once ([`Handler::handle_now`]), or a
+/// handler future to drive.
+pub(crate) enum Delivered<'a> {
+    Done(Outcome),
+    Running(BoxFuture<'a, Outcome>),
+}
+
 /// A message on its way to an actor of type `A`, type-erased so one mailbox carries every
 /// message type the actor handles.
 pub(crate) trait Envelope<A: Actor>: Send {
-    fn deliver<'a>(
-        self: Box<Self>,
-        actor: &'a mut A,
-        ctx: &'a mut Context<A>,
-    ) -> BoxFuture<'a, Outcome>;
+    fn deliver<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> Delivered<'a>;
 }
 
 struct Delivery<M: Request> {
@@ -55,20 +58,37 @@ where
     A: Handler<M>,
     M: Request,
 {
-    fn deliver<'a>(
-        self: Box<Self>,
-        actor: &'a mut A,
-        ctx: &'a mut Context<A>,
-    ) -> BoxFuture<'a, Outcome> {
+    fn deliver<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> Delivered<'a> {
         let Delivery { msg, reply, span } = *self;
-        Box::pin(async move {
+        let message_type = std::any::type_name::<M>();
+        let handling = if tracing_is_off() {
+            Span::none()
+        } else {
+            tracing::debug_span!(parent: &span, "handle", actor = %ctx.name(), message = message_type)
+        };
+        // Immediate handlers first: no future, no allocation.
+        let now = {
+            let _entered = handling.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| actor.handle_now(msg, ctx)))
+        };
+        let msg = match now {
+            Ok(Ok(answer)) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(answer));
+                }
+                return Delivered::Done(Outcome::Handled);
+            }
+            Ok(Err(msg)) => msg,
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(CallError::Panicked(message.clone())));
+                }
+                return Delivered::Done(Outcome::Panicked(message));
+            }
+        };
+        Delivered::Running(Box::pin(async move {
             let deadline = actor.deadline(&msg).or(ctx.default_deadline);
-            let message_type = std::any::type_name::<M>();
-            let handling = if tracing_is_off() {
-                Span::none()
-            } else {
-                tracing::debug_span!(parent: &span, "handle", actor = %ctx.name(), message = message_type)
-            };
             let handled = AssertUnwindSafe(actor.handle(msg, ctx))
                 .catch_unwind()
                 .instrument(handling);
@@ -108,7 +128,7 @@ where
                     Outcome::Panicked(message)
                 }
             }
-        })
+        }))
     }
 }
 

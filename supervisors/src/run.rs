@@ -4,7 +4,7 @@
 
 use crate::actor::{Actor, Context};
 use crate::exit::{ExitReason, panic_message};
-use crate::mailbox::{Addr, Inbox, Outcome};
+use crate::mailbox::{Addr, Delivered, Inbox, Outcome};
 use crate::registry::{NodeId, NodeStatus, Registry};
 use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
@@ -127,7 +127,11 @@ pub(crate) async fn run_actor<A: Actor>(
         let Some(envelope) = envelope else {
             break ExitReason::Normal;
         };
-        match envelope.deliver(&mut actor, &mut ctx).await {
+        let outcome = match envelope.deliver(&mut actor, &mut ctx) {
+            Delivered::Done(outcome) => outcome,
+            Delivered::Running(handling) => handling.await,
+        };
+        match outcome {
             Outcome::Handled => {}
             Outcome::Panicked(message) => break ExitReason::Panicked { message },
             Outcome::Stuck {

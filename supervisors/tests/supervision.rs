@@ -169,6 +169,36 @@ impl Handler<Blocked> for Worker {
     }
 }
 
+/// Answered at once by `handle_now` when `0` is true (the counter, untouched), else handed
+/// back to the async `handle` (the counter plus 1000).
+#[derive(Debug)]
+struct Now(bool);
+impl Request for Now {
+    type Reply = u64;
+}
+impl Handler<Now> for Worker {
+    async fn handle(&mut self, _msg: Now, _ctx: &mut Context<Self>) -> u64 {
+        tokio::task::yield_now().await;
+        self.count + 1000
+    }
+    fn handle_now(&mut self, msg: Now, _ctx: &mut Context<Self>) -> Result<u64, Now> {
+        if msg.0 { Ok(self.count) } else { Err(msg) }
+    }
+}
+
+/// Panics in the immediate handler.
+#[derive(Debug)]
+struct BoomNow;
+impl Request for BoomNow {
+    type Reply = ();
+}
+impl Handler<BoomNow> for Worker {
+    async fn handle(&mut self, _msg: BoomNow, _ctx: &mut Context<Self>) {}
+    fn handle_now(&mut self, _msg: BoomNow, _ctx: &mut Context<Self>) -> Result<(), BoomNow> {
+        panic!("boom");
+    }
+}
+
 /// Silences the panics these tests cause on purpose; every other panic still prints.
 fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -531,6 +561,45 @@ async fn messages_queued_behind_a_panic_are_handled_after_the_restart() {
     let replies = futures_util::future::join_all(calls).await;
     assert_eq!(replies, (1..=9).map(Ok).collect::<Vec<_>>());
     assert_eq!(p.runs(), 2);
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_immediate_handler_answers_without_a_future_or_hands_the_message_to_handle() {
+    let p = Probe::new();
+    let (a, spec) = Worker::spec("a", &p);
+    let root = Supervisor::new("root").child(spec).start().await;
+    assert_eq!(a.call(Incr).await, Ok(1));
+    assert_eq!(a.call(Now(true)).await, Ok(1), "answered by handle_now");
+    assert_eq!(a.call(Now(false)).await, Ok(1001), "handed back to handle");
+    a.send(Now(true)).await.unwrap();
+    assert_eq!(
+        a.call(Incr).await,
+        Ok(2),
+        "a one-way immediate message is handled in order"
+    );
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panic_in_an_immediate_handler_fails_only_that_actor_and_loses_nothing_queued() {
+    quiet_panics();
+    let (pa, pb) = (Probe::new(), Probe::new());
+    let (a, sa) = Worker::spec("a", &pa);
+    let (b, sb) = Worker::spec("b", &pb);
+    let root = Supervisor::new("root").child(sa).child(sb).start().await;
+    assert_eq!(b.call(Incr).await, Ok(1));
+    match a.call(BoomNow).await {
+        Err(CallError::Panicked(message)) => assert_eq!(message, "boom"),
+        other => panic!("a typed panic error, not {other:?}"),
+    }
+    a.send(BoomNow).await.unwrap();
+    let calls: Vec<_> = (0..5).map(|_| a.call(Incr)).collect();
+    let replies = futures_util::future::join_all(calls).await;
+    assert_eq!(replies, (1..=5).map(Ok).collect::<Vec<_>>());
+    assert_eq!(pa.runs(), 3, "restarted after each panic");
+    assert_eq!(b.call(Incr).await, Ok(2), "the sibling kept its state");
+    assert_eq!(pb.runs(), 1);
     root.shutdown().await;
 }
 

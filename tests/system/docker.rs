@@ -63,7 +63,7 @@ impl Drop for Cleanup {
             ])
             .lines()
             {
-                docker(&["rmi", "-f", image]);
+                docker(&["rmi", "-f", "--no-prune", image]);
             }
             docker(&["volume", "rm", "-f", &format!("artel-data-{project}")]);
         }

@@ -288,7 +288,8 @@ impl DockerTarget {
         }
     }
 
-    /// Stops and removes the deployment's container and image and releases its port.
+    /// Stops and removes the deployment's container and image and releases its port. The
+    /// image's intermediate layers stay as build cache (`docker image prune` reclaims them).
     /// Stopping a stopped deployment does nothing.
     #[tracing::instrument(skip(self))]
     pub async fn stop(&self, record: &DeploymentRecord) -> Result<(), DeployError> {
@@ -300,9 +301,11 @@ impl DockerTarget {
             .docker
             .remove_image(
                 &image,
+                // Its untagged parents are other builds' cache, possibly mid-build right
+                // now: pruning them would pull a layer from under a concurrent build.
                 Some(RemoveImageOptions {
                     force: true,
-                    noprune: false,
+                    noprune: true,
                 }),
                 None,
             )
