@@ -11,8 +11,8 @@ use crate::named::named_enum;
 named_enum! {
     /// The one worker lifecycle: `started → ready → busy → completed | failed → stopped`.
     ///
-    /// A worker runs one job and is then stopped; it never goes back to `ready` (no warm pool:
-    /// a new job gets a new, clean worker). Any status but `stopped` may become `failed` (the
+    /// A worker runs one job and is then stopped; it never goes back to `ready`: a new job
+    /// gets a new, clean worker (a warm pool hands out containers that have run nothing). Any status but `stopped` may become `failed` (the
     /// sandbox died, even after its job completed, e.g. while being torn down), and any status
     /// may become `stopped` (the worker-manager releases it, also mid-job on cancel).
     /// `failed` is not terminal: a failed worker still holds resources until it is stopped.

@@ -33,6 +33,9 @@
 //! - bounded mailboxes (default 64) that survive restarts: `send` waits, `try_send` fails with
 //!   [`TrySendError::Full`], a failed send hands the message back;
 //! - shutdown in reverse start order, each child within its deadline (graceful, then aborted);
+//! - two handler shapes, like actix's sync and async handlers: `async fn handle` for work that
+//!   waits (a boxed future per message), and [`Handler::handle_now`] for answers that never
+//!   wait (no future, no allocation) — both under the same panic isolation;
 //! - the sender's tracing span is the parent of the handler's span;
 //! - a live [`Registry`] of the tree, snapshotted as plain data for REST and the CLI.
 //!
