@@ -24,6 +24,7 @@ use crate::settings::{DeployTargetChoice, Settings};
 use crate::store::Store;
 use crate::worker_manager::WorkerManager;
 use crate::workflow::{PlanLimits, WorkflowPolicy, Workflows};
+use artel_messages::deployer::DeployTarget;
 use artel_messages::scheduler::JobKind;
 use artel_messages::worker_manager::WorkerLimits;
 use artel_messages::{Classify, Failure};
@@ -172,8 +173,43 @@ pub async fn deploy_targets(settings: &Settings, store: &Store) -> Result<Target
     config.health_timeout = health_timeout;
     let local = LocalTarget::new(config, store.clone()).map_err(|e| e.to_failure())?;
     if deploy.target == DeployTargetChoice::Local {
-        return Ok(Targets::local_only(local));
+        // Deployments made on Docker earlier keep running there: reach the daemon for them.
+        let on_docker = store
+            .live_deployments()
+            .await
+            .map_err(|e| e.to_failure())?
+            .iter()
+            .filter(|d| d.target == DeployTarget::Docker)
+            .count();
+        if on_docker == 0 {
+            return Ok(Targets::local_only(local));
+        }
+        return match DockerTarget::connect(docker_config(settings), store.clone()).await {
+            Ok(docker) => Ok(Targets::local_with_docker(local, docker)),
+            Err(err) => {
+                tracing::warn!(
+                    live = on_docker,
+                    %err,
+                    "live deployments run on Docker, which does not answer: they are not \
+                     restarted until it does (and artel starts again)"
+                );
+                Ok(Targets::local_only(local))
+            }
+        };
     }
+    let docker = DockerTarget::connect(docker_config(settings), store.clone())
+        .await
+        .map_err(|e| {
+            Failure::fatal(format!(
+                "deploy.target = \"docker\", but the Docker deploy target cannot start: {e}"
+            ))
+        })?;
+    Ok(Targets::with_docker(local, docker))
+}
+
+/// The Docker deploy target's configuration from `[deploy]` and `[deploy.docker]`.
+fn docker_config(settings: &Settings) -> DockerTargetConfig {
+    let deploy = &settings.deploy;
     let d = &deploy.docker;
     let mut config = DockerTargetConfig::new(settings.instance.clone());
     config.host = (!d.host.is_empty()).then(|| d.host.clone());
@@ -185,15 +221,8 @@ pub async fn deploy_targets(settings: &Settings, store: &Store) -> Result<Target
     config.pids = d.pids;
     // Validated to (0, 1024]: the product fits an i64.
     config.nano_cpus = (d.cpus * 1e9) as i64;
-    config.health_timeout = health_timeout;
-    let docker = DockerTarget::connect(config, store.clone())
-        .await
-        .map_err(|e| {
-            Failure::fatal(format!(
-                "deploy.target = \"docker\", but the Docker deploy target cannot start: {e}"
-            ))
-        })?;
-    Ok(Targets::with_docker(local, docker))
+    config.health_timeout = Duration::from_secs(deploy.health_timeout_secs);
+    config
 }
 
 /// Restarts every deployment that was live; a failure is logged, not fatal (artel must come

@@ -146,6 +146,7 @@ async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_d
         std::slice::from_ref(&container),
         "the broken deployment's container {broken} is gone"
     );
+    let id = docker(&["inspect", "-f", "{{.Id}}", &container]);
     run.terminate();
     assert_eq!(
         docker(&["inspect", "-f", "{{.State.Running}}", &container]),
@@ -162,6 +163,21 @@ async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_d
             let (status, list) = get(&format!("{url}/api/todos")).await;
             status == 200 && list.to_string().contains("ship it")
         }
+    })
+    .await;
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", &container]),
+        id,
+        "the same container was started again (the worker sweep leaves services alone)"
+    );
+    up.terminate();
+
+    // With new deployments back on the local target, the live container still comes back.
+    let mut up = home.artel(&["up", "--runtime", "process"], &env);
+    up.wait_for("artel is up on", JOB);
+    eventually(JOB, "the container to serve under a local default", || {
+        let url = url.clone();
+        async move { get(&format!("{url}/api/todos")).await.0 == 200 }
     })
     .await;
     up.terminate();

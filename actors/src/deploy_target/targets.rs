@@ -29,12 +29,14 @@ impl From<RunningService> for Started {
     }
 }
 
-/// The deploy targets this artel has: the local one always, Docker when configured (it is
-/// then where new deployments go). Cheap to clone.
+/// The deploy targets this artel has: the local one always, Docker when configured or when
+/// live deployments run there. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Targets {
     local: LocalTarget,
     docker: Option<DockerTarget>,
+    /// Where new deployments go.
+    default: DeployTarget,
 }
 
 impl Targets {
@@ -43,6 +45,7 @@ impl Targets {
         Self {
             local,
             docker: None,
+            default: DeployTarget::Local,
         }
     }
 
@@ -51,15 +54,22 @@ impl Targets {
         Self {
             local,
             docker: Some(docker),
+            default: DeployTarget::Docker,
+        }
+    }
+
+    /// New deployments local; Docker kept for the deployments made there earlier (which
+    /// keep running there until superseded).
+    pub fn local_with_docker(local: LocalTarget, docker: DockerTarget) -> Self {
+        Self {
+            default: DeployTarget::Local,
+            ..Self::with_docker(local, docker)
         }
     }
 
     /// Where new deployments run.
     pub fn default_target(&self) -> DeployTarget {
-        match self.docker {
-            Some(_) => DeployTarget::Docker,
-            None => DeployTarget::Local,
-        }
+        self.default.clone()
     }
 
     /// The local target.

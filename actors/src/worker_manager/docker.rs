@@ -302,8 +302,9 @@ impl DockerRuntime {
         &self.config
     }
 
-    /// Removes every container of this instance, created at least `min_age` ago, that
-    /// neither a live worker of `live` nor the warm pool holds — what a crashed artel left
+    /// Removes every worker container of this instance (labelled `artel-worker` or
+    /// `artel-pool`; service containers are not its business), created at least `min_age`
+    /// ago, that neither a live worker of `live` nor the warm pool holds — what a crashed artel left
     /// behind, its warm pool included. `min_age` keeps a sweep that runs beside spawns from
     /// racing a worker created after `live` was read. Answers how many it removed.
     pub async fn remove_strays(
@@ -339,7 +340,11 @@ impl DockerRuntime {
                 .and_then(|names| names.first())
                 .map(|n| n.trim_start_matches('/').to_owned())
                 .unwrap_or_default();
-            if self.pool.as_ref().is_some_and(|pool| pool.holds(&name)) {
+            // Only worker and pool containers: services carry the same owner label.
+            let labels = container.labels.as_ref();
+            let is_worker = labels
+                .is_some_and(|l| l.contains_key("artel-worker") || l.contains_key(POOL_LABEL));
+            if !is_worker || self.pool.as_ref().is_some_and(|pool| pool.holds(&name)) {
                 continue;
             }
             let young = container

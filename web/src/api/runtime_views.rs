@@ -151,7 +151,7 @@ pub async fn targets(
                 .unwrap_or_else(|| "the local Docker daemon".to_owned()),
             ports: format!("{}-{}", config.ports.start(), config.ports.end()),
             live: docker,
-            default: true,
+            default: state.target.default_target() == DeployTarget::Docker,
         });
     }
     Ok(web::Json(Items::new(targets)))
