@@ -467,3 +467,44 @@ async fn a_killed_artels_warm_pool_is_swept_at_the_next_start_but_not_by_a_perio
         .unwrap();
     assert_eq!(status, "stopped");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_container_that_died_is_not_handed_out_and_a_drained_pool_makes_no_more() {
+    let fx = Fixture::new().await;
+    let manager = fx
+        .manager_with(Some(WarmPool {
+            size: 1,
+            ..pool_of_two()
+        }))
+        .await;
+    until_warm(manager.runtime(), 1).await;
+    let dead = fx.containers();
+    assert_eq!(dead.len(), 1);
+    // As after a daemon restart: the idle container is gone from under the pool.
+    Command::new("docker")
+        .args(["kill", &dead[0]])
+        .output()
+        .unwrap();
+    let worker = manager.spawn(fx.spec(limits())).await.unwrap();
+    assert_eq!(worker.status, WorkerStatus::Ready);
+    let outcome = manager.run(sh(worker.id, "echo fine")).await.unwrap();
+    assert_eq!(
+        (outcome.exit_code, outcome.stdout_tail.trim()),
+        (Some(0), "fine")
+    );
+    assert_eq!(
+        label(&container_name(worker.id), "artel-worker"),
+        worker.id.to_string(),
+        "it got a container made for it"
+    );
+    assert!(
+        !fx.containers().contains(&dead[0]),
+        "the dead one is removed"
+    );
+    manager.stop(worker.id, "test over").await.unwrap();
+    // Drain right away, while the pool may be making its next container.
+    manager.shutdown().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(fx.containers().is_empty(), "{:?}", fx.containers());
+    assert_eq!(manager.runtime().warm_ready(), 0);
+}

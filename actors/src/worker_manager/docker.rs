@@ -95,6 +95,8 @@ struct Pool {
     known: std::sync::Mutex<HashSet<String>>,
     /// Wakes the refill task; dropped with the pool, which ends the task.
     refill: mpsc::Sender<()>,
+    /// Set by [`DockerRuntime::drain_pool`]: nothing more is made or kept.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A ready container of the pool.
@@ -112,6 +114,9 @@ impl Pool {
     }
 
     fn take(&self) -> Option<Warm> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let warm = lock(&self.ready).pop_front();
         let _ = self.refill.try_send(());
         warm
@@ -196,6 +201,7 @@ impl DockerRuntime {
                 ready: Default::default(),
                 known: Default::default(),
                 refill,
+                closed: Default::default(),
             });
             let _ = pool.refill.try_send(());
             tokio::spawn(refill_pool(runtime.clone(), Arc::downgrade(&pool), wake));
@@ -215,6 +221,7 @@ impl DockerRuntime {
         let Some(pool) = &self.pool else {
             return;
         };
+        pool.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let ready: Vec<Warm> = lock(&pool.ready).drain(..).collect();
         for warm in ready {
             self.remove(&warm.container).await;
@@ -249,6 +256,13 @@ impl DockerRuntime {
         match made {
             Ok(work) => {
                 debug_assert!(work.starts_with(&dir));
+                if pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Drained while this one was being made.
+                    self.remove(&name).await;
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    lock(&pool.known).remove(&name);
+                    return Ok(());
+                }
                 lock(&pool.ready).push_back(Warm {
                     container: name,
                     dir,
@@ -284,6 +298,23 @@ impl DockerRuntime {
             self.remove(&warm.container).await;
             let _ = tokio::fs::remove_dir_all(&warm.dir).await;
             return Err(docker_error("renaming a warm container")(err));
+        }
+        // A container that died while it waited (the daemon restarted) is no worker.
+        let running = self
+            .docker
+            .inspect_container(&name, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|state| state.running)
+            .unwrap_or(false);
+        if !running {
+            self.remove(&name).await;
+            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            return Err(WorkerError::Setup(format!(
+                "the warm container {} is not running any more",
+                warm.container
+            )));
         }
         if let Err(source) = tokio::fs::rename(&warm.dir, &dir).await {
             self.remove(&name).await;
@@ -527,6 +558,9 @@ async fn refill_pool(
         let mut pause = FIRST_PAUSE;
         loop {
             let Some(pool) = pool.upgrade() else { return };
+            if pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if lock(&pool.ready).len() >= pool.shape.size {
                 break;
             }
