@@ -481,3 +481,54 @@ async fn a_docker_host_reached_over_tcp_runs_the_service_like_the_local_socket()
     assert!(err.to_string().contains("tcp://127.0.0.1:1"), "{err}");
     assert_eq!(err.class(), ErrorClass::Retryable);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_container_that_dies_and_cannot_come_back_is_marked_failed_and_reported() {
+    let fx = Fixture::new().await;
+    let mut local = LocalTargetConfig::new(fx.dir.join("deployments"));
+    local.ports = 12_150..=12_159;
+    let targets = Targets::with_docker(
+        LocalTarget::new(local, fx.store().clone()).unwrap(),
+        fx.target(12_160..=12_169).await,
+    );
+    let record = fx.deployment(Some(DOCKERFILE), &[]).await;
+    let started = targets.start(&record).await.unwrap();
+    assert!(targets.wait_healthy(&record, &started.url).await.healthy);
+    fx.store()
+        .promote_deployment(record.id, &started.url)
+        .await
+        .unwrap();
+
+    // Its image and its Dockerfile are gone, so the restart cannot build it again.
+    docker(&[
+        "rmi",
+        "-f",
+        "--no-prune",
+        &image_name(fx.project, record.id),
+    ]);
+    std::fs::remove_file(record.workdir.as_ref().unwrap().join("Dockerfile")).unwrap();
+    docker(&["kill", &container_name(record.id)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while targets.exited(&record).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the exit is noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let summary = jobs::check_deployments(fx.store(), &targets).await.unwrap();
+    assert!(summary.contains("1 failed"), "{summary}");
+    let stored = fx.store().deployment(record.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, artel_messages::DeploymentStatus::Failed);
+    let failure = stored.failure.unwrap_or_default();
+    assert!(
+        failure.contains("did not come back") && failure.contains("Dockerfile"),
+        "{failure}"
+    );
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE kind = 'deploy_failed' AND project_id = $1",
+    )
+    .bind(fx.project.as_uuid())
+    .fetch_one(fx.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(told, 1, "the failure is an event the session hears");
+    assert!(!exists("container", &container_name(record.id)));
+}

@@ -177,18 +177,21 @@ impl StepStatus {
 }
 
 named_enum! {
-    /// A deployment's lifecycle: `deploying → live | failed | rolled_back`, `live → superseded`.
+    /// A deployment's lifecycle: `deploying → live | failed | rolled_back`,
+    /// `live → superseded | failed`.
     ///
     /// A deployment is `live` only after its health check passes; the one it replaces then
     /// becomes `superseded`. If the new one fails and the previous one is restored, the new one
     /// ends `rolled_back` (the previous one never stopped being `live`); with nothing to restore
-    /// it ends `failed`.
+    /// it ends `failed`. A live one whose service died and did not come back when the health
+    /// job restarted it ends `failed` too.
     pub enum DeploymentStatus("deployment status") {
         /// Being started and health-checked.
         Deploying = "deploying",
         /// Serving: the project's current deployment.
         Live = "live",
-        /// Did not come up and nothing was restored. Terminal.
+        /// Did not come up and nothing was restored, or died live and did not come back.
+        /// Terminal.
         Failed = "failed",
         /// Did not come up and the previous deployment was restored. Terminal.
         RolledBack = "rolled_back",
@@ -238,7 +241,7 @@ impl DeploymentStatus {
         use DeploymentStatus::*;
         matches!(
             (self, next),
-            (Deploying, Live | Failed | RolledBack) | (Live, Superseded)
+            (Deploying, Live | Failed | RolledBack) | (Live, Superseded | Failed)
         )
     }
 
@@ -361,6 +364,7 @@ mod tests {
                 (Deploying, Failed),
                 (Deploying, RolledBack),
                 (Live, Superseded),
+                (Live, Failed),
             ],
         );
         assert!(!Deploying.is_terminal() && !Live.is_terminal());

@@ -140,10 +140,13 @@ impl Targets {
         }
     }
 
-    /// Stops the deployment's service and releases its port.
+    /// Stops the deployment's service and releases its port. A Docker deployment that is
+    /// over needs no daemon: it was stopped when it ended.
     pub async fn stop(&self, record: &DeploymentRecord) -> Result<(), DeployError> {
-        match &record.target {
-            DeployTarget::Docker => self.docker_for(record)?.stop(record).await,
+        match (&record.target, &self.docker) {
+            (DeployTarget::Docker, Some(docker)) => docker.stop(record).await,
+            (DeployTarget::Docker, None) if record.status.is_terminal() => Ok(()),
+            (DeployTarget::Docker, None) => Err(self.docker_for(record).unwrap_err()),
             _ => self.local.stop(record.id).await,
         }
     }
