@@ -305,6 +305,22 @@ impl App {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    /// Where workers and new deployments run, as a sentence for `artel new`.
+    pub fn placement(&self) -> String {
+        use artel_actors::worker_manager::Sandbox as _;
+        use artel_messages::deployer::DeployTarget;
+        use artel_messages::worker_manager::WorkerRuntime;
+        let workers = match self.workers.runtime().kind() {
+            WorkerRuntime::Docker => "workers run in Docker containers",
+            WorkerRuntime::Process => "workers run as local processes",
+        };
+        let service = match self.target.as_ref().map(Targets::default_target) {
+            Some(DeployTarget::Docker) => "the service will run in a Docker container",
+            _ => "the service will run as a local process",
+        };
+        format!("{workers}; {service}")
+    }
+
     /// The address the HTTP front door listens on (`artel up` only).
     pub fn address(&self) -> Option<SocketAddr> {
         self.address

@@ -114,6 +114,9 @@ async fn drive(
         .context("cannot read the event journal")?;
     let mut feed = EventFeed::new(&store, EventScope::All, since);
     let mut progress = Progress::new(args.json, session.id, TaskSource::Local(store.clone()));
+    if !args.json {
+        progress.note(&app.placement());
+    }
 
     if let Err(failure) = sessions.say(session.id, request).await {
         anyhow::bail!("the ProductOwner could not take the request: {failure}");
