@@ -149,6 +149,11 @@ async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_d
     let id = docker(&["inspect", "-f", "{{.Id}}", &container]);
     run.terminate();
     assert_eq!(
+        containers_of(&owner),
+        std::slice::from_ref(&container),
+        "a clean stop leaves no worker or warm container, only the stopped service"
+    );
+    assert_eq!(
         docker(&["inspect", "-f", "{{.State.Running}}", &container]),
         "false",
         "artel's shutdown stops the service's container and keeps it"

@@ -215,8 +215,8 @@ impl DockerRuntime {
         self.pool.as_ref().map_or(0, |pool| lock(&pool.ready).len())
     }
 
-    /// Removes the pool's ready containers (artel's shutdown). The pool stops refilling once
-    /// the runtime is dropped; what it makes meanwhile is swept at the next start.
+    /// Closes the pool and removes its containers, ready or being made (artel's shutdown);
+    /// what a killed process leaves is swept at the next start.
     pub async fn drain_pool(&self) {
         let Some(pool) = &self.pool else {
             return;
@@ -227,6 +227,12 @@ impl DockerRuntime {
             self.remove(&warm.container).await;
             let _ = tokio::fs::remove_dir_all(&warm.dir).await;
             lock(&pool.known).remove(&warm.container);
+        }
+        // A container being made right now removes itself once made (the pool is closed);
+        // wait for that, so a process that exits next leaves nothing behind.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !lock(&pool.known).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
