@@ -7,7 +7,8 @@
 # started, migrations run, and the whole job goes from the request to a live URL. Warm: the
 # same again on that data dir (the cluster exists). The breakdown comes from the events
 # `--json` prints: start-up (process start → first event: Postgres, migrations, the tree),
-# then every step from its `step_started` to its `step_succeeded`.
+# then every step from its `step_started` to its `step_succeeded`. Workers are local processes
+# unless ARTEL_WORKERS__RUNTIME says otherwise (`docker` times the container path).
 set -euo pipefail
 artel=${1:-${CARGO_TARGET_DIR:-target}/release/artel}
 [ -x "$artel" ] || { echo "no artel binary at $artel: cargo build --release -p artel" >&2; exit 2; }
@@ -22,6 +23,7 @@ run() {
   env -u DATABASE_URL -u REDIS_URL ARTEL_DATA_DIR="$dir/data" ARTEL_LOG=off \
     ARTEL_DEPLOY__FIRST_PORT=25000 ARTEL_DEPLOY__LAST_PORT=25099 \
     ARTEL_WORKERS__FIRST_UID=2310000000 ARTEL_WORKERS__UID_COUNT=1000 \
+    ARTEL_WORKERS__RUNTIME="${ARTEL_WORKERS__RUNTIME:-process}" \
     "$artel" new "A URL shortener with a REST API" --json --exit-when-done \
     < /dev/null > "$dir/$label.jsonl"
   end=$(date +%s.%N)
