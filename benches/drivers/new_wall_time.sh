@@ -14,7 +14,21 @@ artel=${1:-${CARGO_TARGET_DIR:-target}/release/artel}
 [ -x "$artel" ] || { echo "no artel binary at $artel: cargo build --release -p artel" >&2; exit 2; }
 dir=$(mktemp -d /tmp/artel-wall-XXXXXX)
 chmod 755 "$dir"
-trap 'runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$dir/data/postgres/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+owner="artel-wall-$$"
+cleanup() {
+  runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$dir/data/postgres/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  # With Docker: the service containers (kept stopped for a restart), their images, volumes.
+  if command -v docker >/dev/null; then
+    for c in $(docker ps -aq --filter "label=artel-owner=$owner" 2>/dev/null); do
+      project=$(docker inspect -f '{{index .Config.Labels "artel-project"}}' "$c")
+      docker rm -f "$c" >/dev/null
+      docker images -q --filter "label=artel-project=$project" | xargs -r docker rmi -f --no-prune >/dev/null
+      docker volume rm -f "artel-data-$project" >/dev/null 2>&1 || true
+    done
+  fi
+}
+trap cleanup EXIT
 
 run() {
   local label=$1
@@ -23,7 +37,7 @@ run() {
   env -u DATABASE_URL -u REDIS_URL ARTEL_DATA_DIR="$dir/data" ARTEL_LOG=off \
     ARTEL_DEPLOY__FIRST_PORT=25000 ARTEL_DEPLOY__LAST_PORT=25099 \
     ARTEL_WORKERS__FIRST_UID=2310000000 ARTEL_WORKERS__UID_COUNT=1000 \
-    ARTEL_WORKERS__RUNTIME="${ARTEL_WORKERS__RUNTIME:-process}" \
+    ARTEL_WORKERS__RUNTIME="${ARTEL_WORKERS__RUNTIME:-process}" ARTEL_INSTANCE="$owner" \
     "$artel" new "A URL shortener with a REST API" --json --exit-when-done \
     < /dev/null > "$dir/$label.jsonl"
   end=$(date +%s.%N)
