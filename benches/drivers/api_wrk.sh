@@ -13,31 +13,15 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 PORT=${PORT:-18480}
-ADMIN=${ADMIN_DATABASE_URL:-postgres://postgres@127.0.0.1:54329/postgres}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/artel-target}
+TAG=wrk
+# shellcheck source=lib.sh
+. benches/drivers/lib.sh
 
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 cargo build --release -q -p artel
-DB="artel_bench_wrk_$$"
-psql -q "$ADMIN" -c "CREATE DATABASE $DB" >/dev/null
-DATA=$(mktemp -d /tmp/artel-wrk-XXXXXX)
-chmod 755 "$DATA"
-KEY="artel_$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 LUA=$(mktemp /tmp/artel-wrk-XXXXXX.lua)
-cleanup() {
-  [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
-  rm -rf "$DATA" "$LUA"
-}
-trap cleanup EXIT
-
-DATABASE_URL="${ADMIN%/*}/$DB" ARTEL_DATA_DIR="$DATA" ARTEL_ADMIN_KEY="$KEY" ARTEL_WORKERS__RUNTIME=process \
-  ARTEL_HTTP__LISTEN="127.0.0.1:$PORT" ARTEL_HTTP__RATE_LIMIT_PER_SEC=10000000 \
-  ARTEL_HTTP__RATE_LIMIT_BURST=10000000 ARTEL_LOG=error ARTEL_DATABASE__MAX_CONNECTIONS=${POOL:-10} \
-  "$CARGO_TARGET_DIR/release/artel" up >/dev/null &
-PID=$!
-URL="http://127.0.0.1:$PORT"
-for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
+CLEANUP_FILES+=("$LUA")
+start_artel ARTEL_DATABASE__MAX_CONNECTIONS="${POOL:-10}"
 AUTH="Authorization: Bearer $KEY"
 curl -sf -XPOST -H "$AUTH" -H 'content-type: application/json' \
   -d '{"name":"bench","description":"a project to read"}' "$URL/api/v1/projects" >/dev/null
