@@ -112,9 +112,39 @@ async fn the_command_line_drives_a_running_server() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("API key"), "{err}");
+    // No key at all: the server's 401 becomes "how to get one".
+    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["projects"])
+        .env("ARTEL_SERVER", &url)
+        .env_remove("ARTEL_API_KEY")
+        .env(
+            "ARTEL_DATA_DIR",
+            std::env::temp_dir().join("artel-cli-nowhere"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wants an API key") && err.contains("--api-key"),
+        "{err}"
+    );
+    // No server, and no key either: the missing server is what is said.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let out = artel(&["status"], &nowhere, &key);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no artel server answers"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(["projects"])
+        .env("ARTEL_SERVER", &nowhere)
+        .env_remove("ARTEL_API_KEY")
+        .env(
+            "ARTEL_DATA_DIR",
+            std::env::temp_dir().join("artel-cli-nowhere"),
+        )
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no artel server answers"), "{err}");
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -35,6 +35,27 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// No artel server answered at the client's base URL (refused or timed out); callers can
+/// tell it apart (`downcast_ref`) to add their own hint.
+#[derive(Debug)]
+pub struct Unreachable {
+    /// The base URL tried.
+    pub base: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no artel server answers at {}: start one with `artel up` or point --server / \
+             ARTEL_SERVER at it",
+            self.base
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
 /// One page of `GET /api/v1/events`.
 #[derive(Debug, serde::Deserialize)]
 pub struct EventPage {
@@ -115,16 +136,14 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<T> {
-        let key = self.key.as_deref().ok_or_else(|| {
-            anyhow!(
-                "no API key: pass --api-key or set ARTEL_API_KEY (the operator key from \
-                 `artel up`'s first start is in <data_dir>/admin.key)"
-            )
-        })?;
         let mut request = self
             .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(key);
+            .request(method.clone(), format!("{}{path}", self.base));
+        // Without a key the request still goes out: no server is the better news to give
+        // first, and a server that wants a key says so below.
+        if let Some(key) = self.key.as_deref() {
+            request = request.bearer_auth(key);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -138,6 +157,13 @@ impl Client {
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let message = body["error"]["message"].as_str().unwrap_or(text.as_str());
         if status == reqwest::StatusCode::UNAUTHORIZED {
+            if self.key.is_none() {
+                bail!(
+                    "{} wants an API key: pass --api-key or set ARTEL_API_KEY (the operator \
+                     key from `artel up`'s first start is in <data_dir>/admin.key)",
+                    self.base
+                );
+            }
             bail!("the server refused the API key: {message}");
         }
         bail!("{method} {path} failed ({status}): {message}")
@@ -145,11 +171,9 @@ impl Client {
 
     fn unreachable(&self, err: reqwest::Error) -> anyhow::Error {
         if err.is_connect() || err.is_timeout() {
-            anyhow!(
-                "no artel server answers at {}: start one with `artel up` or point --server / \
-                 ARTEL_SERVER at it",
-                self.base
-            )
+            anyhow::Error::new(Unreachable {
+                base: self.base.clone(),
+            })
         } else {
             anyhow!("cannot reach {}: {err}", self.base)
         }

@@ -1,7 +1,7 @@
 //! `artel tree`: the live supervision tree, redrawn in place on a terminal.
 
 use crate::cli::TreeArgs;
-use anyhow::{anyhow, bail};
+use crate::client::{Client, ServerArgs, Unreachable};
 use artel_supervisors::TreeSnapshot;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
@@ -22,47 +22,26 @@ pub async fn run(config: Option<std::path::PathBuf>, args: TreeArgs) -> anyhow::
         root.shutdown().await;
         return result;
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let url = format!("{}/api/v1/tree", args.server.trim_end_matches('/'));
-    let key = args.api_key.clone().or_else(|| {
-        let settings = crate::commands::load_settings(config, Default::default()).ok()?;
-        crate::client::local_key(&settings)
-    });
-    show(&args, || fetch(&client, &url, &args.server, key.as_deref())).await
-}
-
-async fn fetch(
-    client: &reqwest::Client,
-    url: &str,
-    server: &str,
-    key: Option<&str>,
-) -> anyhow::Result<TreeSnapshot> {
-    let mut request = client.get(url);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.map_err(|e| {
-        if e.is_connect() {
-            anyhow!(
-                "no artel server answers at {server}: start one with `artel up`, point \
-                 --server / ARTEL_SERVER at it, or run `artel tree --demo`"
-            )
-        } else {
-            anyhow!("cannot read the tree from {server}: {e}")
-        }
-    })?;
-    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-        bail!(
-            "{server} wants an API key: pass --api-key or set ARTEL_API_KEY (the operator key \
-             from `artel up`'s first start is in <data_dir>/admin.key)"
-        );
-    }
-    if !response.status().is_success() {
-        bail!("{url} answered {}", response.status());
-    }
-    Ok(response.json().await?)
+    let client = Client::new(
+        config,
+        &ServerArgs {
+            server: Some(args.server.clone()),
+            api_key: args.api_key.clone(),
+            json: args.json,
+        },
+    )?;
+    show(&args, || async {
+        client
+            .get::<TreeSnapshot>("/api/v1/tree")
+            .await
+            .map_err(|err| match err.downcast_ref::<Unreachable>() {
+                Some(unreachable) => {
+                    anyhow::anyhow!("{unreachable}, or run `artel tree --demo` for a demo tree")
+                }
+                None => err,
+            })
+    })
+    .await
 }
 
 async fn show<F, Fut>(args: &TreeArgs, mut snapshot: F) -> anyhow::Result<()>
