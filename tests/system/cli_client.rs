@@ -22,6 +22,21 @@ fn artel(args: &[&str], server: &str, key: &str) -> Output {
         .expect("artel runs")
 }
 
+/// `artel` with no API key anywhere (no flag, no variable, no key file).
+fn without_key(args: &[&str], server: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_artel"))
+        .args(args)
+        .env("ARTEL_SERVER", server)
+        .env_remove("ARTEL_API_KEY")
+        .env(
+            "ARTEL_DATA_DIR",
+            std::env::temp_dir().join("artel-cli-nowhere"),
+        )
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("artel runs")
+}
+
 fn ok(output: &Output, what: &str) -> String {
     assert!(
         output.status.success(),
@@ -113,16 +128,7 @@ async fn the_command_line_drives_a_running_server() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("API key"), "{err}");
     // No key at all: the server's 401 becomes "how to get one".
-    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
-        .args(["projects"])
-        .env("ARTEL_SERVER", &url)
-        .env_remove("ARTEL_API_KEY")
-        .env(
-            "ARTEL_DATA_DIR",
-            std::env::temp_dir().join("artel-cli-nowhere"),
-        )
-        .output()
-        .unwrap();
+    let out = without_key(&["projects"], &url);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -135,16 +141,7 @@ async fn the_command_line_drives_a_running_server() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no artel server answers"), "{err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_artel"))
-        .args(["projects"])
-        .env("ARTEL_SERVER", &nowhere)
-        .env_remove("ARTEL_API_KEY")
-        .env(
-            "ARTEL_DATA_DIR",
-            std::env::temp_dir().join("artel-cli-nowhere"),
-        )
-        .output()
-        .unwrap();
+    let out = without_key(&["projects"], &nowhere);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no artel server answers"), "{err}");
     tokio::time::sleep(Duration::from_millis(10)).await;
