@@ -9,22 +9,17 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 fn artel(args: &[&str], server: &str, key: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_artel"))
-        .args(args)
-        .env("ARTEL_SERVER", server)
-        .env("ARTEL_API_KEY", key)
-        .env(
-            "ARTEL_DATA_DIR",
-            std::env::temp_dir().join("artel-cli-nowhere"),
-        )
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("artel runs")
+    run(args, server, Some(key))
 }
 
 /// `artel` with no API key anywhere (no flag, no variable, no key file).
 fn without_key(args: &[&str], server: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_artel"))
+    run(args, server, None)
+}
+
+fn run(args: &[&str], server: &str, key: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_artel"));
+    command
         .args(args)
         .env("ARTEL_SERVER", server)
         .env_remove("ARTEL_API_KEY")
@@ -32,9 +27,11 @@ fn without_key(args: &[&str], server: &str) -> Output {
             "ARTEL_DATA_DIR",
             std::env::temp_dir().join("artel-cli-nowhere"),
         )
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("artel runs")
+        .env_remove("DATABASE_URL");
+    if let Some(key) = key {
+        command.env("ARTEL_API_KEY", key);
+    }
+    command.output().expect("artel runs")
 }
 
 fn ok(output: &Output, what: &str) -> String {
