@@ -177,36 +177,19 @@ fn main() {
         println!(
             "{runs} starts each, interleaved (cold: every container is new; warm: from a pool of 2)"
         );
-        println!(
-            "docker  create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&d_ready, 0.5),
-            pct(&d_ready, 0.99)
-        );
-        println!(
-            "docker  → first answer p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&d_answer, 0.5),
-            pct(&d_answer, 0.99)
-        );
-        println!(
-            "warm    create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&w_ready, 0.5),
-            pct(&w_ready, 0.99)
-        );
-        println!(
-            "warm    → first answer p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&w_answer, 0.5),
-            pct(&w_answer, 0.99)
-        );
-        println!(
-            "process create→ready   p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&p_ready, 0.5),
-            pct(&p_ready, 0.99)
-        );
-        println!(
-            "process → first answer p50 {:>7.1} ms  p99 {:>7.1} ms",
-            pct(&p_answer, 0.5),
-            pct(&p_answer, 0.99)
-        );
+        for (name, ready, answer) in [
+            ("docker ", &d_ready, &d_answer),
+            ("warm   ", &w_ready, &w_answer),
+            ("process", &p_ready, &p_answer),
+        ] {
+            for (what, times) in [("create→ready  ", ready), ("→ first answer", answer)] {
+                println!(
+                    "{name} {what} p50 {:>7.1} ms  p99 {:>7.1} ms",
+                    pct(times, 0.5),
+                    pct(times, 0.99)
+                );
+            }
+        }
         println!(
             "docker ÷ process (first answer, p50): {:.1}×",
             pct(&d_answer, 0.5) / pct(&p_answer, 0.5)

@@ -152,6 +152,21 @@ pub struct Restored<S = RunningService> {
     pub outcome: Result<(S, Health), DeployError>,
 }
 
+/// The tail of restoring one live deployment, on any target: its health check, and its URL
+/// in the store kept current (a restart may have moved it).
+async fn check_restored(
+    store: &Store,
+    record: &DeploymentRecord,
+    url: &str,
+    health: impl std::future::Future<Output = Health>,
+) -> Result<Health, DeployError> {
+    let health = health.await;
+    if record.url.as_deref() != Some(url) {
+        store.set_deployment_url(record.id, url).await?;
+    }
+    Ok(health)
+}
+
 /// What to run for a stored deployment: its workdir and command, and its secrets' values
 /// read from the store. For restarting a service, e.g. one that exited.
 pub async fn service_spec(

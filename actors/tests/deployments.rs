@@ -68,25 +68,7 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let db = TestDb::new().await;
-        let user = db.store.create_user("ada", None).await.unwrap();
-        let project = db
-            .store
-            .create_project(user.id, "shortener", "a URL shortener")
-            .await
-            .unwrap()
-            .id;
-        let task = db
-            .store
-            .create_task(&artel_actors::store::NewTask {
-                id: TaskId::new(),
-                project,
-                kind: TaskKind::Deploy,
-                description: "deploy it".into(),
-                session: None,
-            })
-            .await
-            .unwrap()
-            .id;
+        let (project, task) = db.project_with_task("shortener", TaskKind::Deploy).await;
         let dir = std::env::temp_dir().join(format!("artel-deploy-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -9,10 +9,10 @@ mod support;
 
 use artel_actors::deploy_target::docker::{container_name, image_name, volume_name};
 use artel_actors::deploy_target::{
-    DeployError, DockerTarget, DockerTargetConfig, LocalTarget, LocalTargetConfig, Targets,
+    DeployError, DockerTarget, DockerTargetConfig, LocalTarget, LocalTargetConfig, Started, Targets,
 };
 use artel_actors::jobs;
-use artel_actors::store::{DeploymentRecord, NewDeployment, NewTask, Store};
+use artel_actors::store::{DeploymentRecord, NewDeployment, Store};
 use artel_messages::deployer::DeployTarget;
 use artel_messages::{Classify, DeploymentId, ErrorClass, ProjectId, TaskId, TaskKind};
 use std::os::unix::fs::PermissionsExt;
@@ -106,31 +106,9 @@ impl Drop for Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let info = Command::new("docker").args(["info"]).output();
-        assert!(
-            info.is_ok_and(|o| o.status.success()),
-            "no Docker daemon answers: `. .ci/services.sh` installs docker.io and starts dockerd"
-        );
+        support::require_docker();
         let db = TestDb::new().await;
-        let user = db.store.create_user("ada", None).await.unwrap();
-        let project = db
-            .store
-            .create_project(user.id, "boxed", "a service in a box")
-            .await
-            .unwrap()
-            .id;
-        let task = db
-            .store
-            .create_task(&NewTask {
-                id: TaskId::new(),
-                project,
-                kind: TaskKind::Deploy,
-                description: "deploy it".into(),
-                session: None,
-            })
-            .await
-            .unwrap()
-            .id;
+        let (project, task) = db.project_with_task("boxed", TaskKind::Deploy).await;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("artel-dd-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -193,6 +171,32 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Starts `record` on `target` as the Deployer does, its spec (secrets included) read
+    /// from the store, plus `env`.
+    async fn start(
+        &self,
+        target: &DockerTarget,
+        record: &DeploymentRecord,
+        env: &[(&str, &str)],
+    ) -> Result<Started, DeployError> {
+        let mut spec = artel_actors::deploy_target::service_spec(self.store(), record).await?;
+        spec.env
+            .extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        target.start(spec).await
+    }
+}
+
+/// Kills the deployment's container from outside and waits until `targets` notices.
+async fn kill_and_wait(targets: &Targets, record: &DeploymentRecord) {
+    docker(&["kill", &container_name(record.id)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while targets.exited(record).is_none() {
+        assert!(std::time::Instant::now() < deadline, "the exit is noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -221,12 +225,10 @@ async fn a_service_is_built_from_its_dockerfile_and_runs_behind_the_walls() {
         DeployTarget::Docker,
         "recorded on the docker server"
     );
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &record)
+    let started = fx
+        .start(&target, &record, &[("GREETING", "hello")])
         .await
         .unwrap();
-    let mut spec = spec;
-    spec.env.insert("GREETING".into(), "hello".into());
-    let started = target.start(spec).await.unwrap();
     assert!(
         started.url.starts_with("http://127.0.0.1:121"),
         "{started:?}"
@@ -274,10 +276,7 @@ async fn a_service_is_built_from_its_dockerfile_and_runs_behind_the_walls() {
 
     // The next deployment of the project sees the data the first one wrote.
     let next = fx.deployment(Some(DOCKERFILE), &[]).await;
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &next)
-        .await
-        .unwrap();
-    let started = target.start(spec).await.unwrap();
+    let started = fx.start(&target, &next, &[]).await.unwrap();
     assert!(
         target
             .wait_healthy(&started.url, "/health", next.id)
@@ -298,10 +297,7 @@ async fn a_missing_or_broken_dockerfile_and_a_dying_service_say_what_happened() 
     let target = fx.target(12_110..=12_119).await;
 
     let none = fx.deployment(None, &[]).await;
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &none)
-        .await
-        .unwrap();
-    let err = target.start(spec).await.unwrap_err();
+    let err = fx.start(&target, &none, &[]).await.unwrap_err();
     assert!(matches!(err, DeployError::BadWorkdir { .. }), "{err}");
     assert!(err.to_string().contains("Dockerfile"), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
@@ -314,10 +310,7 @@ async fn a_missing_or_broken_dockerfile_and_a_dying_service_say_what_happened() 
             &[],
         )
         .await;
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &broken)
-        .await
-        .unwrap();
-    let err = target.start(spec).await.unwrap_err();
+    let err = fx.start(&target, &broken, &[]).await.unwrap_err();
     let DeployError::Build { detail, .. } = &err else {
         panic!("a build failure, not {err}");
     };
@@ -341,10 +334,7 @@ async fn a_missing_or_broken_dockerfile_and_a_dying_service_say_what_happened() 
             &[],
         )
         .await;
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &crashing)
-        .await
-        .unwrap();
-    let started = target.start(spec).await.unwrap();
+    let started = fx.start(&target, &crashing, &[]).await.unwrap();
     let began = std::time::Instant::now();
     let health = target
         .wait_healthy(&started.url, "/health", crashing.id)
@@ -382,12 +372,7 @@ async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() 
         .unwrap();
 
     // Someone kills the container: the health job sees it and starts it again.
-    docker(&["kill", &container_name(record.id)]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while targets.exited(&record).is_none() {
-        assert!(std::time::Instant::now() < deadline, "the exit is noticed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_and_wait(&targets, &record).await;
     let summary = jobs::check_deployments(fx.store(), &targets).await.unwrap();
     assert!(summary.contains("1 restarted"), "{summary}");
     assert_eq!(
@@ -460,10 +445,7 @@ async fn a_docker_host_reached_over_tcp_runs_the_service_like_the_local_socket()
         .await
         .expect("the daemon answers over TCP");
     let record = fx.deployment(Some(DOCKERFILE), &[]).await;
-    let spec = artel_actors::deploy_target::service_spec(fx.store(), &record)
-        .await
-        .unwrap();
-    let started = target.start(spec).await.unwrap();
+    let started = fx.start(&target, &record, &[]).await.unwrap();
     let health = target
         .wait_healthy(&started.url, "/health", record.id)
         .await;
@@ -507,12 +489,7 @@ async fn a_live_container_that_dies_and_cannot_come_back_is_marked_failed_and_re
         &image_name(fx.project, record.id),
     ]);
     std::fs::remove_file(record.workdir.as_ref().unwrap().join("Dockerfile")).unwrap();
-    docker(&["kill", &container_name(record.id)]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while targets.exited(&record).is_none() {
-        assert!(std::time::Instant::now() < deadline, "the exit is noticed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_and_wait(&targets, &record).await;
     let summary = jobs::check_deployments(fx.store(), &targets).await.unwrap();
     assert!(summary.contains("1 failed"), "{summary}");
     let stored = fx.store().deployment(record.id).await.unwrap().unwrap();

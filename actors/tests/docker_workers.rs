@@ -6,7 +6,7 @@
 
 mod support;
 
-use artel_actors::store::{NewTask, Store};
+use artel_actors::store::Store;
 use artel_actors::worker_manager::docker::{DockerConfig, DockerRuntime, WarmPool, container_name};
 use artel_actors::worker_manager::{WorkerManager, WorkerManagerConfig};
 use artel_messages::worker_manager::{RunCommand, WorkerLimits, WorkerRuntime, WorkerSpec};
@@ -32,33 +32,16 @@ impl Drop for Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        let info = Command::new("docker").args(["info"]).output();
-        assert!(
-            info.is_ok_and(|o| o.status.success()),
-            "no Docker daemon answers: `. .ci/services.sh` installs docker.io, starts dockerd \
-             and builds the worker image"
-        );
+        support::require_docker();
         let db = TestDb::new().await;
-        let store = db.store.clone();
-        let user = store.create_user("builder", None).await.unwrap();
-        let project = store.create_project(user.id, "boxed", "").await.unwrap();
-        let task = store
-            .create_task(&NewTask {
-                id: TaskId::new(),
-                project: project.id,
-                kind: TaskKind::Engineering,
-                description: "build it in a box".into(),
-                session: None,
-            })
-            .await
-            .unwrap();
+        let (project, task) = db.project_with_task("boxed", TaskKind::Engineering).await;
         let id = uuid::Uuid::new_v4().simple().to_string();
         Self {
             db,
             root: std::env::temp_dir().join(format!("artel-dw-{id}")),
             owner: format!("test-{}", &id[..12]),
-            project: project.id,
-            task: task.id,
+            project,
+            task,
         }
     }
 

@@ -4,7 +4,6 @@
 
 mod support;
 
-use artel_actors::store::NewTask;
 use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime, RunAs};
 use artel_actors::worker_manager::remote::{RemoteWorkerManager, serve_commands};
 use artel_actors::worker_manager::{WorkerManager, WorkerManagerConfig};
@@ -12,7 +11,7 @@ use artel_messages::streams::{WORKER_COMMANDS, WORKER_REPLIES};
 use artel_messages::worker_manager::{
     SpawnWorker, WorkerCommand, WorkerLimits, WorkerReply, WorkerRuntime, WorkerSpec,
 };
-use artel_messages::{Envelope, TaskId, TaskKind};
+use artel_messages::{Envelope, TaskKind};
 use artel_supervisors::stream_mailbox::ENVELOPE_FIELD;
 use artel_supervisors::stream_mailbox::GroupStart;
 use artel_supervisors::{StreamClient, StreamConfig, Supervisor};
@@ -25,25 +24,9 @@ async fn a_redelivered_spawn_is_answered_from_its_record_not_done_twice() {
     let redis = std::env::var("ARTEL_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:63790".to_owned());
     let db = TestDb::new().await;
-    let user = db.store.create_user("ada", None).await.unwrap();
-    let project = db
-        .store
-        .create_project(user.id, "shortener", "a URL shortener")
-        .await
-        .unwrap()
-        .id;
-    let task = db
-        .store
-        .create_task(&NewTask {
-            id: TaskId::new(),
-            project,
-            kind: TaskKind::Engineering,
-            description: "make me a URL shortener".into(),
-            session: None,
-        })
-        .await
-        .unwrap()
-        .id;
+    let (project, task) = db
+        .project_with_task("shortener", TaskKind::Engineering)
+        .await;
 
     // The streams are shared by every test on this Redis: only one consumer group per role
     // serves them, so each test serves from its own group by running its own instance name

@@ -70,13 +70,20 @@ impl Drop for Cleanup {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_deploy_rolls_back() {
-    let home = Home::new("dockerdeploy").await;
-    let owner = format!("docker-deploy-{}", std::process::id());
-    let _cleanup = Cleanup {
+/// A home whose artel runs as its own instance (the owner label of its containers), with
+/// what it leaves in Docker removed when the test ends.
+async fn docker_home(tag: &str) -> (Home, String, Cleanup) {
+    let home = Home::new(tag).await;
+    let owner = format!("{tag}-{}", std::process::id());
+    let cleanup = Cleanup {
         owner: owner.clone(),
     };
+    (home, owner, cleanup)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artel_new_with_runtime_docker_deploys_a_container_and_a_broken_second_deploy_rolls_back() {
+    let (home, owner, _cleanup) = docker_home("dockerdeploy").await;
     let env = [
         ("ARTEL_INSTANCE", owner.as_str()),
         ("ARTEL_DEPLOY__DOCKER__FIRST_PORT", "12200"),
@@ -195,11 +202,7 @@ const SLOW_AGENT: &str = "sleep 8; printf 'VERSION = 1\\n' > version.py; git add
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_kill_9_with_docker_workers_running_the_next_start_removes_every_container() {
-    let home = Home::new("dockerkill").await;
-    let owner = format!("docker-kill-{}", std::process::id());
-    let _cleanup = Cleanup {
-        owner: owner.clone(),
-    };
+    let (home, owner, _cleanup) = docker_home("dockerkill").await;
     let env = [
         ("ARTEL_INSTANCE", owner.as_str()),
         ("ARTEL_AGENT__KIND", "cli"),

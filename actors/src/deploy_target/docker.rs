@@ -228,11 +228,6 @@ impl DockerTarget {
         &self.inner.store
     }
 
-    /// The daemon client (for probes and tests).
-    pub fn docker(&self) -> &Docker {
-        &self.inner.docker
-    }
-
     /// Starts the deployment's service: builds its image from the Dockerfile in the workdir
     /// (once per deployment), allocates a host port (the one it already holds, if any),
     /// creates and starts its container and records the port. A container of an earlier
@@ -374,14 +369,6 @@ impl DockerTarget {
         services.get(&deployment).and_then(ExitWatch::ended)
     }
 
-    /// True while this target watches the deployment's running container.
-    pub fn is_running(&self, deployment: DeploymentId) -> bool {
-        let services = self.inner.services.lock();
-        services
-            .get(&deployment)
-            .is_some_and(|service| service.ended().is_none())
-    }
-
     /// Removes this instance's service containers whose deployment is not live or deploying
     /// (or unknown): what a crash between "failed" and "removed" left behind. Answers how
     /// many it removed.
@@ -459,15 +446,8 @@ impl DockerTarget {
                 self.start(spec).await?
             }
         };
-        let health = self
-            .wait_healthy(&started.url, &record.health_path, record.id)
-            .await;
-        if record.url.as_deref() != Some(started.url.as_str()) {
-            self.inner
-                .store
-                .set_deployment_url(record.id, &started.url)
-                .await?;
-        }
+        let health = self.wait_healthy(&started.url, &record.health_path, record.id);
+        let health = super::check_restored(&self.inner.store, record, &started.url, health).await?;
         Ok((started, health))
     }
 

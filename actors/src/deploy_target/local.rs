@@ -336,15 +336,8 @@ impl LocalTarget {
     ) -> Result<(RunningService, Health), DeployError> {
         let spec = self.spec_for(record).await?;
         let running = self.start(spec).await?;
-        let health = self
-            .wait_healthy(&running.url, &record.health_path, record.id)
-            .await;
-        if record.url.as_deref() != Some(running.url.as_str()) {
-            self.inner
-                .store
-                .set_deployment_url(record.id, &running.url)
-                .await?;
-        }
+        let health = self.wait_healthy(&running.url, &record.health_path, record.id);
+        let health = super::check_restored(&self.inner.store, record, &running.url, health).await?;
         Ok((running, health))
     }
 

@@ -4,8 +4,8 @@
 
 use super::{DeployError, DockerTarget, LocalTarget, Restored, RunningService, ServiceExit};
 use crate::store::DeploymentRecord;
+use artel_messages::DeploymentId;
 use artel_messages::deployer::{DeployTarget, Health};
-use artel_messages::{DeploymentId, ProjectId};
 use std::path::PathBuf;
 
 /// A started service, on whichever target.
@@ -92,20 +92,8 @@ impl Targets {
             .join(deployment.to_string())
     }
 
-    /// The data directory of a project on the local target.
-    pub fn local_data_dir(&self, project: ProjectId) -> PathBuf {
-        self.local.data_dir(project)
-    }
-
     fn docker_for(&self, record: &DeploymentRecord) -> Result<&DockerTarget, DeployError> {
-        self.docker
-            .as_ref()
-            .ok_or_else(|| DeployError::NotRestorable {
-                deployment: record.id,
-                reason: "it runs on Docker, and this artel has no Docker deploy target (set \
-                     deploy.target = \"docker\")"
-                    .into(),
-            })
+        self.docker.as_ref().ok_or_else(|| no_docker(record))
     }
 
     /// Starts the deployment's service on its target (its code already exported).
@@ -146,7 +134,7 @@ impl Targets {
         match (&record.target, &self.docker) {
             (DeployTarget::Docker, Some(docker)) => docker.stop(record).await,
             (DeployTarget::Docker, None) if record.status.is_terminal() => Ok(()),
-            (DeployTarget::Docker, None) => Err(self.docker_for(record).unwrap_err()),
+            (DeployTarget::Docker, None) => Err(no_docker(record)),
             _ => self.local.stop(record.id).await,
         }
     }
@@ -187,6 +175,16 @@ impl Targets {
             restored.extend(docker.restore_live().await?);
         }
         Ok(restored)
+    }
+}
+
+/// A Docker deployment met by an artel without a Docker deploy target.
+fn no_docker(record: &DeploymentRecord) -> DeployError {
+    DeployError::NotRestorable {
+        deployment: record.id,
+        reason: "it runs on Docker, and this artel has no Docker deploy target (set \
+                 deploy.target = \"docker\")"
+            .into(),
     }
 }
 

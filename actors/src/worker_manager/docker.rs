@@ -80,6 +80,29 @@ pub struct WarmPool {
     pub pids: u32,
 }
 
+/// What a worker container is made with: the image and the limits Docker enforces for the
+/// container's life (per-command limits are applied to each `exec`). The warm pool holds
+/// containers of one shape; a worker whose shape differs gets a container made for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    image: String,
+    memory_bytes: u64,
+    pids: u32,
+    network: bool,
+}
+
+impl Shape {
+    /// The shape `spec` asks for, `image` being the configured worker image.
+    fn of(spec: &WorkerSpec, image: &str) -> Self {
+        Self {
+            image: spec.image.clone().unwrap_or_else(|| image.to_owned()),
+            memory_bytes: spec.limits.memory_bytes,
+            pids: spec.limits.pids,
+            network: spec.network,
+        }
+    }
+}
+
 /// How old an unheld container must be before a periodic sweep removes it.
 const STRAY_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -88,7 +111,10 @@ pub const POOL_LABEL: &str = "artel-pool";
 
 /// The warm pool's state, shared by the runtime's clones and its refill task.
 struct Pool {
-    shape: WarmPool,
+    /// Containers kept ready.
+    size: usize,
+    /// The shape of every pooled container: the configured image, offline.
+    shape: Shape,
     /// Started containers waiting for a worker, oldest first.
     ready: std::sync::Mutex<VecDeque<Warm>>,
     /// Names of the pool's containers, being made or ready: the stray sweep leaves them.
@@ -106,13 +132,6 @@ struct Warm {
 }
 
 impl Pool {
-    fn fits(&self, spec: &WorkerSpec, image: &str) -> bool {
-        spec.image.as_deref().is_none_or(|i| i == image)
-            && spec.limits.memory_bytes == self.shape.memory_bytes
-            && spec.limits.pids == self.shape.pids
-            && !spec.network
-    }
-
     fn take(&self) -> Option<Warm> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
@@ -194,10 +213,16 @@ impl DockerRuntime {
             config,
             pool: None,
         };
-        if let Some(shape) = runtime.config.warm.filter(|w| w.size > 0) {
+        if let Some(warm) = runtime.config.warm.filter(|w| w.size > 0) {
             let (refill, wake) = mpsc::channel(1);
             let pool = Arc::new(Pool {
-                shape,
+                size: warm.size,
+                shape: Shape {
+                    image: runtime.config.image.clone(),
+                    memory_bytes: warm.memory_bytes,
+                    pids: warm.pids,
+                    network: false,
+                },
                 ready: Default::default(),
                 known: Default::default(),
                 refill,
@@ -224,8 +249,7 @@ impl DockerRuntime {
         pool.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let ready: Vec<Warm> = lock(&pool.ready).drain(..).collect();
         for warm in ready {
-            self.remove(&warm.container).await;
-            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            self.discard(&warm.container, &warm.dir).await;
             lock(&pool.known).remove(&warm.container);
         }
         // A container being made right now removes itself once made (the pool is closed);
@@ -247,25 +271,13 @@ impl DockerRuntime {
             ("artel-owner".to_owned(), self.config.owner.clone()),
             (POOL_LABEL.to_owned(), "ready".to_owned()),
         ]);
-        let shape = pool.shape;
-        let made = self
-            .make_container(
-                &name,
-                &dir,
-                labels,
-                &self.config.image,
-                shape.memory_bytes,
-                shape.pids,
-                false,
-            )
-            .await;
+        let made = self.make_container(&name, &dir, labels, &pool.shape).await;
         match made {
             Ok(work) => {
                 debug_assert!(work.starts_with(&dir));
                 if pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
                     // Drained while this one was being made.
-                    self.remove(&name).await;
-                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    self.discard(&name, &dir).await;
                     lock(&pool.known).remove(&name);
                     return Ok(());
                 }
@@ -301,8 +313,7 @@ impl DockerRuntime {
             .await;
         lock(&pool.known).remove(&warm.container);
         if let Err(err) = renamed {
-            self.remove(&warm.container).await;
-            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            self.discard(&warm.container, &warm.dir).await;
             return Err(docker_error("renaming a warm container")(err));
         }
         // A container that died while it waited (the daemon restarted) is no worker.
@@ -315,16 +326,14 @@ impl DockerRuntime {
             .and_then(|state| state.running)
             .unwrap_or(false);
         if !running {
-            self.remove(&name).await;
-            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            self.discard(&name, &warm.dir).await;
             return Err(WorkerError::Setup(format!(
                 "the warm container {} is not running any more",
                 warm.container
             )));
         }
         if let Err(source) = tokio::fs::rename(&warm.dir, &dir).await {
-            self.remove(&name).await;
-            let _ = tokio::fs::remove_dir_all(&warm.dir).await;
+            self.discard(&name, &warm.dir).await;
             return Err(WorkerError::Workspace { path: dir, source });
         }
         Ok(DockerSandbox {
@@ -402,11 +411,13 @@ impl DockerRuntime {
             }
             let Some(id) = container.id else { continue };
             // A pool container of a previous run has a workspace of its own to remove.
-            if let Some(pool_id) = name.strip_prefix("artel-pool-") {
-                let _ = tokio::fs::remove_dir_all(self.config.root.join(format!("pool-{pool_id}")))
-                    .await;
+            match name.strip_prefix("artel-pool-") {
+                Some(pool_id) => {
+                    let dir = self.config.root.join(format!("pool-{pool_id}"));
+                    self.discard(&id, &dir).await;
+                }
+                None => self.remove(&id).await,
             }
-            self.remove(&id).await;
             removed += 1;
         }
         Ok(removed)
@@ -474,18 +485,15 @@ impl DockerRuntime {
 }
 
 impl DockerRuntime {
-    /// Creates and starts an idle container named `name` with its workspace `<dir>/work`
-    /// bound at `/workspace`; answers the workspace. Nothing is left behind on failure.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates and starts an idle container named `name` of `shape`, with its workspace
+    /// `<dir>/work` bound at `/workspace`; answers the workspace. Nothing is left behind on
+    /// failure.
     async fn make_container(
         &self,
         name: &str,
         dir: &Path,
         labels: HashMap<String, String>,
-        image: &str,
-        memory_bytes: u64,
-        pids: u32,
-        network: bool,
+        shape: &Shape,
     ) -> Result<PathBuf, WorkerError> {
         let work = dir.join("work");
         let io_err = |path: &Path| {
@@ -497,9 +505,10 @@ impl DockerRuntime {
             .map_err(io_err(&work))?;
         std::os::unix::fs::chown(&work, Some(WORKER_UID), Some(WORKER_UID))
             .map_err(io_err(&work))?;
-        let memory = i64::try_from(memory_bytes).unwrap_or(i64::MAX);
+        let memory = i64::try_from(shape.memory_bytes).unwrap_or(i64::MAX);
+        let network = shape.network;
         let config = Config {
-            image: Some(image.to_owned()),
+            image: Some(shape.image.clone()),
             cmd: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
             user: Some(format!("{WORKER_UID}:{WORKER_UID}")),
             working_dir: Some("/workspace".to_owned()),
@@ -508,7 +517,7 @@ impl DockerRuntime {
             host_config: Some(HostConfig {
                 memory: Some(memory),
                 memory_swap: Some(memory),
-                pids_limit: Some(i64::from(pids)),
+                pids_limit: Some(i64::from(shape.pids)),
                 readonly_rootfs: Some(true),
                 tmpfs: Some(HashMap::from([(
                     "/tmp".to_owned(),
@@ -538,11 +547,16 @@ impl DockerRuntime {
             return Err(docker_error("creating a worker container")(err));
         }
         if let Err(err) = self.docker.start_container::<String>(name, None).await {
-            self.remove(name).await;
-            let _ = tokio::fs::remove_dir_all(dir).await;
+            self.discard(name, dir).await;
             return Err(docker_error("starting a worker container")(err));
         }
         Ok(work)
+    }
+
+    /// Removes a container and the directory holding its workspace, as far as they exist.
+    async fn discard(&self, container: &str, dir: &Path) {
+        self.remove(container).await;
+        let _ = tokio::fs::remove_dir_all(dir).await;
     }
 }
 
@@ -567,7 +581,7 @@ async fn refill_pool(
             if pool.closed.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            if lock(&pool.ready).len() >= pool.shape.size {
+            if lock(&pool.ready).len() >= pool.size {
                 break;
             }
             match runtime.make_warm(&pool).await {
@@ -621,11 +635,8 @@ impl Sandbox for DockerRuntime {
         worker: WorkerId,
         spec: &WorkerSpec,
     ) -> Result<DockerSandbox, WorkerError> {
-        let image = spec
-            .image
-            .clone()
-            .unwrap_or_else(|| self.config.image.clone());
-        if let Some(pool) = self.pool.as_ref().filter(|pool| pool.fits(spec, &image))
+        let shape = Shape::of(spec, &self.config.image);
+        if let Some(pool) = self.pool.as_ref().filter(|pool| pool.shape == shape)
             && let Some(warm) = pool.take()
         {
             match self.adopt(pool, warm, worker).await {
@@ -644,17 +655,7 @@ impl Sandbox for DockerRuntime {
             ("artel-project".to_owned(), spec.project.to_string()),
             ("artel-task".to_owned(), spec.task.to_string()),
         ]);
-        let work = self
-            .make_container(
-                &name,
-                &dir,
-                labels,
-                &image,
-                spec.limits.memory_bytes,
-                spec.limits.pids,
-                spec.network,
-            )
-            .await?;
+        let work = self.make_container(&name, &dir, labels, &shape).await?;
         Ok(DockerSandbox {
             container: name,
             dir,

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use artel_actors::store::Store;
+use artel_actors::store::{NewTask, Store};
+use artel_messages::{ProjectId, TaskId, TaskKind};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
 use std::str::FromStr;
@@ -55,6 +56,43 @@ impl TestDb {
         let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
         format!("{base}/{}", self.name)
     }
+}
+
+impl TestDb {
+    /// A user owning a project named `name` with one task of `kind`: what most tests need
+    /// before they can record anything.
+    pub async fn project_with_task(&self, name: &str, kind: TaskKind) -> (ProjectId, TaskId) {
+        let user = self.store.create_user("ada", None).await.unwrap();
+        let project = self
+            .store
+            .create_project(user.id, name, "made by a test")
+            .await
+            .unwrap()
+            .id;
+        let task = self
+            .store
+            .create_task(&NewTask {
+                id: TaskId::new(),
+                project,
+                kind,
+                description: format!("the {kind} task of {name}"),
+                session: None,
+            })
+            .await
+            .unwrap()
+            .id;
+        (project, task)
+    }
+}
+
+/// Fails the test with what to do when no Docker daemon answers.
+pub fn require_docker() {
+    let info = std::process::Command::new("docker").arg("info").output();
+    assert!(
+        info.is_ok_and(|o| o.status.success()),
+        "no Docker daemon answers: `. .ci/services.sh` installs docker.io, starts dockerd \
+         and builds the worker image"
+    );
 }
 
 impl Drop for TestDb {
