@@ -140,6 +140,21 @@ impl Fixture {
             .expect("the Docker daemon answers")
     }
 
+    /// Both targets, as `artel up --runtime docker` has them: Docker (new deployments) on
+    /// `docker_ports`, local on `local_ports`.
+    async fn targets(
+        &self,
+        docker_ports: std::ops::RangeInclusive<u16>,
+        local_ports: std::ops::RangeInclusive<u16>,
+    ) -> Targets {
+        let mut local = LocalTargetConfig::new(self.dir.join("deployments"));
+        local.ports = local_ports;
+        Targets::with_docker(
+            LocalTarget::new(local, self.store().clone()).unwrap(),
+            self.target(docker_ports).await,
+        )
+    }
+
     /// A workdir with the service and `dockerfile` (none when `None`).
     fn workdir(&self, dockerfile: Option<&str>) -> PathBuf {
         let work = self
@@ -356,13 +371,7 @@ async fn a_missing_or_broken_dockerfile_and_a_dying_service_say_what_happened() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() {
     let fx = Fixture::new().await;
-    let docker_target = fx.target(12_120..=12_129).await;
-    let mut local = LocalTargetConfig::new(fx.dir.join("deployments"));
-    local.ports = 12_130..=12_139;
-    let targets = Targets::with_docker(
-        LocalTarget::new(local.clone(), fx.store().clone()).unwrap(),
-        docker_target.clone(),
-    );
+    let targets = fx.targets(12_120..=12_129, 12_130..=12_139).await;
     let record = fx.deployment(Some(DOCKERFILE), &[]).await;
     let started = targets.start(&record).await.unwrap();
     assert!(targets.wait_healthy(&record, &started.url).await.healthy);
@@ -390,10 +399,7 @@ async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() 
         &container_name(record.id),
     ]);
     assert_eq!(state, "false");
-    let again = Targets::with_docker(
-        LocalTarget::new(local, fx.store().clone()).unwrap(),
-        fx.target(12_120..=12_129).await,
-    );
+    let again = fx.targets(12_120..=12_129, 12_130..=12_139).await;
     let restored = again.restore_live().await.unwrap();
     assert_eq!(restored.len(), 1);
     let (url, health) = restored[0]
@@ -467,12 +473,7 @@ async fn a_docker_host_reached_over_tcp_runs_the_service_like_the_local_socket()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_container_that_dies_and_cannot_come_back_is_marked_failed_and_reported() {
     let fx = Fixture::new().await;
-    let mut local = LocalTargetConfig::new(fx.dir.join("deployments"));
-    local.ports = 12_150..=12_159;
-    let targets = Targets::with_docker(
-        LocalTarget::new(local, fx.store().clone()).unwrap(),
-        fx.target(12_160..=12_169).await,
-    );
+    let targets = fx.targets(12_160..=12_169, 12_150..=12_159).await;
     let record = fx.deployment(Some(DOCKERFILE), &[]).await;
     let started = targets.start(&record).await.unwrap();
     assert!(targets.wait_healthy(&record, &started.url).await.healthy);
