@@ -4,6 +4,10 @@
 //! is owned by the child spec, not by one incarnation of the actor: messages sent while the
 //! actor is restarting wait in the mailbox instead of being lost. `send` waits for room,
 //! `try_send` fails with [`TrySendError::Full`], and a failed send hands the message back.
+//! Underneath is artel's own bounded queue ([`queue`]): why it is not tokio's `mpsc` is told
+//! there.
+
+mod queue;
 
 use crate::actor::{Actor, Context, Handler};
 use crate::error::{CallError, SendError, TrySendError};
@@ -11,12 +15,13 @@ use crate::exit::panic_message;
 use artel_messages::Request;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+pub(crate) use queue::Empty;
+use queue::{PushError, Queue, Receiver};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, oneshot};
 use tracing::{Instrument, Span};
 
 /// How handling one message ended, as the run loop needs to know.
@@ -49,8 +54,8 @@ struct Delivery<M: Request> {
     msg: M,
     reply: Option<oneshot::Sender<Result<M::Reply, CallError>>>,
     /// The sender's span: the handler runs inside a child of it, so one request can be
-    /// followed across actors.
-    span: Span,
+    /// followed across actors. `None` while tracing is off (nothing to carry or drop).
+    span: Option<Span>,
 }
 
 impl<A, M> Envelope<A> for Delivery<M>
@@ -61,14 +66,12 @@ where
     fn deliver<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> Delivered<'a> {
         let Delivery { msg, reply, span } = *self;
         let message_type = std::any::type_name::<M>();
-        let handling = if tracing_is_off() {
-            Span::none()
-        } else {
+        let handling = span.map(|span| {
             tracing::debug_span!(parent: &span, "handle", actor = %ctx.name(), message = message_type)
-        };
+        });
         // Immediate handlers first: no future, no allocation.
         let now = {
-            let _entered = handling.enter();
+            let _entered = handling.as_ref().map(Span::enter);
             std::panic::catch_unwind(AssertUnwindSafe(|| actor.handle_now(msg, ctx)))
         };
         let msg = match now {
@@ -91,7 +94,7 @@ where
             let deadline = actor.deadline(&msg).or(ctx.default_deadline);
             let handled = AssertUnwindSafe(actor.handle(msg, ctx))
                 .catch_unwind()
-                .instrument(handling);
+                .instrument(handling.unwrap_or_else(Span::none));
             let mut handled = std::pin::pin!(handled);
             // Fast path: most handlers finish without suspending, and then no timer is armed
             // (arming one reads the clock and touches the timer wheel on every message).
@@ -134,12 +137,8 @@ where
 
 /// The sender's span, captured only when some subscriber could record it: with tracing off
 /// this costs one load of a global.
-fn sender_span() -> Span {
-    if tracing_is_off() {
-        Span::none()
-    } else {
-        Span::current()
-    }
+fn sender_span() -> Option<Span> {
+    (!tracing_is_off()).then(Span::current)
 }
 
 fn tracing_is_off() -> bool {
@@ -148,15 +147,26 @@ fn tracing_is_off() -> bool {
 
 pub(crate) type Boxed<A> = Box<dyn Envelope<A>>;
 
+/// The unsizing step from a typed delivery to the mailbox's item, applied only once the
+/// message is certain to go in (a refused one comes back typed, so its message can be handed
+/// back).
+fn erase<A, M>(delivery: Box<Delivery<M>>) -> Boxed<A>
+where
+    A: Handler<M>,
+    M: Request,
+{
+    delivery
+}
+
 /// The sending half of an actor's mailbox. Cheap to clone; valid across restarts.
 pub struct Addr<A: Actor> {
-    tx: mpsc::Sender<Boxed<A>>,
+    queue: Arc<Queue<Boxed<A>>>,
 }
 
 impl<A: Actor> Clone for Addr<A> {
     fn clone(&self) -> Self {
         Self {
-            tx: self.tx.clone(),
+            queue: self.queue.clone(),
         }
     }
 }
@@ -177,13 +187,16 @@ impl<A: Actor> Addr<A> {
         A: Handler<M>,
         M: Request,
     {
-        let permit = self.permit().await.map_err(|_| CallError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        permit.send(Box::new(Delivery {
+        let delivery = Box::new(Delivery {
             msg,
             reply: Some(reply),
             span: sender_span(),
-        }));
+        });
+        self.queue
+            .push(delivery, erase)
+            .await
+            .map_err(|_| CallError::Closed)?;
         answer.await.unwrap_or(Err(CallError::Stopped))
     }
 
@@ -194,13 +207,10 @@ impl<A: Actor> Addr<A> {
         A: Handler<M>,
         M: Request,
     {
-        match self.permit().await {
-            Ok(permit) => {
-                permit.send(Self::fire(msg));
-                Ok(())
-            }
-            Err(_) => Err(SendError(msg)),
-        }
+        self.queue
+            .push(Self::fire(msg), erase)
+            .await
+            .map_err(|back| SendError(back.msg))
     }
 
     /// Sends `msg` without waiting, for room or for a reply. A full or closed mailbox hands
@@ -210,31 +220,15 @@ impl<A: Actor> Addr<A> {
         A: Handler<M>,
         M: Request,
     {
-        match self.tx.try_reserve() {
-            Ok(permit) => {
-                permit.send(Self::fire(msg));
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(())) => Err(TrySendError::Full(msg)),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(TrySendError::Closed(msg)),
-        }
+        self.queue
+            .try_push(Self::fire(msg), erase)
+            .map_err(|refused| match refused {
+                PushError::Full(back) => TrySendError::Full(back.msg),
+                PushError::Closed(back) => TrySendError::Closed(back.msg),
+            })
     }
 
-    /// A slot in the mailbox: at once when there is room (no future, no waiter node), else
-    /// waiting for one. `Err` when the mailbox is closed.
-    async fn permit(&self) -> Result<mpsc::Permit<'_, Boxed<A>>, ()> {
-        match self.tx.try_reserve() {
-            Ok(permit) => Ok(permit),
-            Err(mpsc::error::TrySendError::Full(())) => self.tx.reserve().await.map_err(drop),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(()),
-        }
-    }
-
-    fn fire<M>(msg: M) -> Boxed<A>
-    where
-        A: Handler<M>,
-        M: Request,
-    {
+    fn fire<M: Request>(msg: M) -> Box<Delivery<M>> {
         Box::new(Delivery {
             msg,
             reply: None,
@@ -244,67 +238,91 @@ impl<A: Actor> Addr<A> {
 
     /// Messages waiting in the mailbox.
     pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queue.len()
     }
 
     /// The mailbox's bound.
     pub fn capacity(&self) -> usize {
-        self.tx.max_capacity()
+        self.queue.capacity()
     }
 
     /// True once the actor has stopped for good.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.queue.is_closed()
     }
 }
 
+/// The receiving end of one run: the queue's one consumer.
+pub(crate) type Mail<A> = Receiver<Boxed<A>>;
+
 /// The receiving half, owned by the child spec so it outlives any one incarnation.
 pub(crate) struct Inbox<A: Actor> {
-    rx: Arc<Mutex<mpsc::Receiver<Boxed<A>>>>,
-    /// Kept so the mailbox never closes merely because every caller dropped its `Addr`.
-    tx: mpsc::Sender<Boxed<A>>,
-    closed: AtomicBool,
+    queue: Arc<Queue<Boxed<A>>>,
+    /// The consumer, with messages it took from the queue but has not handed out yet; one run
+    /// at a time holds it.
+    rx: Arc<Mutex<Mail<A>>>,
 }
 
 impl<A: Actor> Inbox<A> {
     /// Takes the receiver for one run. If that run is aborted the guard is dropped and the
     /// receiver, with its queued messages, stays here for the next run.
-    pub(crate) async fn take(&self) -> tokio::sync::OwnedMutexGuard<mpsc::Receiver<Boxed<A>>> {
+    pub(crate) async fn take(&self) -> tokio::sync::OwnedMutexGuard<Mail<A>> {
         self.rx.clone().lock_owned().await
     }
 
     /// Closes the mailbox for good: new sends fail and every queued message is dropped, so
     /// its caller gets `CallError::Stopped` instead of waiting forever.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if let Ok(mut rx) = self.rx.try_lock() {
-            rx.close();
-            while rx.try_recv().is_ok() {}
+        drop(self.queue.close());
+        match self.rx.clone().try_lock_owned() {
+            Ok(mut rx) => rx.clear(),
+            // A run that is still ending holds the receiver; it drops its batch when it looks
+            // next, or here once it has let go (an aborted run never looks again).
+            Err(_) => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let rx = self.rx.clone();
+                    runtime.spawn(async move { rx.lock().await.clear() });
+                }
+            }
         }
     }
 
+    /// Wakes the run waiting on an empty mailbox, so it sees a stop request.
+    pub(crate) fn wake_receiver(&self) {
+        self.queue.wake_receiver();
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.queue.is_closed()
     }
 
     pub(crate) fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queue.len()
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.tx.max_capacity()
+        self.queue.capacity()
+    }
+}
+
+impl<A: Actor> Drop for Inbox<A> {
+    /// The receiving side is gone (its tree is gone): sends fail fast from now on instead of
+    /// queueing for nobody, and what was queued is dropped, so its callers hear `Stopped`.
+    fn drop(&mut self) {
+        drop(self.queue.close());
     }
 }
 
 /// A new mailbox holding at most `capacity` messages (at least 1).
 pub(crate) fn mailbox<A: Actor>(capacity: usize) -> (Addr<A>, Inbox<A>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let queue = Arc::new(Queue::new(capacity));
     (
-        Addr { tx: tx.clone() },
+        Addr {
+            queue: queue.clone(),
+        },
         Inbox {
-            rx: Arc::new(Mutex::new(rx)),
-            tx,
-            closed: AtomicBool::new(false),
+            rx: Arc::new(Mutex::new(Receiver::new(queue.clone()))),
+            queue,
         },
     )
 }

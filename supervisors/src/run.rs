@@ -4,34 +4,46 @@
 
 use crate::actor::{Actor, Context};
 use crate::exit::{ExitReason, panic_message};
-use crate::mailbox::{Addr, Delivered, Inbox, Outcome};
+use crate::mailbox::{Addr, Delivered, Empty, Inbox, Outcome};
 use crate::registry::{NodeId, NodeStatus, Registry};
 use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A one-shot "please stop" from a supervisor to one run of a child. Lock-free: the run
-/// loop polls it every time its mailbox runs dry, so it must cost a few atomics, not a lock.
-/// It has one waiter (the run loop).
+/// loop checks it after every message, so it must cost an atomic load, not a lock. It has one
+/// waiter: a supervisor's loop awaits [`wait`](Self::wait); an actor's loop parks on its
+/// mailbox instead, and registers the mailbox's wake-up with [`also_wake`](Self::also_wake) so
+/// that waiting for a message and for a stop is one registration, not two.
 #[derive(Default)]
 pub(crate) struct StopSignal {
     requested: AtomicBool,
     waker: AtomicWaker,
+    hook: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl StopSignal {
     pub(crate) fn request(&self) {
-        self.requested.store(true, Ordering::Release);
+        self.requested.store(true, Ordering::SeqCst);
         self.waker.wake();
+        if let Some(hook) = self.hook.get() {
+            hook();
+        }
     }
 
     pub(crate) fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Also runs `wake` on a request (once per run; a second hook is ignored). A request
+    /// made before this call is seen by [`is_requested`](Self::is_requested).
+    pub(crate) fn also_wake(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.hook.set(Box::new(wake));
     }
 
     pub(crate) fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
@@ -106,26 +118,37 @@ pub(crate) async fn run_actor<A: Actor>(
     }
 
     let stop = run.stop.clone();
-    let stopping = stop.wait();
-    tokio::pin!(stopping);
+    {
+        let inbox = inbox.clone();
+        stop.also_wake(move || inbox.wake_receiver());
+    }
     let reason = loop {
         if stop.is_requested() {
             break ExitReason::Shutdown;
         }
-        // Mailbox first, without a future while messages are waiting; the stop future is only
-        // polled when there is nothing to do, and the flag above catches a stop while messages
-        // keep coming.
+        // Taking waiting messages costs no tokio budget by itself: spend one per message
+        // (before taking it, so a yield here never holds a message), so that a flooded actor
+        // still yields to its neighbours.
+        tokio::task::consume_budget().await;
+        // Mailbox first, without a future while messages are waiting. On an empty mailbox
+        // the run parks on it; a stop request wakes the same registration, and the flag is
+        // looked at after registering, so a request in between is not missed.
         let envelope = match rx.try_recv() {
-            Ok(envelope) => Some(envelope),
-            Err(mpsc::error::TryRecvError::Disconnected) => None,
-            Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
-                biased;
-                envelope = rx.recv() => envelope,
-                () = &mut stopping => break ExitReason::Shutdown,
-            },
-        };
-        let Some(envelope) = envelope else {
-            break ExitReason::Normal;
+            Ok(envelope) => envelope,
+            Err(Empty::Closed) => break ExitReason::Normal,
+            Err(Empty::Empty) => {
+                let next = std::future::poll_fn(|cx| match rx.poll_recv(cx) {
+                    Poll::Ready(envelope) => Poll::Ready(Some(envelope)),
+                    Poll::Pending if stop.is_requested() => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                })
+                .await;
+                match next {
+                    Some(Some(envelope)) => envelope,
+                    Some(None) => break ExitReason::Normal,
+                    None => break ExitReason::Shutdown,
+                }
+            }
         };
         let outcome = match envelope.deliver(&mut actor, &mut ctx) {
             Delivered::Done(outcome) => outcome,
