@@ -15,7 +15,6 @@ use crate::exit::panic_message;
 use artel_messages::Request;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-pub(crate) use queue::Empty;
 use queue::{PushError, Queue, Receiver};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -4,7 +4,7 @@
 
 use crate::actor::{Actor, Context};
 use crate::exit::{ExitReason, panic_message};
-use crate::mailbox::{Addr, Delivered, Empty, Inbox, Outcome};
+use crate::mailbox::{Addr, Delivered, Inbox, Outcome};
 use crate::registry::{NodeId, NodeStatus, Registry};
 use futures_util::FutureExt;
 use futures_util::task::AtomicWaker;
@@ -130,25 +130,19 @@ pub(crate) async fn run_actor<A: Actor>(
         // (before taking it, so a yield here never holds a message), so that a flooded actor
         // still yields to its neighbours.
         tokio::task::consume_budget().await;
-        // Mailbox first, without a future while messages are waiting. On an empty mailbox
-        // the run parks on it; a stop request wakes the same registration, and the flag is
+        // One poll takes a waiting message (no lock while the batch lasts) or, on an empty
+        // mailbox, parks on it; a stop request wakes the same registration, and the flag is
         // looked at after registering, so a request in between is not missed.
-        let envelope = match rx.try_recv() {
-            Ok(envelope) => envelope,
-            Err(Empty::Closed) => break ExitReason::Normal,
-            Err(Empty::Empty) => {
-                let next = std::future::poll_fn(|cx| match rx.poll_recv(cx) {
-                    Poll::Ready(envelope) => Poll::Ready(Some(envelope)),
-                    Poll::Pending if stop.is_requested() => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                })
-                .await;
-                match next {
-                    Some(Some(envelope)) => envelope,
-                    Some(None) => break ExitReason::Normal,
-                    None => break ExitReason::Shutdown,
-                }
-            }
+        let next = std::future::poll_fn(|cx| match rx.poll_recv(cx) {
+            Poll::Ready(envelope) => Poll::Ready(Some(envelope)),
+            Poll::Pending if stop.is_requested() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        let envelope = match next {
+            Some(Some(envelope)) => envelope,
+            Some(None) => break ExitReason::Normal,
+            None => break ExitReason::Shutdown,
         };
         let outcome = match envelope.deliver(&mut actor, &mut ctx) {
             Delivered::Done(outcome) => outcome,

@@ -44,7 +44,7 @@ pub(crate) enum PushError<T> {
 
 /// Why there is nothing to receive right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Empty {
+enum Empty {
     /// Nothing queued yet.
     Empty,
     /// Closed, and everything that was queued has been handed out or dropped.
@@ -215,7 +215,8 @@ impl<T> Receiver<T> {
     }
 
     /// The next item if one is waiting, without registering anything.
-    pub(crate) fn try_recv(&mut self) -> Result<T, Empty> {
+    #[cfg(test)]
+    fn try_recv(&mut self) -> Result<T, Empty> {
         self.next(None)
     }
 
