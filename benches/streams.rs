@@ -133,7 +133,12 @@ async fn artel_leg(url: &str, jobs: usize) -> (f64, f64, f64) {
 
 /// ARQ: the same shape through the Python job queue. None when ARQ is not installed.
 fn arq_leg(port: u16, jobs: usize) -> Option<(f64, f64, f64)> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/drivers/arq_noop.py");
+    // The directory at run time (cargo sets it): a target dir shared between checkouts may
+    // hold this binary compiled from another one, with another path baked in.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let script = manifest_dir.join("drivers/arq_noop.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(port.to_string())

@@ -74,7 +74,12 @@ async fn migrations_apply_to_an_empty_database_and_rerun_as_a_no_op() {
         .fetch_one(db.store.pool())
         .await
         .unwrap();
-    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+    // The directory at run time (cargo and nextest set it): a target dir shared between
+    // checkouts may hold this binary compiled from another one, with another path baked in.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let files = std::fs::read_dir(manifest_dir.join("../migrations"))
         .unwrap()
         .filter(|entry| {
             entry

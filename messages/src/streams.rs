@@ -203,7 +203,12 @@ mod tests {
 
     #[test]
     fn every_stream_name_in_the_workspace_is_registered() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // The directory at run time (cargo and nextest set it): a target dir shared between
+        // checkouts may hold this binary compiled from another one, with another path baked in.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        let root = manifest_dir.join("..");
         let mut files = Vec::new();
         rust_files(&root, &mut files);
         let mut seen = Vec::new();

@@ -41,7 +41,9 @@
 //!
 //! # Layout
 //! - [`actor`] — the [`Actor`] and [`Handler`] traits and the [`Context`] an actor sees.
-//! - [`mailbox`] — [`Addr`]: bounded, typed, request-reply and fire-and-forget sends.
+//! - [`mailbox`] — [`Addr`]: bounded, typed, request-reply and fire-and-forget sends, over
+//!   artel's own bounded queue (one short lock per send, a batch per receive; its module doc
+//!   says why it replaced tokio's `mpsc`).
 //! - [`spec`] — [`ChildSpec`], [`Restart`], [`Strategy`] and the defaults.
 //! - [`supervisor`] — [`Supervisor`], its run loop, [`SupervisorRef`] for dynamic children.
 //! - [`backoff`], [`intensity`] — the two restart policies, pure and unit-tested.

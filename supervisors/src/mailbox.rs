@@ -4,8 +4,8 @@
 //! is owned by the child spec, not by one incarnation of the actor: messages sent while the
 //! actor is restarting wait in the mailbox instead of being lost. `send` waits for room,
 //! `try_send` fails with [`TrySendError::Full`], and a failed send hands the message back.
-//! Underneath is artel's own bounded queue ([`queue`]): why it is not tokio's `mpsc` is told
-//! there.
+//! Underneath is artel's own bounded queue (the private `queue` module, whose doc says why it
+//! is not tokio's `mpsc`).
 
 mod queue;
 

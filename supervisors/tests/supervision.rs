@@ -669,6 +669,34 @@ async fn a_full_mailbox_pushes_back() {
     root.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_flooded_actor_still_lets_its_neighbours_run() {
+    const FLOOD: usize = 10_000;
+    let p = Probe::new();
+    let probe = p.clone();
+    let (a, spec) = ChildSpec::actor_with_capacity("flooded", FLOOD, move || Worker {
+        name: "flooded",
+        probe: probe.clone(),
+        count: 0,
+        gate: None,
+    });
+    let root = Supervisor::new("root").child(spec).start().await;
+    for _ in 0..FLOOD {
+        a.try_send(Incr).unwrap();
+    }
+    // One thread: the neighbour runs only when the flooded actor yields. Its handler never
+    // waits, so only the mailbox's own budget makes it yield.
+    let probe = p.clone();
+    let neighbour = tokio::spawn(async move { probe.handled.load(Ordering::SeqCst) });
+    let handled_when_the_neighbour_ran = neighbour.await.unwrap();
+    assert!(
+        handled_when_the_neighbour_ran < FLOOD / 10,
+        "the neighbour waited for {handled_when_the_neighbour_ran} messages"
+    );
+    assert_eq!(a.call(Incr).await, Ok(FLOOD as u64 + 1), "nothing was lost");
+    root.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shutdown.
 

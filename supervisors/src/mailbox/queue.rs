@@ -438,6 +438,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn waiting_senders_are_woken_as_the_receiver_frees_slots() {
+        let (queue, mut rx) = pair(3);
+        for i in 1..=3 {
+            queue.try_push(i, same).unwrap();
+        }
+        assert_eq!(rx.try_recv(), Ok(1));
+        queue.try_push(4, same).unwrap();
+        let waiters: Vec<_> = [5, 6]
+            .into_iter()
+            .map(|i| {
+                let q = queue.clone();
+                tokio::spawn(async move { q.push(i, same).await })
+            })
+            .collect();
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(waiters.iter().all(|w| !w.is_finished()), "both wait");
+        // The first slot freed in a batch wakes one waiter; the next batch wakes the next.
+        // (The look under the lock at a batch's end is the safety net for a sender that
+        // registered where the receiver's quick look missed it, a cross-thread race.)
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv(), Ok(4));
+        for waiter in waiters {
+            let pushed = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert_eq!(pushed.expect("woken").unwrap(), Ok(()));
+        }
+        let mut rest = vec![rx.try_recv().unwrap(), rx.try_recv().unwrap()];
+        rest.sort_unstable();
+        assert_eq!(rest, [5, 6]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiting_sender_leaves_no_trace() {
         let (queue, mut rx) = pair(1);
         queue.try_push(1, same).unwrap();
