@@ -24,6 +24,11 @@
 //!   msgs/s and the ratios artel÷actix and artel÷tokio; request-reply is also timed from inside
 //!   a task on the callee's own scheduler (actor-to-actor), where no runtime wake-up is paid,
 //!   and for an artel actor with `deadline(None)` (what the per-message stuck timer costs);
+//! - a contended pass: [`PRODUCERS`] tasks on a 2-worker multi-thread tokio runtime (artel's
+//!   production runtime) each send a batch of one-way messages to one consumer, then one
+//!   request-reply as a barrier — artel `send` vs tokio mpsc `send` (both consumers on the same
+//!   runtime) vs actix `do_send` (its actor on an `Arbiter` thread of its own), so senders on
+//!   several threads fight over one mailbox;
 //! - resident memory per idle actor, each layout measured in a fresh child process of this
 //!   binary (`VmRSS` from `/proc/self/status` before and after) so that none reuses heap that
 //!   another or criterion freed, with spawn wall time per actor:
@@ -641,6 +646,96 @@ fn self_timed(system: &actix_rt::SystemRunner, calls: u64, batches: u64) -> Vec<
     rows
 }
 
+/// Producer tasks in the contended pass.
+const PRODUCERS: u64 = 4;
+
+/// The contended pass: [`PRODUCERS`] tasks on a 2-worker multi-thread runtime each send `each`
+/// one-way messages to one consumer and then wait for one reply (all their messages are
+/// handled by then: a mailbox is FIFO per sender). Best of 3, contenders in turns. Must run
+/// inside the `System` (actix's actor gets an `Arbiter` thread of its own).
+fn contended(each: u64) -> Row {
+    use actix::Actor as _;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a multi-thread runtime");
+    let (artel, root) = runtime.block_on(async {
+        let (addr, spec) = ChildSpec::actor("echo", Echo::default);
+        (addr, Supervisor::new("contended").child(spec).start().await)
+    });
+    let tokio = runtime.block_on(async { spawn_tokio_echo() });
+    let arbiter = actix_rt::Arbiter::new();
+    let actix = Echo::start_in_arbiter(&arbiter.handle(), |_| Echo::default());
+
+    /// Runs `PRODUCERS` copies of `produce` at once and times them all.
+    fn race<F, Fut>(runtime: &tokio::runtime::Runtime, produce: F) -> Duration
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        runtime.block_on(async {
+            let start = Instant::now();
+            let producers: Vec<_> = (0..PRODUCERS).map(|_| tokio::spawn(produce())).collect();
+            for producer in producers {
+                producer.await.expect("producer finishes");
+            }
+            start.elapsed()
+        })
+    }
+    let [artel_took, actix_took, tokio_took] = best_of(
+        3,
+        [
+            &mut || {
+                race(&runtime, || {
+                    let addr = artel.clone();
+                    async move {
+                        for i in 0..each {
+                            if addr.send(Tick(i)).await.is_err() {
+                                panic!("artel echo is down");
+                            }
+                        }
+                        black_box(addr.call(Ping(0)).await.expect("artel echo replies"));
+                    }
+                })
+            },
+            &mut || {
+                race(&runtime, || {
+                    let addr = actix.clone();
+                    async move {
+                        for i in 0..each {
+                            addr.do_send(Tick(i));
+                        }
+                        black_box(addr.send(Ping(0)).await.expect("actix echo replies"));
+                    }
+                })
+            },
+            &mut || {
+                race(&runtime, || {
+                    let tx = tokio.clone();
+                    async move {
+                        for i in 0..each {
+                            if tx.send(Mail::Tick(i)).await.is_err() {
+                                panic!("tokio echo is down");
+                            }
+                        }
+                        black_box(tokio_call(&tx, 0).await);
+                    }
+                })
+            },
+        ],
+    );
+    runtime.block_on(root.shutdown());
+    arbiter.stop();
+    Row {
+        name: "fire-and-forget, 4 producers, 2 threads",
+        messages: each * PRODUCERS,
+        artel: artel_took,
+        actix: actix_took,
+        tokio: tokio_took,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory per idle actor, in a child process.
 
@@ -949,7 +1044,9 @@ fn main() {
 
     println!();
     println!("== self-timed pass: best of 3, one System (current-thread tokio) ==");
-    let rows = self_timed(&system, calls, batches);
+    let mut rows = self_timed(&system, calls, batches);
+    rows.push(contended(batches * BATCH / PRODUCERS));
+    rows[rows.len() - 1].print();
     drop(system);
 
     println!();

@@ -7,8 +7,9 @@
 //! is where supervision lost to actix's unbounded queue. This queue does the same job with less:
 //!
 //! - **Senders** take one short lock to check room, push and, only if the receiver is parked,
-//!   take its waker (woken after the lock is released). No atomic read-modify-write besides the
-//!   lock itself.
+//!   wake it by reference (the receiver keeps its waker between parks, so neither side clones
+//!   one per message; a wake only schedules a task). No atomic read-modify-write besides the
+//!   lock itself and that wake.
 //! - **The receiver** takes everything queued in one swap of two `VecDeque`s (the buffers trade
 //!   places, so a steady stream allocates nothing) and then hands messages out from its batch
 //!   without a lock or a read-modify-write: it is the only writer of the batch's count, so a
@@ -69,8 +70,10 @@ pub(crate) struct Queue<T> {
 
 struct Shared<T> {
     items: VecDeque<T>,
-    /// The receiver's waker while it is parked on an empty queue.
+    /// The receiver's waker, kept between parks (re-registering the same task costs a
+    /// comparison, not a clone), and whether it is parked now.
     receiver: Option<Waker>,
+    parked: bool,
     closed: bool,
 }
 
@@ -82,6 +85,7 @@ impl<T> Queue<T> {
             shared: Mutex::new(Shared {
                 items: VecDeque::new(),
                 receiver: None,
+                parked: false,
                 closed: false,
             }),
             batched: AtomicUsize::new(0),
@@ -95,12 +99,13 @@ impl<T> Queue<T> {
     /// Pushes `item` if there is room, waking the receiver if it is parked. `into` turns it
     /// into the queue's item type once it is certain to go in (an unsizing coercion for the
     /// mailbox), so a refused item comes back as it was given.
+    #[inline]
     pub(crate) fn try_push<U>(
         &self,
         item: U,
         into: impl FnOnce(U) -> T,
     ) -> Result<(), PushError<U>> {
-        let waker = {
+        {
             let mut shared = self.shared.lock();
             if shared.closed {
                 return Err(PushError::Closed(item));
@@ -109,16 +114,14 @@ impl<T> Queue<T> {
                 return Err(PushError::Full(item));
             }
             shared.items.push_back(into(item));
-            shared.receiver.take()
+            shared.wake_receiver();
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
         Ok(())
     }
 
     /// Pushes `item`, waiting for room while the queue is full. `Err` hands it back when the
     /// queue is (or becomes) closed. Cancel-safe: dropping the future drops the item unsent.
+    #[inline]
     pub(crate) async fn push<U>(&self, mut item: U, into: impl Fn(U) -> T) -> Result<(), U> {
         loop {
             match self.try_push(item, &into) {
@@ -158,25 +161,32 @@ impl<T> Queue<T> {
     /// back, a parked receiver wakes to find it closed. Returns what was queued, for the caller
     /// to drop (outside the lock: dropping an item may wake its own waiter).
     pub(crate) fn close(&self) -> VecDeque<T> {
-        let (items, waker) = {
+        let items = {
             let mut shared = self.shared.lock();
             shared.closed = true;
             self.closed.store(true, Ordering::Release);
-            (std::mem::take(&mut shared.items), shared.receiver.take())
+            shared.wake_receiver();
+            std::mem::take(&mut shared.items)
         };
         self.room.notify_waiters();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
         items
     }
 
     /// Wakes the receiver if it is parked, so it looks at something besides the queue (a stop
     /// request). It re-registers on its next poll.
     pub(crate) fn wake_receiver(&self) {
-        let waker = self.shared.lock().receiver.take();
-        if let Some(waker) = waker {
-            waker.wake();
+        self.shared.lock().wake_receiver();
+    }
+}
+
+impl<T> Shared<T> {
+    /// Wakes the receiver if it is parked. Under the lock, by reference: no waker clone per
+    /// wake-up, and a wake only schedules the receiver's task.
+    fn wake_receiver(&mut self) {
+        if std::mem::take(&mut self.parked)
+            && let Some(waker) = &self.receiver
+        {
+            waker.wake_by_ref();
         }
     }
 }
@@ -222,6 +232,7 @@ impl<T> Receiver<T> {
 
     /// The next item, or `Ready(None)` once closed; `Pending` parks this task until a push, a
     /// close or [`Queue::wake_receiver`].
+    #[inline]
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.next(Some(cx.waker())) {
             Ok(item) => Poll::Ready(Some(item)),
@@ -238,6 +249,7 @@ impl<T> Receiver<T> {
         drop(dropped);
     }
 
+    #[inline]
     fn next(&mut self, park: Option<&Waker>) -> Result<T, Empty> {
         if self.queue.is_closed() {
             // Closed for good: what is left in the batch is dropped, as the queue's own items
@@ -263,6 +275,7 @@ impl<T> Receiver<T> {
                         Some(parked) if parked.will_wake(waker) => {}
                         _ => shared.receiver = Some(waker.clone()),
                     }
+                    shared.parked = true;
                 }
                 drop(shared);
                 if waiters {
@@ -294,6 +307,7 @@ impl<T> Receiver<T> {
     /// One item left the batch: its slot is free. The first free slot of a batch wakes one
     /// waiting sender, if a quick look finds one (the look under the lock at the batch's end
     /// is the one that never misses).
+    #[inline]
     fn handed_out(&mut self) {
         self.queue
             .batched
