@@ -181,7 +181,6 @@ impl<A: Actor> std::fmt::Debug for Addr<A> {
 
 impl<A: Actor> Addr<A> {
     /// Sends `msg` and waits for the reply. Waits for room when the mailbox is full.
-    #[inline]
     pub async fn call<M>(&self, msg: M) -> Result<M::Reply, CallError>
     where
         A: Handler<M>,
@@ -202,7 +201,6 @@ impl<A: Actor> Addr<A> {
 
     /// Sends `msg` without waiting for a reply; waits for room when the mailbox is full.
     /// A closed mailbox hands the message back.
-    #[inline]
     pub async fn send<M>(&self, msg: M) -> Result<(), SendError<M>>
     where
         A: Handler<M>,
@@ -216,7 +214,6 @@ impl<A: Actor> Addr<A> {
 
     /// Sends `msg` without waiting, for room or for a reply. A full or closed mailbox hands
     /// the message back.
-    #[inline]
     pub fn try_send<M>(&self, msg: M) -> Result<(), TrySendError<M>>
     where
         A: Handler<M>,
@@ -230,7 +227,6 @@ impl<A: Actor> Addr<A> {
             })
     }
 
-    #[inline]
     fn fire<M: Request>(msg: M) -> Box<Delivery<M>> {
         Box::new(Delivery {
             msg,

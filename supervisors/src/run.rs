@@ -73,6 +73,11 @@ pub(crate) struct Run {
     pub started: Option<oneshot::Sender<()>>,
 }
 
+/// Messages an actor handles in a row before it steps aside for its neighbours on the same
+/// worker thread: tokio's own budget per task poll, which its channels spend one unit per
+/// message of (taking from a batch costs no tokio budget, so the run loop keeps its own count).
+const FAIR_SHARE: u32 = 128;
+
 pub(crate) async fn run_actor<A: Actor>(
     factory: Arc<dyn Fn() -> A + Send + Sync>,
     inbox: Arc<Inbox<A>>,
@@ -122,21 +127,38 @@ pub(crate) async fn run_actor<A: Actor>(
         let inbox = inbox.clone();
         stop.also_wake(move || inbox.wake_receiver());
     }
+    // Messages taken since this run last waited or stepped aside.
+    let mut in_a_row = 0;
     let reason = loop {
         if stop.is_requested() {
             break ExitReason::Shutdown;
         }
-        // Taking waiting messages costs no tokio budget by itself: spend one per message
-        // (before taking it, so a yield here never holds a message), so that a flooded actor
-        // still yields to its neighbours.
-        tokio::task::consume_budget().await;
         // One poll takes a waiting message (no lock while the batch lasts) or, on an empty
         // mailbox, parks on it; a stop request wakes the same registration, and the flag is
         // looked at after registering, so a request in between is not missed.
-        let next = std::future::poll_fn(|cx| match rx.poll_recv(cx) {
-            Poll::Ready(envelope) => Poll::Ready(Some(envelope)),
-            Poll::Pending if stop.is_requested() => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let next = std::future::poll_fn(|cx| {
+            if in_a_row >= FAIR_SHARE {
+                // A flooded actor steps aside, as tokio's budget makes its own channels do:
+                // to the back of the run queue, before taking the next message (so a yield
+                // never holds one).
+                in_a_row = 0;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            match rx.poll_recv(cx) {
+                Poll::Ready(envelope) => {
+                    in_a_row += 1;
+                    Poll::Ready(Some(envelope))
+                }
+                Poll::Pending => {
+                    in_a_row = 0;
+                    if stop.is_requested() {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            }
         })
         .await;
         let envelope = match next {

@@ -685,7 +685,7 @@ async fn a_flooded_actor_still_lets_its_neighbours_run() {
         a.try_send(Incr).unwrap();
     }
     // One thread: the neighbour runs only when the flooded actor yields. Its handler never
-    // waits, so only the mailbox's own budget makes it yield.
+    // waits, so only the run loop's fair share (128 in a row) makes it yield.
     let probe = p.clone();
     let neighbour = tokio::spawn(async move { probe.handled.load(Ordering::SeqCst) });
     let handled_when_the_neighbour_ran = neighbour.await.unwrap();

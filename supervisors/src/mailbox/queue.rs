@@ -99,7 +99,6 @@ impl<T> Queue<T> {
     /// Pushes `item` if there is room, waking the receiver if it is parked. `into` turns it
     /// into the queue's item type once it is certain to go in (an unsizing coercion for the
     /// mailbox), so a refused item comes back as it was given.
-    #[inline]
     pub(crate) fn try_push<U>(
         &self,
         item: U,
@@ -121,14 +120,17 @@ impl<T> Queue<T> {
 
     /// Pushes `item`, waiting for room while the queue is full. `Err` hands it back when the
     /// queue is (or becomes) closed. Cancel-safe: dropping the future drops the item unsent.
-    #[inline]
-    pub(crate) async fn push<U>(&self, mut item: U, into: impl Fn(U) -> T) -> Result<(), U> {
+    pub(crate) async fn push<U>(&self, item: U, into: impl Fn(U) -> T) -> Result<(), U> {
+        // The common case is straight-line code; the waiting machinery is built only when full.
+        match self.try_push(item, &into) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed(back)) => Err(back),
+            Err(PushError::Full(back)) => self.push_when_room(back, into).await,
+        }
+    }
+
+    async fn push_when_room<U>(&self, mut item: U, into: impl Fn(U) -> T) -> Result<(), U> {
         loop {
-            match self.try_push(item, &into) {
-                Ok(()) => return Ok(()),
-                Err(PushError::Closed(back)) => return Err(back),
-                Err(PushError::Full(back)) => item = back,
-            }
             // Register before looking again, so a slot freed in between is not missed.
             let notified = self.room.notified();
             let mut notified = std::pin::pin!(notified);
@@ -140,6 +142,11 @@ impl<T> Queue<T> {
                 Err(PushError::Full(back)) => item = back,
             }
             notified.await;
+            match self.try_push(item, &into) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(back)) => return Err(back),
+                Err(PushError::Full(back)) => item = back,
+            }
         }
     }
 
@@ -232,7 +239,6 @@ impl<T> Receiver<T> {
 
     /// The next item, or `Ready(None)` once closed; `Pending` parks this task until a push, a
     /// close or [`Queue::wake_receiver`].
-    #[inline]
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.next(Some(cx.waker())) {
             Ok(item) => Poll::Ready(Some(item)),
@@ -249,7 +255,6 @@ impl<T> Receiver<T> {
         drop(dropped);
     }
 
-    #[inline]
     fn next(&mut self, park: Option<&Waker>) -> Result<T, Empty> {
         if self.queue.is_closed() {
             // Closed for good: what is left in the batch is dropped, as the queue's own items
@@ -307,7 +312,6 @@ impl<T> Receiver<T> {
     /// One item left the batch: its slot is free. The first free slot of a batch wakes one
     /// waiting sender, if a quick look finds one (the look under the lock at the batch's end
     /// is the one that never misses).
-    #[inline]
     fn handed_out(&mut self) {
         self.queue
             .batched
