@@ -31,7 +31,8 @@
 //! - stuck detection: a handler past its deadline (default 60 s, per message overridable) is
 //!   cancelled, its caller gets [`CallError::Stuck`] and the actor restarts under its policy;
 //! - bounded mailboxes (default 64) that survive restarts: `send` waits, `try_send` fails with
-//!   [`TrySendError::Full`], a failed send hands the message back;
+//!   [`TrySendError::Full`], a failed send hands the message back; an actor that always has
+//!   mail steps aside after 128 messages in a row, so it cannot starve its thread's other tasks;
 //! - shutdown in reverse start order, each child within its deadline (graceful, then aborted);
 //! - two handler shapes, like actix's sync and async handlers: `async fn handle` for work that
 //!   waits (a boxed future per message), and [`Handler::handle_now`] for answers that never
