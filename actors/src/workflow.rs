@@ -168,9 +168,28 @@ impl<R: StepRunner> Workflow<R> {
                 self.run_step(&task, step, occurrence, &journal, input)
                     .await
             }
-            Next::NeedsHuman { reason } => {
-                self.set_status(&task, TaskStatus::NeedsHuman, None, Some(reason))
+            Next::NeedsHuman {
+                reason,
+                waiting_for,
+            } => {
+                let task = self
+                    .set_status(&task, TaskStatus::NeedsHuman, None, Some(reason))
                     .await?;
+                // The user may have given the secrets between the step asking for them and
+                // this status: the session then looked for a waiting deploy before there was
+                // one. Now that the status says it waits, look again (one of the two looks
+                // always sees the other's write), and go on if nothing is missing any more.
+                if !waiting_for.is_empty() && self.secrets_stored(&task, &waiting_for).await? {
+                    // `resume` finds this workflow running and starts no second one.
+                    if let Err(failure) = self.workflows.resume(task.id, None).await {
+                        // The session may have resumed it first: then it runs, and so do we.
+                        let now = self.store().task(task.id).await.map_err(fail)?;
+                        if now.map(|t| t.status) != Some(TaskStatus::Running) {
+                            return Err(failure);
+                        }
+                    }
+                    return Ok(Progress::Stepped);
+                }
                 Ok(Progress::Idle)
             }
             Next::Complete => {
@@ -182,6 +201,16 @@ impl<R: StepRunner> Workflow<R> {
                 Ok(Progress::Idle)
             }
         }
+    }
+
+    /// True when every secret in `names` is stored for the task's project.
+    async fn secrets_stored(&self, task: &TaskRecord, names: &[String]) -> Result<bool, Failure> {
+        let stored = self
+            .store()
+            .secret_names(task.project)
+            .await
+            .map_err(fail)?;
+        Ok(names.iter().all(|name| stored.contains(name)))
     }
 
     /// Creates (once) and starts the deploy task an engineering task was created with.

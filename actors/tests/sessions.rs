@@ -15,6 +15,7 @@ use artel_actors::workflow::{PlanLimits, StepCall, StepRunner, WorkflowPolicy, W
 use artel_messages::dto::ChatLineDto;
 use artel_messages::event::{ChatRole, NewEvent};
 use artel_messages::product_owner::Intent;
+use artel_messages::secret::SecretValue;
 use artel_messages::{
     Classify, DeploymentId, ErrorClass, EventBody, EventId, Failure, SessionChannel, SessionId,
     SessionStatus, StepKind, TaskId, TaskKind, TaskStatus, UserId,
@@ -42,6 +43,9 @@ struct QuickRunner {
     needs_secret: Option<&'static str>,
     /// When set, tests fail until the task carries the user's guidance.
     tests_need_guidance: bool,
+    /// When set, the missing secret is stored just as `resolve_secrets` reports it missing:
+    /// the user answered between the question and the deploy's `needs_human`.
+    secret_arrives_while_asking: bool,
 }
 
 impl QuickRunner {
@@ -50,6 +54,7 @@ impl QuickRunner {
             store: store.clone(),
             needs_secret: None,
             tests_need_guidance: false,
+            secret_arrives_while_asking: false,
         }
     }
 }
@@ -84,6 +89,12 @@ impl StepRunner for QuickRunner {
                             )
                             .await
                             .map_err(|e| e.to_failure())?;
+                        if self.secret_arrives_while_asking {
+                            self.store
+                                .set_secret(call.project, name, &SecretValue::new("sk-early"))
+                                .await
+                                .map_err(|e| e.to_failure())?;
+                        }
                         json!({"resolved": [], "missing": [name]})
                     }
                 }
@@ -180,6 +191,13 @@ impl Harness {
 
     async fn status(&self, task: TaskId) -> Option<TaskStatus> {
         self.store.task(task).await.unwrap().map(|t| t.status)
+    }
+
+    /// The deploy task an engineering task was created with.
+    async fn deploy_of(&self, engineering: TaskId) -> TaskId {
+        let task = self.store.task(engineering).await.unwrap().unwrap();
+        task.follow_up
+            .expect("a build request has a follow-up deploy")
     }
 
     /// Says `line` and returns the ProductOwner's answer to it (`say` also returns any news
@@ -442,14 +460,7 @@ async fn an_idle_session_hibernates_and_wakes_with_its_context() {
     let h = Harness::start(|_| {}, Duration::from_millis(300)).await;
     let session = h.open().await;
     let engineering = h.build(session, "make me a todo list API").await;
-    let deploy = h
-        .store
-        .task(engineering)
-        .await
-        .unwrap()
-        .unwrap()
-        .follow_up
-        .unwrap();
+    let deploy = h.deploy_of(engineering).await;
     eventually(SOON, "the deploy completes", || async {
         h.status(deploy).await == Some(TaskStatus::Completed)
     })
@@ -520,14 +531,7 @@ async fn a_secret_is_stored_never_journaled_and_resumes_the_deploy() {
     let session = h.open().await;
     let engineering = h.build(session, "make me a weather API").await;
     let project = h.store.task(engineering).await.unwrap().unwrap().project;
-    let deploy = h
-        .store
-        .task(engineering)
-        .await
-        .unwrap()
-        .unwrap()
-        .follow_up
-        .unwrap();
+    let deploy = h.deploy_of(engineering).await;
     eventually(SOON, "the deploy waits for the secret", || async {
         h.status(deploy).await == Some(TaskStatus::NeedsHuman)
     })
@@ -583,6 +587,30 @@ async fn a_secret_is_stored_never_journaled_and_resumes_the_deploy() {
             .unwrap();
         assert_eq!(found, 0, "the secret's value is in {table}");
     }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_given_while_the_deploy_is_asking_for_it_is_not_missed() {
+    const NAME: &str = "WEATHER_API_KEY";
+    let h = Harness::start(
+        |r| {
+            r.needs_secret = Some(NAME);
+            r.secret_arrives_while_asking = true;
+        },
+        Duration::from_secs(60),
+    )
+    .await;
+    let session = h.open().await;
+    let engineering = h.build(session, "make me a weather API").await;
+    let deploy = h.deploy_of(engineering).await;
+    // Nobody resumes it: the deploy sees, once it waits, that the secret is there already.
+    eventually(
+        SOON,
+        "the deploy completes without being resumed",
+        || async { h.status(deploy).await == Some(TaskStatus::Completed) },
+    )
+    .await;
     h.stop().await;
 }
 

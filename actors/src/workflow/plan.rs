@@ -57,6 +57,8 @@ pub enum Next {
     NeedsHuman {
         /// What the user must do.
         reason: String,
+        /// The secrets the user is asked for (empty when the question is not about secrets).
+        waiting_for: Vec<String>,
     },
 }
 
@@ -119,6 +121,7 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
                          retry with guidance or cancel. Last test output:\n{}",
                         last_lines(tail, 15)
                     ),
+                    waiting_for: Vec::new(),
                 }
             }
         }
@@ -134,6 +137,7 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
                         missing.join(", "),
                         if missing.len() == 1 { "it" } else { "them" }
                     ),
+                    waiting_for: missing,
                 }
             } else {
                 run(StepKind::ResolveSecrets)
@@ -267,7 +271,7 @@ mod tests {
         assert_eq!(input["iteration"], 2);
         journal.push(ok(4, StepKind::Develop, json!({})));
         journal.push(ok(5, StepKind::Test, failing.clone()));
-        let Next::NeedsHuman { reason } = next(&t, &journal, LIMITS) else {
+        let Next::NeedsHuman { reason, .. } = next(&t, &journal, LIMITS) else {
             panic!("expected needs_human")
         };
         assert!(reason.contains("2 development iterations"), "{reason}");
@@ -287,10 +291,15 @@ mod tests {
             ok(1, StepKind::AnalyzeEnv, json!({})),
             ok(2, StepKind::ResolveSecrets, json!({"missing": ["API_KEY"]})),
         ];
-        let Next::NeedsHuman { reason } = next(&t, &journal, LIMITS) else {
+        let Next::NeedsHuman {
+            reason,
+            waiting_for,
+        } = next(&t, &journal, LIMITS)
+        else {
             panic!("expected needs_human")
         };
         assert!(reason.contains("API_KEY"), "{reason}");
+        assert_eq!(waiting_for, ["API_KEY"]);
         t.journal_mark = 2;
         assert_eq!(
             step_of(&next(&t, &journal, LIMITS)),
