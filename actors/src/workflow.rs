@@ -23,7 +23,7 @@ use artel_messages::{
     Classify, Failure, ProjectId, Request, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
 };
 use artel_supervisors::{
-    Actor, ChildSpec, Context, Handler, Intensity, NodeId, Restart, Strategy, Supervisor,
+    Actor, ChildSpec, Context, Handler, Intensity, NodeId, Restart, Started, Strategy, Supervisor,
     SupervisorError, SupervisorRef,
 };
 use serde_json::Value;
@@ -510,7 +510,9 @@ impl<R: StepRunner> Workflows<R> {
         Ok(record)
     }
 
-    /// Starts the workflow of one task (a no-op if it is already running).
+    /// Starts the workflow of one task. If the task's workflow is still up, this one follows
+    /// it (starts when that one ends) and answers `None`: a workflow re-reads its task, so a
+    /// follower of one that finished the task only looks and stops.
     pub async fn start(&self, task: &TaskRecord) -> Result<Option<NodeId>, SupervisorError> {
         let (id, workflows) = (task.id, self.clone());
         let (_addr, spec) =
@@ -522,12 +524,12 @@ impl<R: StepRunner> Workflows<R> {
             .role(format!("{}_workflow", task.kind))
             .restart(Restart::Transient)
             .deadline(Some(self.policy.step_deadline));
-        match self.supervisor.start_child(spec).await {
-            Ok(node) => Ok(Some(node)),
-            Err(SupervisorError::InvalidSpec(reason)) if reason.contains("already running") => {
-                Ok(None)
-            }
-            Err(err) => Err(err),
+        // A workflow re-reads its task when it starts, so one asked for while the task's
+        // workflow is still up (it may be on its way out, having just parked the task in
+        // `needs_human` as the user answers) follows it instead of being refused and lost.
+        match self.supervisor.start_child_or_follow(spec).await? {
+            Started::Now(node) => Ok(Some(node)),
+            Started::AfterNamesake => Ok(None),
         }
     }
 

@@ -80,4 +80,4 @@ pub use stream_mailbox::{
     DeadLetter, EntryId, Inbound, StreamClient, StreamConfig, StreamConsumer, StreamError,
     StreamHandler, StreamProducer,
 };
-pub use supervisor::{Supervisor, SupervisorHandle, SupervisorRef};
+pub use supervisor::{Started, Supervisor, SupervisorHandle, SupervisorRef};

@@ -235,6 +235,14 @@ impl SupervisorRef {
         self.ask(|reply| Command::Start { spec, reply }).await?
     }
 
+    /// Starts a dynamic child now or, if a live sibling has its name, as soon as that sibling
+    /// ends for good (at most one follower per name; a second is redundant and dropped). For a
+    /// child that re-reads durable work when it starts: asking while the namesake is on its
+    /// way out is then never lost. A follower does not start if this supervisor stops first.
+    pub async fn start_child_or_follow(&self, spec: ChildSpec) -> Result<Started, SupervisorError> {
+        self.ask(|reply| Command::Follow { spec, reply }).await?
+    }
+
     /// Stops a child for good (gracefully, then forced after its shutdown deadline).
     pub async fn terminate_child(&self, id: NodeId) -> Result<(), SupervisorError> {
         self.ask(|reply| Command::Terminate { id, reply }).await?
@@ -265,10 +273,23 @@ impl SupervisorRef {
     }
 }
 
+/// What [`SupervisorRef::start_child_or_follow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The child is up (or failed to start and is handled under its policy).
+    Now(NodeId),
+    /// A live sibling has the name; the child starts when that one ends for good.
+    AfterNamesake,
+}
+
 enum Command {
     Start {
         spec: ChildSpec,
         reply: oneshot::Sender<Result<NodeId, SupervisorError>>,
+    },
+    Follow {
+        spec: ChildSpec,
+        reply: oneshot::Sender<Result<Started, SupervisorError>>,
     },
     Terminate {
         id: NodeId,
@@ -369,6 +390,10 @@ struct State {
     names: HashMap<Arc<str>, NodeId>,
     /// Children waiting out a backoff, soonest first.
     waiting: BTreeSet<(Instant, NodeId)>,
+    /// Dynamic children to start once their live namesake ends for good.
+    followers: HashMap<Arc<str>, ChildSpec>,
+    /// Followers whose namesake has ended, to start on the next turn of the loop.
+    due_followers: Vec<ChildSpec>,
     exits: mpsc::UnboundedSender<ExitNote>,
 }
 
@@ -389,6 +414,8 @@ async fn run_supervisor(shared: Arc<Shared>, mut run: Run) -> ExitReason {
         slots: BTreeMap::new(),
         names: HashMap::new(),
         waiting: BTreeSet::new(),
+        followers: HashMap::new(),
+        due_followers: Vec::new(),
         exits,
     };
     for spec in &shared.children {
@@ -417,6 +444,7 @@ async fn run_supervisor(shared: Arc<Shared>, mut run: Run) -> ExitReason {
             Some(command) = commands.recv() => state.on_command(command).await,
             () = sleep_until_some(due) => state.start_due().await,
         }
+        state.start_followers().await;
     };
     state.stop_all().await;
     for id in state.slots.keys() {
@@ -555,6 +583,9 @@ impl State {
         if slot.dynamic {
             if self.names.get(&slot.spec.name) == Some(&id) {
                 self.names.remove(&slot.spec.name);
+                if let Some(follower) = self.followers.remove(&slot.spec.name) {
+                    self.due_followers.push(follower);
+                }
             }
             self.slots.remove(&id);
             self.registry.remove(id);
@@ -665,15 +696,49 @@ impl State {
         }
     }
 
+    /// The live child (running or waiting to restart) named `name`.
+    fn live_named(&self, name: &str) -> Option<NodeId> {
+        self.names.get(name).copied().filter(|id| {
+            self.slots
+                .get(id)
+                .is_some_and(|s| !matches!(s.state, SlotState::Down))
+        })
+    }
+
+    fn name_taken(&self, name: &str) -> bool {
+        self.live_named(name).is_some()
+    }
+
+    fn closed_spec(spec: &ChildSpec) -> SupervisorError {
+        SupervisorError::InvalidSpec(format!(
+            "child {:?} has stopped for good; build a new spec",
+            spec.name
+        ))
+    }
+
+    /// Adds and starts a dynamic child whose name is free.
+    async fn start_dynamic(&mut self, spec: ChildSpec) -> NodeId {
+        let id = self.add_slot(spec, true);
+        self.start(id).await;
+        id
+    }
+
+    /// Starts the followers whose namesakes have ended (a follower whose name was taken again
+    /// meanwhile waits for that one instead).
+    async fn start_followers(&mut self) {
+        for spec in std::mem::take(&mut self.due_followers) {
+            if self.name_taken(&spec.name) {
+                self.followers.entry(spec.name.clone()).or_insert(spec);
+            } else if !spec.starter.is_closed() {
+                self.start_dynamic(spec).await;
+            }
+        }
+    }
+
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Start { spec, reply } => {
-                let taken = self
-                    .names
-                    .get(&spec.name)
-                    .and_then(|id| self.slots.get(id))
-                    .is_some_and(|s| !matches!(s.state, SlotState::Down));
-                if taken {
+                if self.name_taken(&spec.name) {
                     let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
                         "a child named {:?} is already running under {}",
                         spec.name, self.name
@@ -681,15 +746,24 @@ impl State {
                     return;
                 }
                 if spec.starter.is_closed() {
-                    let _ = reply.send(Err(SupervisorError::InvalidSpec(format!(
-                        "child {:?} has stopped for good; build a new spec",
-                        spec.name
-                    ))));
+                    let _ = reply.send(Err(Self::closed_spec(&spec)));
                     return;
                 }
-                let id = self.add_slot(spec, true);
-                self.start(id).await;
+                let id = self.start_dynamic(spec).await;
                 let _ = reply.send(Ok(id));
+            }
+            Command::Follow { spec, reply } => {
+                if spec.starter.is_closed() {
+                    let _ = reply.send(Err(Self::closed_spec(&spec)));
+                    return;
+                }
+                if self.name_taken(&spec.name) {
+                    self.followers.entry(spec.name.clone()).or_insert(spec);
+                    let _ = reply.send(Ok(Started::AfterNamesake));
+                    return;
+                }
+                let id = self.start_dynamic(spec).await;
+                let _ = reply.send(Ok(Started::Now(id)));
             }
             Command::Terminate { id, reply } => {
                 if !self.slots.contains_key(&id) {
@@ -701,12 +775,7 @@ impl State {
                 let _ = reply.send(Ok(()));
             }
             Command::Find { name, reply } => {
-                let live = self.names.get(name.as_str()).copied().filter(|id| {
-                    self.slots
-                        .get(id)
-                        .is_some_and(|s| !matches!(s.state, SlotState::Down))
-                });
-                let _ = reply.send(live);
+                let _ = reply.send(self.live_named(&name));
             }
             Command::Restart { id, reply } => {
                 if !self.slots.contains_key(&id) {

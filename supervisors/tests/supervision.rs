@@ -4,7 +4,7 @@
 
 use artel_supervisors::{
     Actor, Addr, Backoff, CallError, ChildSpec, Context, ExitReason, Failure, Handler, Intensity,
-    NodeKind, NodeStatus, Request, Restart, Strategy, Supervisor, TrySendError,
+    NodeKind, NodeStatus, Request, Restart, Started, Strategy, Supervisor, TrySendError,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -758,6 +758,45 @@ async fn dynamic_children_start_and_terminate_at_run_time() {
     assert_eq!(a.call(Incr).await, Err(CallError::Closed));
     assert!(root.registry().snapshot().roots[0].children.is_empty());
     assert!(sessions.terminate_child(id).await.is_err());
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_follower_starts_when_its_live_namesake_ends() {
+    let root = Supervisor::new("workflows").start().await;
+    let workflows = root.supervisor();
+    let first = Probe::new();
+    let (a, spec) = Worker::spec("task/1", &first);
+    let spec = spec.restart(Restart::Transient);
+    assert!(matches!(
+        workflows.start_child_or_follow(spec).await.unwrap(),
+        Started::Now(_)
+    ));
+
+    // Asked for while the first still runs (say, on its way out): it follows.
+    let second = Probe::new();
+    let (b, follower) = Worker::spec("task/1", &second);
+    assert_eq!(
+        workflows.start_child_or_follow(follower).await.unwrap(),
+        Started::AfterNamesake
+    );
+    let (_c, redundant) = Worker::spec("task/1", &Probe::new());
+    assert_eq!(
+        workflows.start_child_or_follow(redundant).await.unwrap(),
+        Started::AfterNamesake,
+        "one follower per name; a second is dropped"
+    );
+    assert_eq!(second.runs(), 0, "not while the namesake lives");
+
+    a.call(Exit(None)).await.unwrap();
+    assert_eq!(b.call(Incr).await, Ok(1), "the follower took over");
+    assert_eq!(second.runs(), 1);
+    let names: Vec<_> = root.registry().snapshot().roots[0]
+        .children
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    assert_eq!(names, ["task/1"]);
     root.shutdown().await;
 }
 
