@@ -22,6 +22,9 @@
 //!
 //! ## What it adds over actix's `Supervisor`
 //! - strategies `one_for_one`, `one_for_all`, `rest_for_one`; ordered start, reverse stop;
+//! - dynamic children, started and terminated at run time; a child asked for while a live
+//!   namesake still runs can follow it ([`SupervisorRef::start_child_or_follow`]) instead of
+//!   being refused, for children that re-read durable work when they start;
 //! - restart types `permanent`, `transient`, `temporary`;
 //! - restart intensity (default: 5 within 30 s) with escalation to the parent supervisor;
 //! - per-child exponential backoff with jitter, a cap and a reset window (default: 100 ms
