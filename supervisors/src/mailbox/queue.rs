@@ -188,7 +188,9 @@ impl<T> Queue<T> {
 
 impl<T> Shared<T> {
     /// Wakes the receiver if it is parked. Under the lock, by reference: no waker clone per
-    /// wake-up, and a wake only schedules the receiver's task.
+    /// wake-up, and a wake only schedules the receiver's task. That holds because the receiver
+    /// is always an actor's run loop on a tokio task; a waker that called back into this queue
+    /// would deadlock here (the lock is not reentrant).
     fn wake_receiver(&mut self) {
         if std::mem::take(&mut self.parked)
             && let Some(waker) = &self.receiver
