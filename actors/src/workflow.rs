@@ -23,8 +23,8 @@ use artel_messages::{
     Classify, Failure, ProjectId, Request, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
 };
 use artel_supervisors::{
-    Actor, ChildSpec, Context, Handler, Intensity, NodeId, Restart, Started, Strategy, Supervisor,
-    SupervisorError, SupervisorRef,
+    Actor, ChildSpec, ChildStart, Context, Handler, Intensity, NodeId, Restart, Strategy,
+    Supervisor, SupervisorError, SupervisorRef,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -180,8 +180,8 @@ impl<R: StepRunner> Workflow<R> {
                 // one. Now that the status says it waits, look again (one of the two looks
                 // always sees the other's write), and go on if nothing is missing any more.
                 if !waiting_for.is_empty() && self.secrets_stored(&task, &waiting_for).await? {
-                    // `resume` finds this workflow running and starts no second one.
-                    if let Err(failure) = self.workflows.resume(task.id, None).await {
+                    // This workflow goes on itself: only the transition is recorded.
+                    if let Err(failure) = self.workflows.mark_resumed(task.id, None).await {
                         // The session may have resumed it first: then it runs, and so do we.
                         let now = self.store().task(task.id).await.map_err(fail)?;
                         if now.map(|t| t.status) != Some(TaskStatus::Running) {
@@ -528,8 +528,8 @@ impl<R: StepRunner> Workflows<R> {
         // workflow is still up (it may be on its way out, having just parked the task in
         // `needs_human` as the user answers) follows it instead of being refused and lost.
         match self.supervisor.start_child_or_follow(spec).await? {
-            Started::Now(node) => Ok(Some(node)),
-            Started::AfterNamesake => Ok(None),
+            ChildStart::Now(node) => Ok(Some(node)),
+            ChildStart::AfterNamesake => Ok(None),
         }
     }
 
@@ -577,6 +577,18 @@ impl<R: StepRunner> Workflows<R> {
         task: TaskId,
         guidance: Option<&str>,
     ) -> Result<TaskRecord, Failure> {
+        let after = self.mark_resumed(task, guidance).await?;
+        self.start(&after).await.map_err(|e| e.to_failure())?;
+        Ok(after)
+    }
+
+    /// The store's half of [`resume`](Self::resume): the transition and its event, for a
+    /// workflow that resumes its own task and needs no second one started.
+    async fn mark_resumed(
+        &self,
+        task: TaskId,
+        guidance: Option<&str>,
+    ) -> Result<TaskRecord, Failure> {
         let before = self
             .store
             .task(task)
@@ -599,7 +611,6 @@ impl<R: StepRunner> Workflows<R> {
             )
             .await
             .map_err(fail)?;
-        self.start(&after).await.map_err(|e| e.to_failure())?;
         Ok(after)
     }
 

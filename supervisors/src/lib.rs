@@ -83,4 +83,4 @@ pub use stream_mailbox::{
     DeadLetter, EntryId, Inbound, StreamClient, StreamConfig, StreamConsumer, StreamError,
     StreamHandler, StreamProducer,
 };
-pub use supervisor::{Started, Supervisor, SupervisorHandle, SupervisorRef};
+pub use supervisor::{ChildStart, Supervisor, SupervisorHandle, SupervisorRef};

@@ -239,7 +239,10 @@ impl SupervisorRef {
     /// ends for good (at most one follower per name; a second is redundant and dropped). For a
     /// child that re-reads durable work when it starts: asking while the namesake is on its
     /// way out is then never lost. A follower does not start if this supervisor stops first.
-    pub async fn start_child_or_follow(&self, spec: ChildSpec) -> Result<Started, SupervisorError> {
+    pub async fn start_child_or_follow(
+        &self,
+        spec: ChildSpec,
+    ) -> Result<ChildStart, SupervisorError> {
         self.ask(|reply| Command::Follow { spec, reply }).await?
     }
 
@@ -275,7 +278,7 @@ impl SupervisorRef {
 
 /// What [`SupervisorRef::start_child_or_follow`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Started {
+pub enum ChildStart {
     /// The child is up (or failed to start and is handled under its policy).
     Now(NodeId),
     /// A live sibling has the name; the child starts when that one ends for good.
@@ -289,7 +292,7 @@ enum Command {
     },
     Follow {
         spec: ChildSpec,
-        reply: oneshot::Sender<Result<Started, SupervisorError>>,
+        reply: oneshot::Sender<Result<ChildStart, SupervisorError>>,
     },
     Terminate {
         id: NodeId,
@@ -759,11 +762,11 @@ impl State {
                 }
                 if self.name_taken(&spec.name) {
                     self.followers.entry(spec.name.clone()).or_insert(spec);
-                    let _ = reply.send(Ok(Started::AfterNamesake));
+                    let _ = reply.send(Ok(ChildStart::AfterNamesake));
                     return;
                 }
                 let id = self.start_dynamic(spec).await;
-                let _ = reply.send(Ok(Started::Now(id)));
+                let _ = reply.send(Ok(ChildStart::Now(id)));
             }
             Command::Terminate { id, reply } => {
                 if !self.slots.contains_key(&id) {

@@ -3,8 +3,8 @@
 //! detection, dynamic children, tracing and the tree snapshot.
 
 use artel_supervisors::{
-    Actor, Addr, Backoff, CallError, ChildSpec, Context, ExitReason, Failure, Handler, Intensity,
-    NodeKind, NodeStatus, Request, Restart, Started, Strategy, Supervisor, TrySendError,
+    Actor, Addr, Backoff, CallError, ChildSpec, ChildStart, Context, ExitReason, Failure, Handler,
+    Intensity, NodeKind, NodeStatus, Request, Restart, Strategy, Supervisor, TrySendError,
 };
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -218,16 +218,32 @@ fn quiet_panics() {
     });
 }
 
+/// Two workers `a` and `b` under a `one_for_one` root, each with its probe.
+struct Siblings {
+    pa: Arc<Probe>,
+    pb: Arc<Probe>,
+    a: Addr<Worker>,
+    b: Addr<Worker>,
+    root: artel_supervisors::SupervisorHandle,
+}
+
+impl Siblings {
+    async fn start() -> Self {
+        let (pa, pb) = (Probe::new(), Probe::new());
+        let (a, sa) = Worker::spec("a", &pa);
+        let (b, sb) = Worker::spec("b", &pb);
+        let root = Supervisor::new("root").child(sa).child(sb).start().await;
+        Self { pa, pb, a, b, root }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Strategies.
 
 #[tokio::test]
 async fn one_for_one_restarts_only_the_failed_child() {
     quiet_panics();
-    let (pa, pb) = (Probe::new(), Probe::new());
-    let (a, sa) = Worker::spec("a", &pa);
-    let (b, sb) = Worker::spec("b", &pb);
-    let root = Supervisor::new("root").child(sa).child(sb).start().await;
+    let Siblings { pa, pb, a, b, root } = Siblings::start().await;
 
     assert_eq!(b.call(Incr).await, Ok(1));
     assert!(matches!(a.call(Boom).await, Err(CallError::Panicked(m)) if m == "boom"));
@@ -584,10 +600,7 @@ async fn an_immediate_handler_answers_without_a_future_or_hands_the_message_to_h
 #[tokio::test]
 async fn a_panic_in_an_immediate_handler_fails_only_that_actor_and_loses_nothing_queued() {
     quiet_panics();
-    let (pa, pb) = (Probe::new(), Probe::new());
-    let (a, sa) = Worker::spec("a", &pa);
-    let (b, sb) = Worker::spec("b", &pb);
-    let root = Supervisor::new("root").child(sa).child(sb).start().await;
+    let Siblings { pa, pb, a, b, root } = Siblings::start().await;
     assert_eq!(b.call(Incr).await, Ok(1));
     match a.call(BoomNow).await {
         Err(CallError::Panicked(message)) => assert_eq!(message, "boom"),
@@ -770,7 +783,7 @@ async fn a_follower_starts_when_its_live_namesake_ends() {
     let spec = spec.restart(Restart::Transient);
     assert!(matches!(
         workflows.start_child_or_follow(spec).await.unwrap(),
-        Started::Now(_)
+        ChildStart::Now(_)
     ));
 
     // Asked for while the first still runs (say, on its way out): it follows.
@@ -778,12 +791,12 @@ async fn a_follower_starts_when_its_live_namesake_ends() {
     let (b, follower) = Worker::spec("task/1", &second);
     assert_eq!(
         workflows.start_child_or_follow(follower).await.unwrap(),
-        Started::AfterNamesake
+        ChildStart::AfterNamesake
     );
     let (_c, redundant) = Worker::spec("task/1", &Probe::new());
     assert_eq!(
         workflows.start_child_or_follow(redundant).await.unwrap(),
-        Started::AfterNamesake,
+        ChildStart::AfterNamesake,
         "one follower per name; a second is dropped"
     );
     assert_eq!(second.runs(), 0, "not while the namesake lives");
