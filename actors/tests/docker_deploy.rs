@@ -200,6 +200,19 @@ impl Fixture {
             .extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         target.start(spec).await
     }
+
+    /// A deployment of the test service started through `targets`, healthy and promoted
+    /// live, as a finished deploy leaves it.
+    async fn live(&self, targets: &Targets) -> (DeploymentRecord, Started) {
+        let record = self.deployment(Some(DOCKERFILE), &[]).await;
+        let started = targets.start(&record).await.unwrap();
+        assert!(targets.wait_healthy(&record, &started.url).await.healthy);
+        self.store()
+            .promote_deployment(record.id, &started.url)
+            .await
+            .unwrap();
+        (record, started)
+    }
 }
 
 /// Kills the deployment's container from outside and waits until `targets` notices.
@@ -372,13 +385,7 @@ async fn a_missing_or_broken_dockerfile_and_a_dying_service_say_what_happened() 
 async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() {
     let fx = Fixture::new().await;
     let targets = fx.targets(12_120..=12_129, 12_130..=12_139).await;
-    let record = fx.deployment(Some(DOCKERFILE), &[]).await;
-    let started = targets.start(&record).await.unwrap();
-    assert!(targets.wait_healthy(&record, &started.url).await.healthy);
-    fx.store()
-        .promote_deployment(record.id, &started.url)
-        .await
-        .unwrap();
+    let (record, started) = fx.live(&targets).await;
 
     // Someone kills the container: the health job sees it and starts it again.
     kill_and_wait(&targets, &record).await;
@@ -474,13 +481,7 @@ async fn a_docker_host_reached_over_tcp_runs_the_service_like_the_local_socket()
 async fn a_live_container_that_dies_and_cannot_come_back_is_marked_failed_and_reported() {
     let fx = Fixture::new().await;
     let targets = fx.targets(12_160..=12_169, 12_150..=12_159).await;
-    let record = fx.deployment(Some(DOCKERFILE), &[]).await;
-    let started = targets.start(&record).await.unwrap();
-    assert!(targets.wait_healthy(&record, &started.url).await.healthy);
-    fx.store()
-        .promote_deployment(record.id, &started.url)
-        .await
-        .unwrap();
+    let (record, _) = fx.live(&targets).await;
 
     // Its image and its Dockerfile are gone, so the restart cannot build it again.
     docker(&[

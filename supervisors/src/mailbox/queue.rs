@@ -339,6 +339,17 @@ mod tests {
         item
     }
 
+    /// A sender pushing `item` from its own task, after it has had a turn to start waiting.
+    async fn waiting_push(
+        queue: &Arc<Queue<u32>>,
+        item: u32,
+    ) -> tokio::task::JoinHandle<Result<(), u32>> {
+        let q = queue.clone();
+        let sender = tokio::spawn(async move { q.push(item, same).await });
+        tokio::task::yield_now().await;
+        sender
+    }
+
     #[test]
     fn items_come_out_in_order_and_the_bound_counts_the_batch() {
         let (queue, mut rx) = pair(3);
@@ -441,18 +452,14 @@ mod tests {
     async fn a_sender_waits_for_room_and_a_close_hands_its_item_back() {
         let (queue, mut rx) = pair(1);
         queue.try_push(1, same).unwrap();
-        let q = queue.clone();
-        let waiting = tokio::spawn(async move { q.push(2, same).await });
-        tokio::task::yield_now().await;
+        let waiting = waiting_push(&queue, 2).await;
         assert!(!waiting.is_finished(), "push must wait while full");
         assert_eq!(rx.try_recv(), Ok(1));
         assert_eq!(waiting.await.unwrap(), Ok(()));
         assert_eq!(rx.try_recv(), Ok(2));
 
         queue.try_push(3, same).unwrap();
-        let q = queue.clone();
-        let refused = tokio::spawn(async move { q.push(4, same).await });
-        tokio::task::yield_now().await;
+        let refused = waiting_push(&queue, 4).await;
         queue.close();
         assert_eq!(refused.await.unwrap(), Err(4));
     }
@@ -465,16 +472,7 @@ mod tests {
         }
         assert_eq!(rx.try_recv(), Ok(1));
         queue.try_push(4, same).unwrap();
-        let waiters: Vec<_> = [5, 6]
-            .into_iter()
-            .map(|i| {
-                let q = queue.clone();
-                tokio::spawn(async move { q.push(i, same).await })
-            })
-            .collect();
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
+        let waiters = [waiting_push(&queue, 5).await, waiting_push(&queue, 6).await];
         assert!(waiters.iter().all(|w| !w.is_finished()), "both wait");
         // The first slot freed in a batch wakes one waiter; the next batch wakes the next.
         // (The look under the lock at a batch's end is the safety net for a sender that
@@ -495,9 +493,7 @@ mod tests {
     async fn a_cancelled_waiting_sender_leaves_no_trace() {
         let (queue, mut rx) = pair(1);
         queue.try_push(1, same).unwrap();
-        let q = queue.clone();
-        let cancelled = tokio::spawn(async move { q.push(2, same).await });
-        tokio::task::yield_now().await;
+        let cancelled = waiting_push(&queue, 2).await;
         cancelled.abort();
         assert!(cancelled.await.unwrap_err().is_cancelled());
         assert_eq!(queue.waiting.load(Ordering::SeqCst), 0);
