@@ -273,7 +273,7 @@ impl<A: Actor> Inbox<A> {
     /// its caller gets `CallError::Stopped` instead of waiting forever.
     pub(crate) fn close(&self) {
         drop(self.queue.close());
-        match self.rx.clone().try_lock_owned() {
+        match self.rx.try_lock() {
             Ok(mut rx) => rx.clear(),
             // A run that is still ending holds the receiver; it drops its batch when it looks
             // next, or here once it has let go (an aborted run never looks again).
