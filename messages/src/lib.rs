@@ -28,6 +28,7 @@
 //! - [`tester`] — run a commit's tests; [`tester::TestReport`].
 //! - [`env_analyzer`] — find the environment variables a service needs.
 //! - [`secret_resolver`] — check, generate and store a deploy's secrets.
+//! - [`spec`] — the Analyst's typed reading of a request: resources, fields, relations, actions.
 //! - [`deployer`] — deploy, health-check, roll back; [`deployer::DeployTarget`].
 //! - [`worker_manager`] — spawn, run in and stop sandboxed workers, with limits.
 //! - [`engineering`] — start, cancel, retry an engineering task.
@@ -54,6 +55,7 @@ pub mod scaffolder;
 pub mod scheduler;
 pub mod secret;
 pub mod secret_resolver;
+pub mod spec;
 pub mod streams;
 pub mod tester;
 pub mod time;

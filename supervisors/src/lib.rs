@@ -77,7 +77,9 @@ pub use error::{CallError, SendError, SupervisorError, TrySendError};
 pub use exit::ExitReason;
 pub use intensity::Intensity;
 pub use mailbox::Addr;
-pub use registry::{NodeId, NodeKind, NodeSnapshot, NodeStatus, Registry, TreeSnapshot};
+pub use registry::{
+    BacklogProbe, Labels, NodeId, NodeKind, NodeSnapshot, NodeStatus, Registry, TreeSnapshot,
+};
 pub use spec::{ChildSpec, Restart, Strategy};
 pub use stream_mailbox::{
     DeadLetter, EntryId, Inbound, StreamClient, StreamConfig, StreamConsumer, StreamError,

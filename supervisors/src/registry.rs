@@ -8,7 +8,7 @@ use crate::error::SupervisorError;
 use crate::supervisor::SupervisorRef;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -72,6 +72,14 @@ pub(crate) trait MailboxProbe: Send + Sync {
     fn capacity(&self) -> usize;
 }
 
+/// Reads how much work an actor has accepted but not started (a queue it keeps besides its
+/// mailbox, e.g. requests waiting for a free slot), without touching the actor.
+pub type BacklogProbe = Arc<dyn Fn() -> usize + Send + Sync>;
+
+/// Free-form `key = value` facts about a node that its supervisor does not interpret (what
+/// the node serves, for readers that scope or group the tree).
+pub type Labels = Arc<[(Arc<str>, Arc<str>)]>;
+
 struct Node {
     parent: Option<NodeId>,
     name: Arc<str>,
@@ -83,6 +91,8 @@ struct Node {
     last_error: Option<String>,
     since: Option<Instant>,
     mailbox: Option<Arc<dyn MailboxProbe>>,
+    backlog: Option<BacklogProbe>,
+    labels: Labels,
     /// For a running supervisor: its command queue, so an operator can restart or stop one of
     /// its children by id.
     control: Option<SupervisorRef>,
@@ -110,6 +120,8 @@ pub(crate) struct NewNode {
     pub kind: NodeKind,
     pub detail: Option<Arc<str>>,
     pub mailbox: Option<Arc<dyn MailboxProbe>>,
+    pub backlog: Option<BacklogProbe>,
+    pub labels: Labels,
 }
 
 impl Registry {
@@ -145,6 +157,8 @@ impl Registry {
                 last_error: None,
                 since: None,
                 mailbox: new.mailbox,
+                backlog: new.backlog,
+                labels: new.labels,
                 control: None,
                 children: BTreeSet::new(),
             },
@@ -280,6 +294,12 @@ fn snapshot_node(inner: &Inner, id: NodeId, now: Instant) -> Option<NodeSnapshot
         last_error: node.last_error.clone(),
         mailbox_depth: node.mailbox.as_ref().map(|m| m.depth()),
         mailbox_capacity: node.mailbox.as_ref().map(|m| m.capacity()),
+        backlog: node.backlog.as_ref().map(|probe| probe()),
+        labels: node
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         uptime_ms: node
             .since
             .map(|s| u64::try_from(now.duration_since(s).as_millis()).unwrap_or(u64::MAX)),
@@ -314,6 +334,13 @@ pub struct NodeSnapshot {
     pub mailbox_depth: Option<usize>,
     /// The mailbox's bound (actors only).
     pub mailbox_capacity: Option<usize>,
+    /// Work the actor accepted and holds but has not started (for actors that keep such a
+    /// queue besides their mailbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<usize>,
+    /// What the node serves, as its spec labelled it (e.g. `task`, `project`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Milliseconds since its current run started (running nodes only).
     pub uptime_ms: Option<u64>,
     /// Its children, in start order.
@@ -391,6 +418,12 @@ fn render_line(out: &mut String, node: &NodeSnapshot, prefix: &str, branch: &str
     if let (Some(depth), Some(cap)) = (node.mailbox_depth, node.mailbox_capacity) {
         let _ = write!(out, "  mailbox {depth}/{cap}");
     }
+    if let Some(backlog) = node.backlog {
+        let _ = write!(out, "  queued {backlog}");
+    }
+    for (key, value) in &node.labels {
+        let _ = write!(out, "  {key}={value}");
+    }
     if let Some(err) = &node.last_error {
         let _ = write!(out, "  last error: {err}");
     }
@@ -418,6 +451,8 @@ mod tests {
             kind,
             detail: (kind == NodeKind::Supervisor).then(|| "one_for_one".into()),
             mailbox: None,
+            backlog: None,
+            labels: Arc::new([]),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::actor::Actor;
 use crate::backoff::Backoff;
 use crate::exit::ExitReason;
 use crate::mailbox::{Addr, Inbox, mailbox};
-use crate::registry::{MailboxProbe, NodeKind};
+use crate::registry::{BacklogProbe, Labels, MailboxProbe, NodeKind};
 use crate::run::{Run, run_actor};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -80,6 +80,8 @@ pub struct ChildSpec {
     pub(crate) shutdown: Duration,
     pub(crate) backoff: Backoff,
     pub(crate) deadline: Option<Duration>,
+    pub(crate) backlog: Option<BacklogProbe>,
+    pub(crate) labels: Labels,
     pub(crate) starter: Arc<dyn Starter>,
 }
 
@@ -131,6 +133,8 @@ impl ChildSpec {
             shutdown: DEFAULT_SHUTDOWN,
             backoff: Backoff::default(),
             deadline: Some(DEFAULT_HANDLER_DEADLINE),
+            backlog: None,
+            labels: Arc::new([]),
             starter: Arc::new(starter),
         };
         (addr, spec)
@@ -144,6 +148,8 @@ impl ChildSpec {
             shutdown: DEFAULT_SUPERVISOR_SHUTDOWN,
             backoff: Backoff::default(),
             deadline: None,
+            backlog: None,
+            labels: Arc::new([]),
             starter,
         }
     }
@@ -176,6 +182,29 @@ impl ChildSpec {
     pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
         self.deadline = deadline;
         self
+    }
+
+    /// Shows `probe()` in the tree as the work this actor accepted but has not started (a
+    /// queue it keeps besides its mailbox, such as requests waiting for a free slot).
+    pub fn backlog(mut self, probe: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+        self.backlog = Some(Arc::new(probe));
+        self
+    }
+
+    /// Adds a `key = value` label to the node (what it serves: a task, a project). The
+    /// supervisor does not interpret labels; readers of the tree scope and group by them.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut labels: Vec<(Arc<str>, Arc<str>)> = self.labels.iter().cloned().collect();
+        let key: Arc<str> = key.into().into();
+        labels.retain(|(k, _)| *k != key);
+        labels.push((key, value.into().into()));
+        self.labels = labels.into();
+        self
+    }
+
+    /// Its labels, in the order they were added.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|(k, v)| (&**k, &**v))
     }
 
     /// Its name among its siblings.

@@ -123,6 +123,8 @@ impl Supervisor {
             kind: NodeKind::Supervisor,
             detail: starter.detail(),
             mailbox: None,
+            backlog: None,
+            labels: Arc::new([]),
         });
         let stop = Arc::new(StopSignal::default());
         let (started, up) = oneshot::channel();
@@ -475,6 +477,8 @@ impl State {
             kind: spec.starter.kind(),
             detail: spec.starter.detail(),
             mailbox: spec.starter.probe(),
+            backlog: spec.backlog.clone(),
+            labels: spec.labels.clone(),
         });
         self.names.insert(spec.name.clone(), id);
         self.slots.insert(
