@@ -6,6 +6,7 @@
 //! failing start a supervised failure like any other.
 
 use crate::exit::ExitReason;
+use crate::later::Later;
 use crate::mailbox::Addr;
 use crate::registry::NodeId;
 use artel_messages::{Failure, Request};
@@ -65,7 +66,7 @@ pub struct Context<A: Actor> {
     name: Arc<str>,
     pub(crate) default_deadline: Option<Duration>,
     pub(crate) exit: Option<ExitReason>,
-    /// Timers of this run; aborted when the run ends, however it ends.
+    /// Timers and deferred work of this run; aborted when the run ends, however it ends.
     timers: Vec<AbortHandle>,
 }
 
@@ -145,6 +146,21 @@ impl<A: Actor> Context<A> {
         });
         self.timers.retain(|timer| !timer.is_finished());
         self.timers.push(task.abort_handle());
+    }
+
+    /// Runs `work` beside this actor and answers a [`Deferred`](crate::Deferred) message with
+    /// its output (see [`later`](crate::later)): the handler returns the [`Later`] this gives
+    /// and the actor takes its next message at once. The work belongs to this run — it is
+    /// dropped when the run ends — and to its caller, who drops it by no longer waiting.
+    pub fn spawn_reply<T, F>(&mut self, work: F) -> Later<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (later, task) = Later::spawn(work);
+        self.timers.retain(|timer| !timer.is_finished());
+        self.timers.push(task);
+        later
     }
 
     /// Ends this run normally after the current message (`transient` children then stay down).

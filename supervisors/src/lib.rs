@@ -22,6 +22,8 @@
 //!
 //! ## What it adds over actix's `Supervisor`
 //! - strategies `one_for_one`, `one_for_all`, `rest_for_one`; ordered start, reverse stop;
+//! - significant children ([`ChildSpec::significant`]): a supervisor that ends with its
+//!   driver, for a unit of work with helpers;
 //! - dynamic children, started and terminated at run time; a child asked for while a live
 //!   namesake still runs can follow it ([`SupervisorRef::start_child_or_follow`]) instead of
 //!   being refused, for children that re-read durable work when they start;
@@ -50,6 +52,8 @@
 //!   says why it replaced tokio's `mpsc`).
 //! - [`spec`] — [`ChildSpec`], [`Restart`], [`Strategy`] and the defaults.
 //! - [`supervisor`] — [`Supervisor`], its run loop, [`SupervisorRef`] for dynamic children.
+//! - [`later`] — [`Deferred`] requests and their [`Later`] replies: an actor that gates slow
+//!   work admits a request in its handler and answers from work it runs beside itself.
 //! - [`backoff`], [`intensity`] — the two restart policies, pure and unit-tested.
 //! - [`exit`] — [`ExitReason`], the one input to every restart decision.
 //! - [`registry`] — the live tree and its [`TreeSnapshot`].
@@ -63,6 +67,7 @@ pub mod backoff;
 pub mod error;
 pub mod exit;
 pub mod intensity;
+pub mod later;
 pub mod mailbox;
 pub mod registry;
 mod run;
@@ -76,6 +81,7 @@ pub use backoff::Backoff;
 pub use error::{CallError, SendError, SupervisorError, TrySendError};
 pub use exit::ExitReason;
 pub use intensity::Intensity;
+pub use later::{Deferred, Later};
 pub use mailbox::Addr;
 pub use registry::{
     BacklogProbe, Labels, NodeId, NodeKind, NodeSnapshot, NodeStatus, Registry, TreeSnapshot,

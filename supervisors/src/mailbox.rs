@@ -12,6 +12,7 @@ mod queue;
 use crate::actor::{Actor, Context, Handler};
 use crate::error::{CallError, SendError, TrySendError};
 use crate::exit::panic_message;
+use crate::later::Deferred;
 use artel_messages::Request;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -197,6 +198,16 @@ impl<A: Actor> Addr<A> {
             .await
             .map_err(|_| CallError::Closed)?;
         answer.await.unwrap_or(Err(CallError::Stopped))
+    }
+
+    /// Sends `msg` as a [`Deferred`] request and waits for its later reply: the handler admits
+    /// it and answers from work it runs beside the actor (see [`later`](crate::later)).
+    pub async fn call_later<M>(&self, msg: M) -> Result<M::Reply, CallError>
+    where
+        A: Handler<Deferred<M>>,
+        M: Request,
+    {
+        self.call(Deferred(msg)).await?.await
     }
 
     /// Sends `msg` without waiting for a reply; waits for room when the mailbox is full.

@@ -350,12 +350,27 @@ pub struct NodeSnapshot {
 impl NodeSnapshot {
     /// Finds a descendant (or this node) by a `/`-separated path of names below this node,
     /// e.g. `"gateways/http"`; the empty path is this node.
+    ///
+    /// A child's name may itself hold `/` (`engineering/<task>`): such a child matches as many
+    /// segments as its name has.
     pub fn find(&self, path: &str) -> Option<&NodeSnapshot> {
-        let mut node = self;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            node = node.children.iter().find(|c| c.name == part)?;
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        self.find_parts(&parts)
+    }
+
+    fn find_parts(&self, parts: &[&str]) -> Option<&NodeSnapshot> {
+        if parts.is_empty() {
+            return Some(self);
         }
-        Some(node)
+        self.children.iter().find_map(|child| {
+            let width = child.name.split('/').count();
+            let matches = parts.len() >= width && parts[..width].join("/") == child.name;
+            if matches {
+                child.find_parts(&parts[width..])
+            } else {
+                None
+            }
+        })
     }
 }
 

@@ -82,6 +82,7 @@ pub struct ChildSpec {
     pub(crate) deadline: Option<Duration>,
     pub(crate) backlog: Option<BacklogProbe>,
     pub(crate) labels: Labels,
+    pub(crate) significant: bool,
     pub(crate) starter: Arc<dyn Starter>,
 }
 
@@ -94,6 +95,7 @@ impl std::fmt::Debug for ChildSpec {
             .field("shutdown", &self.shutdown)
             .field("backoff", &self.backoff)
             .field("deadline", &self.deadline)
+            .field("significant", &self.significant)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +137,7 @@ impl ChildSpec {
             deadline: Some(DEFAULT_HANDLER_DEADLINE),
             backlog: None,
             labels: Arc::new([]),
+            significant: false,
             starter: Arc::new(starter),
         };
         (addr, spec)
@@ -150,6 +153,7 @@ impl ChildSpec {
             deadline: None,
             backlog: None,
             labels: Arc::new([]),
+            significant: false,
             starter,
         }
     }
@@ -205,6 +209,16 @@ impl ChildSpec {
     /// Its labels, in the order they were added.
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
         self.labels.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// Makes this child *significant* (OTP's `auto_shutdown = any_significant`): once it is
+    /// down for good — it stopped normally and its restart type says no more, or it failed
+    /// fatally — its supervisor stops its other children and exits the same way. A unit of
+    /// work with helpers (a task's driver and the role actors it calls) ends when its driver
+    /// ends, without the driver stopping its own parent.
+    pub fn significant(mut self) -> Self {
+        self.significant = true;
+        self
     }
 
     /// Its name among its siblings.

@@ -601,8 +601,8 @@ impl State {
         }
     }
 
-    /// Applies the restart policy to one exit. Returns the escalation when intensity is
-    /// exceeded.
+    /// Applies the restart policy to one exit. Returns how the supervisor itself ends: the
+    /// escalation when intensity is exceeded, or a significant child's end.
     async fn on_exit(&mut self, note: ExitNote) -> Option<ExitReason> {
         let slot = self.slots.get_mut(&note.id)?;
         match &slot.state {
@@ -616,10 +616,11 @@ impl State {
         self.registry
             .record_exit(note.id, abnormal.then(|| reason.to_string()));
         let child = slot.spec.name.clone();
+        let significant = slot.spec.significant;
         if reason.is_fatal() {
             tracing::error!(supervisor = %self.name, %child, %reason, "child failed fatally; not restarting");
             self.finish(note.id, NodeStatus::Failed);
-            return None;
+            return significant.then_some(reason);
         }
         let restart = match self.slots.get(&note.id)?.spec.restart {
             Restart::Permanent => true,
@@ -629,7 +630,8 @@ impl State {
         if !restart {
             tracing::debug!(supervisor = %self.name, %child, %reason, "child exited; not restarting");
             self.finish(note.id, NodeStatus::Stopped);
-            return None;
+            // A significant child's end is the supervisor's: it stops the rest and exits.
+            return significant.then(|| if abnormal { reason } else { ExitReason::Normal });
         }
         let now = Instant::now();
         if self.window.record(now) == Verdict::Exceeded {

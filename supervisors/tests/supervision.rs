@@ -1149,3 +1149,133 @@ async fn thousands_of_dynamic_children_start_and_stop() {
     assert_eq!(root.registry().len(), 1);
     root.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Significant children, deferred replies, labels and backlog.
+
+#[tokio::test]
+async fn a_supervisor_ends_with_its_significant_child_and_stops_the_rest() {
+    let root = Supervisor::new("tasks").start().await;
+    let tasks = root.supervisor();
+    let (driver_probe, helper_probe) = (Probe::new(), Probe::new());
+    let (driver, driver_spec) = Worker::spec("driver", &driver_probe);
+    let (helper, helper_spec) = Worker::spec("helper", &helper_probe);
+    let unit = Supervisor::new("task/1")
+        .child(driver_spec.restart(Restart::Transient).significant())
+        .child(helper_spec)
+        .into_child()
+        .restart(Restart::Transient);
+    tasks.start_child(unit).await.unwrap();
+    assert_eq!(helper.call(Incr).await, Ok(1));
+
+    // A failure of the driver restarts it; the unit goes on.
+    driver
+        .call(Exit(Some(Failure::retryable("flaky"))))
+        .await
+        .unwrap();
+    assert_eq!(driver.call(Incr).await, Ok(1));
+    assert_eq!(driver_probe.runs(), 2);
+    assert!(
+        root.registry()
+            .snapshot()
+            .find("tasks/task/1/helper")
+            .is_some()
+    );
+
+    // Its normal end is the unit's: the helper stops and the unit leaves the tree.
+    driver.call(Exit(None)).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !root.registry().snapshot().roots[0].children.is_empty() {
+        assert!(
+            Instant::now() < until,
+            "the unit did not end with its driver"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(helper.call(Incr).await, Err(CallError::Closed));
+    assert_eq!(
+        helper_probe.runs(),
+        1,
+        "the helper was stopped, not restarted"
+    );
+    root.shutdown().await;
+}
+
+/// Admits a `Sleep` at once and answers it from work beside the actor.
+impl Handler<artel_supervisors::Deferred<Sleep>> for Worker {
+    async fn handle(
+        &mut self,
+        msg: artel_supervisors::Deferred<Sleep>,
+        ctx: &mut Context<Self>,
+    ) -> artel_supervisors::Later<()> {
+        self.probe.handled.fetch_add(1, Ordering::SeqCst);
+        let Sleep(delay) = msg.0;
+        ctx.spawn_reply(async move { tokio::time::sleep(delay).await })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deferred_work_runs_side_by_side_and_dies_with_the_run() {
+    let p = Probe::new();
+    let (a, spec) = Worker::spec("gate", &p);
+    let root = Supervisor::new("root").child(spec).start().await;
+    let started = Instant::now();
+    // Three 10 s jobs through one mailbox finish in 10 s, not 30 s, and the actor stays free.
+    let jobs = futures_util::future::join_all(
+        (0..3).map(|_| a.call_later(Sleep(Duration::from_secs(10)))),
+    );
+    let (answers, count) = tokio::join!(jobs, async {
+        tokio::task::yield_now().await;
+        a.call(Incr).await
+    });
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(count, Ok(1), "the actor answered while the work ran");
+    assert!(started.elapsed() < Duration::from_secs(11));
+
+    // Work in flight when the run ends is dropped: its caller hears Stopped.
+    let pending = tokio::spawn({
+        let a = a.clone();
+        async move { a.call_later(Sleep(Duration::from_secs(60))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    a.call(Exit(Some(Failure::retryable("restart"))))
+        .await
+        .unwrap();
+    assert_eq!(pending.await.unwrap(), Err(CallError::Stopped));
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn labels_and_backlog_show_in_the_snapshot_and_find_walks_names_with_slashes() {
+    let p = Probe::new();
+    let queued = Arc::new(AtomicUsize::new(2));
+    let (_a, spec) = Worker::spec("developer", &p);
+    let spec = spec
+        .label("task", "t1")
+        .label("project", "p1")
+        .label("task", "t2")
+        .backlog({
+            let queued = queued.clone();
+            move || queued.load(Ordering::SeqCst)
+        });
+    let root = Supervisor::new("tasks")
+        .child(Supervisor::new("engineering/t2").child(spec).into_child())
+        .start()
+        .await;
+    let tree = root.registry().snapshot();
+    let node = tree
+        .find("tasks/engineering/t2/developer")
+        .expect("a child whose name holds a slash is found by its path");
+    assert_eq!(node.labels.get("task").map(String::as_str), Some("t2"));
+    assert_eq!(node.labels.get("project").map(String::as_str), Some("p1"));
+    assert_eq!(node.backlog, Some(2));
+    queued.store(5, Ordering::SeqCst);
+    let tree = root.registry().snapshot();
+    assert_eq!(
+        tree.find("tasks/engineering/t2/developer").unwrap().backlog,
+        Some(5)
+    );
+    assert!(tree.render().contains("queued 5"), "{}", tree.render());
+    assert!(tree.find("tasks/engineering").is_none());
+    root.shutdown().await;
+}
