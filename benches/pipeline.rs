@@ -34,8 +34,8 @@
 //! overhead per step.
 
 use artel_actors::store::{NewTask, Store};
-use artel_actors::workflow::{StepCall, StepRunner, WorkflowPolicy, Workflows};
-use artel_messages::{Event, EventBody, Failure, ProjectId, TaskId, TaskKind, TaskStatus};
+use artel_actors::workflow::{StepCall, StepError, StepRunner, WorkflowPolicy, Workflows};
+use artel_messages::{Event, EventBody, ProjectId, TaskId, TaskKind, TaskStatus};
 use artel_supervisors::{Supervisor, SupervisorHandle};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -55,10 +55,11 @@ const TARGET: Duration = Duration::from_millis(25);
 
 /// A step that does nothing: the agent, the tests and the deploy take no time. The test
 /// step's `success` keeps the plan from sending the work back.
+#[derive(Clone)]
 struct Noop;
 
 impl StepRunner for Noop {
-    async fn run(&self, _call: StepCall) -> Result<Value, Failure> {
+    async fn run(&self, _call: StepCall) -> Result<Value, StepError> {
         Ok(json!({ "success": true }))
     }
 }

@@ -15,7 +15,7 @@ use crate::deploy_target::Targets;
 use crate::git::LocalGit;
 use crate::roles::repo_name;
 use crate::store::Store;
-use crate::worker_manager::WorkerManager;
+use crate::worker_manager::Workers;
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::{Classify, DeploymentStatus, Failure, WorkerId};
 use std::time::Duration;
@@ -77,8 +77,9 @@ pub async fn hibernate_sessions(store: &Store, idle: Duration) -> Result<String,
     Ok(format!("{} idle session(s) hibernated", slept.len()))
 }
 
-/// Stops this process's workers whose task is over.
-pub async fn reap_workers(store: &Store, workers: &WorkerManager) -> Result<String, Failure> {
+/// Stops this process's workers whose task is over, and removes stray sandboxes, through
+/// the worker-manager's mailbox.
+pub async fn reap_workers(store: &Store, workers: &Workers) -> Result<String, Failure> {
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT w.id FROM workers w JOIN tasks t ON t.id = w.task_id \
          WHERE w.status <> 'stopped' AND t.status IN ('completed', 'failed', 'cancelled')",
@@ -86,15 +87,12 @@ pub async fn reap_workers(store: &Store, workers: &WorkerManager) -> Result<Stri
     .fetch_all(store.pool())
     .await
     .map_err(|e| Failure::retryable(format!("cannot list workers: {e}")))?;
-    let mut stopped = 0;
-    for id in ids.into_iter().map(WorkerId::from_uuid) {
-        if workers.worker(id).is_some() && workers.stop(id, "its task is over").await.is_ok() {
-            stopped += 1;
-        }
-    }
-    let strays = workers.sweep_strays().await.map_err(|e| e.to_failure())?;
+    let reaped = workers
+        .reap(ids.into_iter().map(WorkerId::from_uuid).collect())
+        .await?;
     Ok(format!(
-        "{stopped} worker(s) of finished tasks stopped, {strays} stray sandbox(es) removed"
+        "{} worker(s) of finished tasks stopped, {} stray sandbox(es) removed",
+        reaped.stopped, reaped.strays
     ))
 }
 

@@ -1,56 +1,149 @@
-//! The pipeline: the [`StepRunner`] that turns each journaled step into its role's message.
+//! The pipeline: each task's crew of role actors, and the [`StepRunner`] that turns each
+//! journaled step into a message to the role that does it.
 //!
-//! The workflow decides *which* step runs (see [`crate::workflow::plan`]); this maps the
-//! step's context — the description, the guidance and the outputs of the steps before it —
-//! onto the catalog message of the role that does it, and the role's reply back into the
-//! JSON the journal keeps as the step's output.
+//! The workflow decides *which* step runs (see [`crate::workflow::plan`]); [`Pipeline`] staffs
+//! each task with its role actors (put beside the workflow in the task's subtree), and
+//! [`TaskCrew`] maps the step's context — the description, the guidance and the outputs of the
+//! steps before it — onto the catalog message of the role that does it, sends it, awaits the
+//! reply under the role's deadline, and turns the reply back into the JSON the journal keeps
+//! as the step's output.
 //!
-//! | step | role | message → output |
+//! | step | role actor | message → output |
 //! |---|---|---|
-//! | scaffold | Scaffolder | `Scaffold` → `Scaffolded` |
-//! | develop | Developer | `Develop` → `Developed` |
-//! | test | Tester (+ merge to `main` when green) | `RunTests` → `TestReport` + `merged` |
-//! | analyze_env | EnvAnalyzer | `AnalyzeEnv` → `EnvAnalysis` + `commit` |
-//! | resolve_secrets | SecretResolver | `ResolveSecrets` → `SecretResolution` |
-//! | deploy | Deployer | `Deploy` → `Deployed` |
-//! | health_check | Deployer | `CheckHealth` → `Health` (or the rollback's failure) |
+//! | scaffold | `<task>/scaffolder` | `Scaffold` → `Scaffolded` |
+//! | develop | `<task>/developer` | `Develop` → `Developed` |
+//! | test | `<task>/tester` (+ merge to `main` when green) | `RunTests` → `TestReport` + `merged` |
+//! | analyze_env | `<task>/env-analyzer` | `AnalyzeEnv` → `EnvAnalysis` + `commit` |
+//! | resolve_secrets | `<task>/secret-resolver` | `ResolveSecrets` → `SecretResolution` |
+//! | deploy | `deployers/<target>` | `Deploy` → `Deployed` |
+//! | health_check | `deployers/<target>` | `CheckHealth` → `Health` (or the rollback's failure) |
 
-use crate::roles::{
-    Crew, deployer, developer, env_analyzer, field, scaffolder, secret_resolver, task_branch,
-    tester,
-};
-use crate::workflow::{StepCall, StepRunner};
+use crate::roles::deployer::Deployers;
+use crate::roles::policy::{RolePolicies, RolePolicy};
+use crate::roles::role::{Role, RoleWork};
+use crate::roles::{Crew, field, task_branch};
+use crate::store::TaskRecord;
+use crate::workflow::{Staffing, StepCall, StepError, StepRunner};
 use artel_messages::deployer::{CheckHealth, Deploy};
 use artel_messages::developer::Develop;
 use artel_messages::env_analyzer::{AnalyzeEnv, EnvVar};
 use artel_messages::scaffolder::Scaffold;
 use artel_messages::secret_resolver::ResolveSecrets;
 use artel_messages::tester::{RunTests, TestReport};
-use artel_messages::{Classify, DeploymentId, DeploymentStatus, Failure, StepKind};
+use artel_messages::{Classify, DeploymentId, DeploymentStatus, Failure, StepKind, TaskKind};
+use artel_supervisors::{Addr, CallError, ChildSpec, Restart};
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::time::Duration;
 use tracing::Instrument;
 
-/// Runs every step of engineering and deploy tasks with a [`Crew`].
+/// The mailbox of a task's role: one message at a time comes from its workflow.
+const ROLE_MAILBOX: usize = 4;
+
+/// Staffs every engineering and deploy task with its role actors.
 #[derive(Clone)]
 pub struct Pipeline {
     crew: Crew,
+    policies: RolePolicies,
+    deployers: Deployers,
 }
 
 impl Pipeline {
-    /// A pipeline working with `crew`.
-    pub fn new(crew: Crew) -> Self {
-        Self { crew }
+    /// A pipeline whose roles work with `crew` under `policies`, deploying through
+    /// `deployers`.
+    pub fn new(crew: Crew, policies: RolePolicies, deployers: Deployers) -> Self {
+        Self {
+            crew,
+            policies,
+            deployers,
+        }
     }
 
     /// The crew it works with.
     pub fn crew(&self) -> &Crew {
         &self.crew
     }
+
+    /// One role actor of `task`: named after its role, labelled with what it serves.
+    fn role<M: RoleWork>(
+        &self,
+        task: &TaskRecord,
+        policy: RolePolicy,
+    ) -> (Addr<Role<M>>, ChildSpec) {
+        let crew = self.crew.clone();
+        let (addr, spec) =
+            ChildSpec::actor_with_capacity(M::ROLE, ROLE_MAILBOX, move || Role::new(crew.clone()));
+        let spec = spec
+            .role(M::ROLE)
+            .restart(Restart::Permanent)
+            .backoff(policy.backoff)
+            .deadline(Some(policy.deadline))
+            .label("task", task.id.to_string())
+            .label("project", task.project.to_string());
+        (addr, spec)
+    }
 }
 
-impl StepRunner for Pipeline {
-    async fn run(&self, call: StepCall) -> Result<Value, Failure> {
+/// The role actors of one task.
+enum Hands {
+    Engineering {
+        scaffolder: Addr<Role<Scaffold>>,
+        developer: Addr<Role<Develop>>,
+        tester: Addr<Role<RunTests>>,
+    },
+    Deploy {
+        env_analyzer: Addr<Role<AnalyzeEnv>>,
+        secret_resolver: Addr<Role<ResolveSecrets>>,
+    },
+}
+
+impl Staffing for Pipeline {
+    type Runner = TaskCrew;
+
+    fn staff(&self, task: &TaskRecord) -> (TaskCrew, Vec<ChildSpec>) {
+        let p = &self.policies;
+        let (hands, children) = match task.kind {
+            TaskKind::Engineering => {
+                let (scaffolder, a) = self.role::<Scaffold>(task, p.scaffolder);
+                let (developer, b) = self.role::<Develop>(task, p.developer);
+                let (tester, c) = self.role::<RunTests>(task, p.tester);
+                let hands = Hands::Engineering {
+                    scaffolder,
+                    developer,
+                    tester,
+                };
+                (hands, vec![a, b, c])
+            }
+            TaskKind::Deploy => {
+                let (env_analyzer, a) = self.role::<AnalyzeEnv>(task, p.env_analyzer);
+                let (secret_resolver, b) = self.role::<ResolveSecrets>(task, p.secret_resolver);
+                let hands = Hands::Deploy {
+                    env_analyzer,
+                    secret_resolver,
+                };
+                (hands, vec![a, b])
+            }
+        };
+        let runner = TaskCrew {
+            crew: self.crew.clone(),
+            policies: self.policies,
+            deployers: self.deployers.clone(),
+            hands,
+        };
+        (runner, children)
+    }
+}
+
+/// Runs the steps of one task by messages to its role actors (and to the deployers).
+pub struct TaskCrew {
+    crew: Crew,
+    policies: RolePolicies,
+    deployers: Deployers,
+    hands: Hands,
+}
+
+impl StepRunner for TaskCrew {
+    async fn run(&self, call: StepCall) -> Result<Value, StepError> {
         let span = tracing::info_span!(
             "step",
             task = %call.task,
@@ -74,63 +167,111 @@ impl StepRunner for Pipeline {
     }
 }
 
-fn output(value: impl Serialize) -> Result<Value, Failure> {
-    serde_json::to_value(value).map_err(|e| Failure::fatal(format!("cannot journal output: {e}")))
+fn output(value: impl Serialize) -> Result<Value, StepError> {
+    serde_json::to_value(value)
+        .map_err(|e| StepError::Workflow(Failure::fatal(format!("cannot journal output: {e}"))))
 }
 
-impl Pipeline {
-    async fn scaffold(&self, call: StepCall) -> Result<Value, Failure> {
-        let repo = self.crew.repo_of(call.project).await?;
-        let scaffolded = scaffolder::scaffold(
-            &self.crew,
-            Scaffold {
-                project: call.project,
-                task: call.task,
-                name: repo.project_name,
-                description: field(&call.input, &["description"])?,
-                template: None,
-            },
-        )
-        .await?;
-        output(scaffolded)
+/// A role's reply, or why there is none, as the step's result. Every way a role can fail —
+/// its own failure, a panic, a handler past its deadline, no reply within `wait` — is the
+/// role's: its child spec restarts it, and the workflow's next attempt waits for that.
+fn replied<T>(
+    role: &str,
+    wait: Duration,
+    reply: Result<Result<Result<T, Failure>, CallError>, tokio::time::error::Elapsed>,
+) -> Result<T, StepError> {
+    let failure = match reply {
+        Ok(Ok(answer)) => return answer.map_err(StepError::Role),
+        Ok(Err(CallError::Panicked(message))) => {
+            Failure::retryable(format!("the {role} panicked ({message}) and was restarted"))
+        }
+        Ok(Err(CallError::Stuck(deadline))) => Failure::retryable(format!(
+            "the {role} was stuck past its {}s deadline and was restarted",
+            deadline.as_secs()
+        )),
+        Ok(Err(err)) => Failure {
+            class: err.class(),
+            reason: format!("the {role} did not answer: {err}"),
+        },
+        Err(_) => Failure::retryable(format!(
+            "the {role} gave no answer within {}s",
+            wait.as_secs()
+        )),
+    };
+    Err(StepError::Role(failure))
+}
+
+impl TaskCrew {
+    /// Sends `msg` to a role of this task and awaits its reply under the role's deadline
+    /// (plus one backoff: the role may be waiting out a restart).
+    async fn ask<M: RoleWork>(
+        &self,
+        role: &Addr<Role<M>>,
+        policy: RolePolicy,
+        msg: M,
+    ) -> Result<M::Output, StepError> {
+        let wait = policy.deadline + policy.backoff.max + Duration::from_secs(5);
+        let reply = tokio::time::timeout(wait, role.call(msg)).await;
+        replied(M::ROLE, wait, reply)
     }
 
-    async fn develop(&self, call: StepCall) -> Result<Value, Failure> {
+    fn wrong_kind(&self, step: StepKind) -> StepError {
+        StepError::Workflow(Failure::fatal(format!(
+            "step {step} does not belong to this task's kind"
+        )))
+    }
+}
+
+impl TaskCrew {
+    async fn scaffold(&self, call: StepCall) -> Result<Value, StepError> {
+        let Hands::Engineering { scaffolder, .. } = &self.hands else {
+            return Err(self.wrong_kind(call.step));
+        };
+        let repo = self.crew.repo_of(call.project).await?;
+        let msg = Scaffold {
+            project: call.project,
+            task: call.task,
+            name: repo.project_name,
+            description: field(&call.input, &["description"])?,
+            template: None,
+        };
+        output(self.ask(scaffolder, self.policies.scaffolder, msg).await?)
+    }
+
+    async fn develop(&self, call: StepCall) -> Result<Value, StepError> {
         let rework: Option<TestReport> = call
             .input
             .get("test")
             .and_then(|t| serde_json::from_value(t.clone()).ok())
             .filter(|r: &TestReport| !r.success);
-        let developed = developer::develop(
-            &self.crew,
-            Develop {
-                project: call.project,
-                task: call.task,
-                repo_url: field(&call.input, &["scaffold", "repo_url"])?,
-                branch: task_branch(call.task),
-                description: field(&call.input, &["description"])?,
-                attempt: field(&call.input, &["iteration"])?,
-                rework,
-                guidance: field(&call.input, &["guidance"])?,
-            },
-        )
-        .await?;
-        output(developed)
+        let Hands::Engineering { developer, .. } = &self.hands else {
+            return Err(self.wrong_kind(call.step));
+        };
+        let msg = Develop {
+            project: call.project,
+            task: call.task,
+            repo_url: field(&call.input, &["scaffold", "repo_url"])?,
+            branch: task_branch(call.task),
+            description: field(&call.input, &["description"])?,
+            attempt: field(&call.input, &["iteration"])?,
+            rework,
+            guidance: field(&call.input, &["guidance"])?,
+        };
+        output(self.ask(developer, self.policies.developer, msg).await?)
     }
 
-    async fn test(&self, call: StepCall) -> Result<Value, Failure> {
-        let commit: String = field(&call.input, &["develop", "commit"])?;
-        let report = tester::run_tests(
-            &self.crew,
-            RunTests {
-                project: call.project,
-                task: call.task,
-                repo_url: field(&call.input, &["scaffold", "repo_url"])?,
-                commit,
-                command: None,
-            },
-        )
-        .await?;
+    async fn test(&self, call: StepCall) -> Result<Value, StepError> {
+        let Hands::Engineering { tester, .. } = &self.hands else {
+            return Err(self.wrong_kind(call.step));
+        };
+        let msg = RunTests {
+            project: call.project,
+            task: call.task,
+            repo_url: field(&call.input, &["scaffold", "repo_url"])?,
+            commit: field(&call.input, &["develop", "commit"])?,
+            command: None,
+        };
+        let report = self.ask(tester, self.policies.tester, msg).await?;
         let mut out = output(&report)?;
         if report.success {
             let repo = self.crew.repo_of(call.project).await?;
@@ -145,7 +286,10 @@ impl Pipeline {
         Ok(out)
     }
 
-    async fn analyze_env(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn analyze_env(&self, call: StepCall) -> Result<Value, StepError> {
+        let Hands::Deploy { env_analyzer, .. } = &self.hands else {
+            return Err(self.wrong_kind(call.step));
+        };
         let repo = self.crew.repo_of(call.project).await?;
         // The commit the task is pinned to (a rollback), or the head of `main` when the
         // deploy starts; fixed in the journal from here on.
@@ -165,40 +309,44 @@ impl Pipeline {
                 .map_err(|e| e.to_failure())?
                 .ok_or_else(|| Failure::fatal("the project has no code on main to deploy yet"))?,
         };
-        let analysis = env_analyzer::analyze(
-            &self.crew,
-            AnalyzeEnv {
-                project: call.project,
-                task: call.task,
-                repo_url: self
-                    .crew
-                    .git
-                    .clone_url(&repo.name)
-                    .map_err(|e| e.to_failure())?,
-                commit: commit.clone(),
-            },
-        )
-        .await?;
+        let msg = AnalyzeEnv {
+            project: call.project,
+            task: call.task,
+            repo_url: self
+                .crew
+                .git
+                .clone_url(&repo.name)
+                .map_err(|e| e.to_failure())?,
+            commit: commit.clone(),
+        };
+        let analysis = self
+            .ask(env_analyzer, self.policies.env_analyzer, msg)
+            .await?;
         let mut out = output(analysis)?;
         out["commit"] = json!(commit);
         Ok(out)
     }
 
-    async fn resolve_secrets(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn resolve_secrets(&self, call: StepCall) -> Result<Value, StepError> {
+        let Hands::Deploy {
+            secret_resolver, ..
+        } = &self.hands
+        else {
+            return Err(self.wrong_kind(call.step));
+        };
         let variables: Vec<EnvVar> = field(&call.input, &["analyze_env", "variables"])?;
-        let resolution = secret_resolver::resolve(
-            &self.crew,
-            ResolveSecrets {
-                project: call.project,
-                task: call.task,
-                variables,
-            },
+        let msg = ResolveSecrets {
+            project: call.project,
+            task: call.task,
+            variables,
+        };
+        output(
+            self.ask(secret_resolver, self.policies.secret_resolver, msg)
+                .await?,
         )
-        .await?;
-        output(resolution)
     }
 
-    async fn deploy(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn deploy(&self, call: StepCall) -> Result<Value, StepError> {
         let commit: String = field(&call.input, &["analyze_env", "commit"])?;
         // The same task's unfinished deployment when this step runs again.
         let deployment = self
@@ -212,39 +360,33 @@ impl Pipeline {
             .map(|d| d.id)
             .unwrap_or_else(DeploymentId::new);
         let repo = self.crew.repo_of(call.project).await?;
-        let deployed = deployer::deploy(
-            &self.crew,
-            Deploy {
-                project: call.project,
-                task: call.task,
-                deployment,
-                repo_url: self
-                    .crew
-                    .git
-                    .clone_url(&repo.name)
-                    .map_err(|e| e.to_failure())?,
-                commit,
-                target: self.crew.target.default_target(),
-                env: Vec::new(),
-            },
-        )
-        .await?;
-        output(deployed)
+        let msg = Deploy {
+            project: call.project,
+            task: call.task,
+            deployment,
+            repo_url: self
+                .crew
+                .git
+                .clone_url(&repo.name)
+                .map_err(|e| e.to_failure())?,
+            commit,
+            target: self.crew.target.default_target(),
+            env: Vec::new(),
+        };
+        output(self.deployers.deploy(msg, self.policies.deployer).await?)
     }
 
-    async fn health_check(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn health_check(&self, call: StepCall) -> Result<Value, StepError> {
         let deployment: DeploymentId = field(&call.input, &["deploy", "deployment"])?;
         let url: String = field(&call.input, &["deploy", "url"])?;
-        let health = deployer::check_health(
-            &self.crew,
-            call.project,
-            call.task,
-            CheckHealth {
-                deployment,
-                url: url.clone(),
-            },
-        )
-        .await?;
+        let msg = CheckHealth {
+            deployment,
+            url: url.clone(),
+        };
+        let health = self
+            .deployers
+            .check_health(msg, self.policies.deployer)
+            .await?;
         let mut out = output(health)?;
         out["url"] = json!(url);
         out["deployment"] = json!(deployment);

@@ -1,17 +1,21 @@
 //! The pipeline's roles: Scaffolder, Developer, Tester (engineering) and EnvAnalyzer,
-//! SecretResolver, Deployer (deploy), each answering its message from the catalog.
+//! SecretResolver, Deployer (deploy), each an actor answering its message from the catalog.
 //!
-//! A role is the logic of one step. It runs inside the workflow actor of the task it works
-//! for (`workflows/tasks/<kind>/<task>` in the supervision tree), so its failures are that
-//! actor's failures and its retries are that actor's child spec — no role retries by hand.
-//! Roles share one [`Crew`]: the store, the local git provider, the worker-manager, the
-//! deploy target and the agent. Each effect is idempotent on what the journal gives it (a
-//! repository that exists is reused, a deployment of the task is found again), because after
-//! a crash a step runs again.
+//! A role's logic is a function of this module's children (`developer::develop`, …); the
+//! actor that runs it is a [`role::Role`] in the task's subtree
+//! (`workflows/tasks/<kind>/<task>/<role>`), or — for the Deployer, which owns a deploy
+//! target's allocations across tasks — one [`deployer::Deployer`] per target under
+//! `deployers`. A role's failures are its own: its child spec ([`policy`]) restarts it, and
+//! no role retries by hand. Roles share one [`Crew`]: the store, the local git provider, the
+//! road to the worker-manager, the deploy target and the agent. Each effect is idempotent on
+//! what the journal gives it (a repository that exists is reused, a deployment of the task is
+//! found again), because after a crash a step runs again.
 
 pub mod deployer;
 pub mod developer;
 pub mod env_analyzer;
+pub mod policy;
+pub mod role;
 pub mod scaffolder;
 pub mod secret_resolver;
 pub mod tester;
@@ -21,7 +25,7 @@ use crate::agent::Agent;
 use crate::deploy_target::Targets;
 use crate::git::LocalGit;
 use crate::store::Store;
-use crate::worker_manager::WorkerManager;
+use crate::worker_manager::Workers;
 use artel_messages::worker_manager::WorkerLimits;
 use artel_messages::{Classify, Failure, ProjectId};
 
@@ -32,8 +36,8 @@ pub struct Crew {
     pub store: Store,
     /// Project repositories.
     pub git: LocalGit,
-    /// Sandboxes for agents and tests.
-    pub workers: WorkerManager,
+    /// The road to sandboxes for agents and tests (the worker-manager actor's mailbox).
+    pub workers: Workers,
     /// Where services run.
     pub target: Targets,
     /// What writes the code.
@@ -43,6 +47,8 @@ pub struct Crew {
     /// Whether the agent's worker may reach the network (`agent.network`); test commands
     /// never do.
     pub agent_network: bool,
+    /// Runs before every role's work (fault injection in tests); `None` in production.
+    pub hook: Option<role::RoleHook>,
 }
 
 impl Crew {

@@ -5,7 +5,9 @@
 //! new work starts, so a service users rely on is back as soon as artel is.
 //!
 //! ```text
-//! workflows        rest_for_one: tasks (one workflow per task) + resumer
+//! worker-manager   the one road to a sandbox (spawn, run, stop, reap through its mailbox)
+//! deployers        one Deployer per deploy target: local (and docker)
+//! workflows        rest_for_one: tasks (a subtree per task: workflow + role actors) + resumer
 //! sessions         herald + one actor per live session
 //! scheduler        health-check, session-reaper, worker-reaper, repo-sync
 //! ```
@@ -18,11 +20,14 @@ use crate::git::LocalGit;
 use crate::jobs;
 use crate::pipeline::Pipeline;
 use crate::roles::Crew;
+use crate::roles::deployer::Deployers;
+use crate::roles::policy::RolePolicies;
+use crate::roles::role::RoleHook;
 use crate::scheduler::{Job, Scheduler};
 use crate::sessions::Sessions;
 use crate::settings::{DeployTargetChoice, Settings};
 use crate::store::Store;
-use crate::worker_manager::WorkerManager;
+use crate::worker_manager::{WorkerManager, WorkerManagerActor, Workers};
 use crate::workflow::{PlanLimits, WorkflowPolicy, Workflows};
 use artel_messages::deployer::DeployTarget;
 use artel_messages::scheduler::JobKind;
@@ -33,6 +38,12 @@ use std::time::Duration;
 
 /// The assembled roles and their subtrees.
 pub struct Runtime {
+    /// The `worker-manager` node: the one road to a sandbox.
+    pub worker_manager: ChildSpec,
+    /// The road to it, for the API and whoever else acts on workers.
+    pub workers: Workers,
+    /// The `deployers` subtree: one Deployer per deploy target.
+    pub deployers_tree: Supervisor,
     /// Starts, cancels and resumes tasks.
     pub workflows: Workflows<Pipeline>,
     /// The `workflows` subtree.
@@ -60,6 +71,16 @@ pub fn worker_limits(settings: &Settings) -> WorkerLimits {
     }
 }
 
+/// What tests tune beyond [`Settings`]: a hook before every role's work (fault injection)
+/// and the roles' policies (short deadlines).
+#[derive(Clone, Default)]
+pub struct RuntimeOptions {
+    /// Runs before every role's work.
+    pub hook: Option<RoleHook>,
+    /// Replaces the policies the settings imply.
+    pub policies: Option<RolePolicies>,
+}
+
 impl Runtime {
     /// Assembles the runtime on `store`, with `workers` for agents and tests, and restarts
     /// the deployments that were live.
@@ -80,7 +101,19 @@ impl Runtime {
         workers: WorkerManager,
         target: Targets,
     ) -> Result<Self, Failure> {
+        Self::assemble(settings, store, workers, target, RuntimeOptions::default()).await
+    }
+
+    /// [`build_with_targets`](Self::build_with_targets) with `options`.
+    pub async fn assemble(
+        settings: &Settings,
+        store: &Store,
+        manager: WorkerManager,
+        target: Targets,
+        options: RuntimeOptions,
+    ) -> Result<Self, Failure> {
         let git = LocalGit::new(settings.data_dir.join("repos"));
+        let (workers, worker_manager) = WorkerManagerActor::child_spec("worker-manager", manager);
         restore_deployments(&target).await;
 
         let agent = Agent::from_settings(&settings.agent)?;
@@ -93,18 +126,26 @@ impl Runtime {
             agent,
             limits,
             agent_network: settings.agent.network,
+            hook: options.hook,
         };
+        let policies = options
+            .policies
+            .unwrap_or_else(|| RolePolicies::from_settings(settings));
+        let (deployers, deployers_tree) = Deployers::subtree(&crew, policies.deployer);
         let policy = WorkflowPolicy {
             max_step_attempts: settings.workflows.max_step_attempts,
-            // A step runs one command in a worker at most (plus a queue wait): far beyond
-            // that, the workflow is stuck and its supervisor restarts it.
-            step_deadline: Duration::from_secs(settings.workers.timeout_secs * 4 + 300),
+            // The workflow waits for its roles, each under its own deadline: far beyond the
+            // longest of them, the workflow itself is stuck and its supervisor restarts it.
+            step_deadline: policies.longest_step() * 2,
             limits: PlanLimits {
                 max_rework_iterations: settings.workflows.max_rework_iterations,
             },
         };
-        let (workflows, workflows_tree) =
-            Workflows::subtree(store.clone(), Pipeline::new(crew), policy);
+        let (workflows, workflows_tree) = Workflows::subtree(
+            store.clone(),
+            Pipeline::new(crew, policies, deployers),
+            policy,
+        );
         let idle = Duration::from_secs(settings.sessions.idle_secs);
         let (sessions, sessions_tree) = Sessions::subtree(store.clone(), workflows.clone(), idle);
 
@@ -153,6 +194,9 @@ impl Runtime {
             );
         let scheduler = scheduler.child_spec("scheduler");
         Ok(Self {
+            worker_manager,
+            workers,
+            deployers_tree,
             workflows,
             workflows_tree,
             sessions,

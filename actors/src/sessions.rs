@@ -23,7 +23,7 @@ mod product_owner;
 use crate::bus::EventFeed;
 use crate::intent;
 use crate::store::{ChatLink, EventScope, Store, TaskRecord};
-use crate::workflow::{StepRunner, Workflows};
+use crate::workflow::{Staffing, Workflows};
 use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::event::{ChatRole, EventBody, NewEvent};
 use artel_messages::product_owner::{Intent, TaskUpdate, WakeSession};
@@ -42,11 +42,11 @@ use std::time::{Duration, Instant};
 const HERALD_CURSOR: &str = "sessions.herald";
 
 /// Sessions: opens conversations, takes users' lines, wakes sessions. Cheap to clone.
-pub struct Sessions<R: StepRunner> {
+pub struct Sessions<R: Staffing> {
     inner: Arc<Inner<R>>,
 }
 
-impl<R: StepRunner> Clone for Sessions<R> {
+impl<R: Staffing> Clone for Sessions<R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -54,7 +54,7 @@ impl<R: StepRunner> Clone for Sessions<R> {
     }
 }
 
-struct Inner<R: StepRunner> {
+struct Inner<R: Staffing> {
     store: Store,
     workflows: Workflows<R>,
     supervisor: SupervisorRef,
@@ -64,7 +64,7 @@ struct Inner<R: StepRunner> {
     closing: std::sync::atomic::AtomicBool,
 }
 
-impl<R: StepRunner> Sessions<R> {
+impl<R: Staffing> Sessions<R> {
     /// The `sessions` subtree: the herald and, dynamically, one actor per live session.
     pub fn subtree(store: Store, workflows: Workflows<R>, idle: Duration) -> (Self, Supervisor) {
         let tree = Supervisor::new("sessions").intensity(Intensity {
@@ -256,7 +256,7 @@ async fn record_line(
 }
 
 /// The actor of one live session.
-pub struct SessionActor<R: StepRunner> {
+pub struct SessionActor<R: Staffing> {
     session: SessionId,
     sessions: Sessions<R>,
     last_active: Instant,
@@ -279,7 +279,7 @@ impl Request for CheckIdle {
     type Reply = ();
 }
 
-impl<R: StepRunner> Actor for SessionActor<R> {
+impl<R: Staffing> Actor for SessionActor<R> {
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
         let period = (self.sessions.inner.idle / 4).max(Duration::from_millis(50));
         ctx.every(period, || CheckIdle);
@@ -289,7 +289,7 @@ impl<R: StepRunner> Actor for SessionActor<R> {
     }
 }
 
-impl<R: StepRunner> Handler<CheckIdle> for SessionActor<R> {
+impl<R: Staffing> Handler<CheckIdle> for SessionActor<R> {
     async fn handle(&mut self, _msg: CheckIdle, ctx: &mut Context<Self>) {
         if self.last_active.elapsed() < self.sessions.inner.idle {
             return;
@@ -309,7 +309,7 @@ impl<R: StepRunner> Handler<CheckIdle> for SessionActor<R> {
     }
 }
 
-impl<R: StepRunner> Handler<CatchUp> for SessionActor<R> {
+impl<R: Staffing> Handler<CatchUp> for SessionActor<R> {
     async fn handle(&mut self, _msg: CatchUp, _ctx: &mut Context<Self>) {
         match self.answer_unanswered().await {
             Ok(answered) => self.caught_up += answered,
@@ -319,7 +319,7 @@ impl<R: StepRunner> Handler<CatchUp> for SessionActor<R> {
     }
 }
 
-impl<R: StepRunner> Handler<WakeSession> for SessionActor<R> {
+impl<R: Staffing> Handler<WakeSession> for SessionActor<R> {
     async fn handle(
         &mut self,
         _msg: WakeSession,
@@ -330,7 +330,7 @@ impl<R: StepRunner> Handler<WakeSession> for SessionActor<R> {
     }
 }
 
-impl<R: StepRunner> Handler<TaskUpdate> for SessionActor<R> {
+impl<R: Staffing> Handler<TaskUpdate> for SessionActor<R> {
     async fn handle(
         &mut self,
         msg: TaskUpdate,
@@ -353,7 +353,7 @@ impl<R: StepRunner> Handler<TaskUpdate> for SessionActor<R> {
     }
 }
 
-impl<R: StepRunner> SessionActor<R> {
+impl<R: Staffing> SessionActor<R> {
     /// Answers every unanswered line, in order; returns how many.
     async fn answer_unanswered(&mut self) -> Result<u32, Failure> {
         self.last_active = Instant::now();
@@ -390,7 +390,7 @@ impl<R: StepRunner> SessionActor<R> {
 }
 
 /// Reads the event journal and wakes sessions with news about their tasks.
-struct Herald<R: StepRunner> {
+struct Herald<R: Staffing> {
     sessions: Sessions<R>,
     feed: Option<EventFeed>,
     /// Which session (if any) each task reports to.
@@ -404,7 +404,7 @@ impl Request for Listen {
     type Reply = ();
 }
 
-impl<R: StepRunner> Actor for Herald<R> {
+impl<R: Staffing> Actor for Herald<R> {
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
         let store = self.sessions.store();
         let from = store
@@ -417,7 +417,7 @@ impl<R: StepRunner> Actor for Herald<R> {
     }
 }
 
-impl<R: StepRunner> Handler<Listen> for Herald<R> {
+impl<R: Staffing> Handler<Listen> for Herald<R> {
     async fn handle(&mut self, _msg: Listen, ctx: &mut Context<Self>) {
         match self.listen().await {
             Ok(()) => {
@@ -428,7 +428,7 @@ impl<R: StepRunner> Handler<Listen> for Herald<R> {
     }
 }
 
-impl<R: StepRunner> Herald<R> {
+impl<R: Staffing> Herald<R> {
     /// Handles the events that arrive within a quarter second, then saves the cursor.
     async fn listen(&mut self) -> Result<(), Failure> {
         if self

@@ -29,13 +29,16 @@
 //!   pool). The local-process runtime cannot take the network away from a worker: a spec's
 //!   `network: false` is enforced by the Docker runtime only.
 //!
-//! [`WorkerManager`] is the logic, a cheap-to-clone handle that many callers use at once (the
-//! queue only means something if they can). [`WorkerManagerActor`] puts it in the supervision
-//! tree and answers the catalog's messages; its mailbox handles one message at a time, so a
-//! caller that wants its commands to run side by side holds a [`WorkerManager`] clone
-//! instead — both paths share the same workers and the same queue. Failures are classified
-//! [`WorkerError`]s, crossing actor boundaries as [`Failure`]s; role code never retries: a
-//! retryable failure goes back to the caller, whose child spec decides.
+//! [`WorkerManagerActor`] is **the one road to a sandbox**: roles, the scheduler's reaper
+//! and the API hold a [`Workers`] client, and every spawn, command, stop and reap is a
+//! message in the actor's mailbox. The actor is a gate: it admits each request at once and
+//! runs the work beside itself (deferred replies), so commands run side by side up to
+//! `max_busy` while the actor stays free for a stop; the commands waiting for a slot are its
+//! backlog in the tree and in `/metrics`. [`WorkerManager`] is the logic the actor runs (its
+//! state outlives the actor's restarts), and what the process that owns it uses for start-up
+//! reaping and shutdown. Failures are classified [`WorkerError`]s, crossing actor boundaries
+//! as [`Failure`]s; role code never retries: a retryable failure goes back to the caller,
+//! whose child spec decides.
 
 pub mod docker;
 mod queue;
@@ -52,7 +55,9 @@ use artel_messages::worker_manager::{
     WorkerReply, WorkerRuntime, WorkerSpec,
 };
 use artel_messages::{Classify, ErrorClass, Failure, Timestamp, WorkerId, WorkerStatus};
-use artel_supervisors::{Actor, Addr, ChildSpec, Context, Handler};
+use artel_supervisors::{
+    Actor, Addr, CallError, ChildSpec, Context, Deferred, Handler, Later, Request,
+};
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -1038,9 +1043,63 @@ fn stream_index(stream: OutputStream) -> usize {
     }
 }
 
-/// The supervised worker-manager: answers [`SpawnWorker`], [`RunCommand`], [`StopWorker`]
-/// and [`WorkerCommand`] through its [`WorkerManager`]. Its state (workers, queue) lives in
-/// the manager, so a restart of the actor loses nothing.
+/// Where a live worker's sandbox is, asked of the worker-manager (answered at once).
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxOf(pub WorkerId);
+
+impl Request for SandboxOf {
+    type Reply = Option<SandboxInfo>;
+}
+
+/// "How long is the line?": the commands running and the workers waiting for a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueState;
+
+impl Request for QueueState {
+    type Reply = Queue;
+}
+
+/// The worker-manager's line of commands, as [`QueueState`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// Commands running now.
+    pub busy: usize,
+    /// Workers whose commands wait for a slot, next in line first (position 1 = index 0).
+    pub waiting: Vec<WorkerId>,
+}
+
+/// Stop these workers (their task is over) and remove the sandboxes no worker holds: the
+/// worker-reaper job's one message. Answers how many of each.
+#[derive(Debug, Clone)]
+pub struct Reap {
+    /// Workers whose task is over.
+    pub finished: Vec<WorkerId>,
+}
+
+impl Request for Reap {
+    type Reply = Result<Reaped, Failure>;
+}
+
+/// What a [`Reap`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// Live workers of finished tasks stopped.
+    pub stopped: usize,
+    /// Sandboxes no worker held, removed.
+    pub strays: usize,
+}
+
+/// The supervised worker-manager, **the one road to a sandbox**: every spawn, command, stop
+/// and reap is a message in its mailbox.
+///
+/// It is a gate, not a worker: each handler admits its request at once and hands the work
+/// to [`Context::spawn_reply`] ([`Deferred`] requests), so a command that runs for minutes
+/// never holds up a stop or a spawn behind it, and the actor is always free to answer. The
+/// commands waiting for a slot (`workers.max_busy`) are its backlog in the tree and in
+/// `/metrics`; their FIFO positions are [`QueueState`]'s answer. Its state (workers, queue)
+/// lives in the [`WorkerManager`] the factory hands every run, so a restart of the actor
+/// loses no worker; work in flight when a run ends is dropped (its callers hear `Stopped`,
+/// and a dropped command kills its process group).
 pub struct WorkerManagerActor<R: Sandbox = docker::AnyRuntime> {
     manager: WorkerManager<R>,
 }
@@ -1051,59 +1110,267 @@ impl<R: Sandbox> WorkerManagerActor<R> {
         Self { manager }
     }
 
-    /// The child spec of the `worker-manager` node: permanent, role `worker-manager`, and
-    /// no handler deadline (a command runs up to its worker's wall-clock timeout after
-    /// waiting its turn; the runtime enforces that, not the mailbox).
+    /// The `worker-manager` node and the road to it: permanent, role `worker-manager`, a
+    /// mailbox of [`WORKER_MANAGER_MAILBOX`], its queue of waiting commands as backlog, and a
+    /// short handler deadline (handlers only admit; the work's limits are the runtime's).
     pub fn child_spec(
         name: impl Into<String>,
         manager: WorkerManager<R>,
-    ) -> (Addr<Self>, ChildSpec) {
-        let (addr, spec) = ChildSpec::actor(name, move || Self::new(manager.clone()));
-        (addr, spec.role("worker-manager").deadline(None))
+    ) -> (Workers<R>, ChildSpec) {
+        let runtime = manager.runtime().kind();
+        let store = manager.inner.store.clone();
+        let waiting = manager.clone();
+        let (addr, spec) =
+            ChildSpec::actor_with_capacity(name, WORKER_MANAGER_MAILBOX, move || {
+                Self::new(manager.clone())
+            });
+        let spec = spec
+            .role("worker-manager")
+            .deadline(Some(std::time::Duration::from_secs(30)))
+            .backlog(move || waiting.inner.slots.waiting().len());
+        (
+            Workers {
+                addr,
+                runtime,
+                store,
+            },
+            spec,
+        )
     }
 }
+
+/// The worker-manager's mailbox bound: every task's roles talk to it, so it is deeper than
+/// a role's.
+pub const WORKER_MANAGER_MAILBOX: usize = 1024;
 
 impl<R: Sandbox> Actor for WorkerManagerActor<R> {}
 
-impl<R: Sandbox> Handler<SpawnWorker> for WorkerManagerActor<R> {
+impl<R: Sandbox> Handler<Deferred<SpawnWorker>> for WorkerManagerActor<R> {
     async fn handle(
         &mut self,
-        msg: SpawnWorker,
+        msg: Deferred<SpawnWorker>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<WorkerDto, Failure>> {
+        let manager = self.manager.clone();
+        ctx.spawn_reply(async move { manager.spawn(msg.0.spec).await.map_err(|e| e.to_failure()) })
+    }
+}
+
+impl<R: Sandbox> Handler<Deferred<RunCommand>> for WorkerManagerActor<R> {
+    async fn handle(
+        &mut self,
+        msg: Deferred<RunCommand>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<CommandOutcome, Failure>> {
+        let manager = self.manager.clone();
+        ctx.spawn_reply(async move { manager.run(msg.0).await.map_err(|e| e.to_failure()) })
+    }
+}
+
+impl<R: Sandbox> Handler<Deferred<StopWorker>> for WorkerManagerActor<R> {
+    async fn handle(
+        &mut self,
+        msg: Deferred<StopWorker>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<WorkerDto, Failure>> {
+        let manager = self.manager.clone();
+        let StopWorker { worker, reason } = msg.0;
+        ctx.spawn_reply(async move {
+            manager
+                .stop(worker, &reason)
+                .await
+                .map_err(|e| e.to_failure())
+        })
+    }
+}
+
+impl<R: Sandbox> Handler<Deferred<WorkerCommand>> for WorkerManagerActor<R> {
+    async fn handle(
+        &mut self,
+        msg: Deferred<WorkerCommand>,
+        ctx: &mut Context<Self>,
+    ) -> Later<WorkerReply> {
+        let manager = self.manager.clone();
+        ctx.spawn_reply(async move { manager.handle(msg.0).await })
+    }
+}
+
+impl<R: Sandbox> Handler<Deferred<Reap>> for WorkerManagerActor<R> {
+    async fn handle(
+        &mut self,
+        msg: Deferred<Reap>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<Reaped, Failure>> {
+        let manager = self.manager.clone();
+        ctx.spawn_reply(async move {
+            let mut stopped = 0;
+            for id in msg.0.finished {
+                if manager.worker(id).is_some()
+                    && manager.stop(id, "its task is over").await.is_ok()
+                {
+                    stopped += 1;
+                }
+            }
+            let strays = manager.sweep_strays().await.map_err(|e| e.to_failure())?;
+            Ok(Reaped { stopped, strays })
+        })
+    }
+}
+
+impl<R: Sandbox> Handler<SandboxOf> for WorkerManagerActor<R> {
+    async fn handle(&mut self, msg: SandboxOf, _ctx: &mut Context<Self>) -> Option<SandboxInfo> {
+        self.manager.sandbox(msg.0)
+    }
+
+    fn handle_now(
+        &mut self,
+        msg: SandboxOf,
         _ctx: &mut Context<Self>,
-    ) -> Result<WorkerDto, Failure> {
-        self.manager
-            .spawn(msg.spec)
+    ) -> Result<Option<SandboxInfo>, SandboxOf> {
+        Ok(self.manager.sandbox(msg.0))
+    }
+}
+
+impl<R: Sandbox> Handler<QueueState> for WorkerManagerActor<R> {
+    async fn handle(&mut self, _msg: QueueState, _ctx: &mut Context<Self>) -> Queue {
+        self.queue_now()
+    }
+
+    fn handle_now(
+        &mut self,
+        _msg: QueueState,
+        _ctx: &mut Context<Self>,
+    ) -> Result<Queue, QueueState> {
+        Ok(self.queue_now())
+    }
+}
+
+impl<R: Sandbox> WorkerManagerActor<R> {
+    fn queue_now(&self) -> Queue {
+        Queue {
+            busy: self.manager.busy(),
+            waiting: self.manager.queue(),
+        }
+    }
+}
+
+/// The road to a sandbox: what roles, jobs and the API hold to reach the worker-manager
+/// actor. Cheap to clone; every action is a message in the actor's mailbox. Reads of the
+/// store's worker records (lists for the API) go to the store, the source of truth.
+pub struct Workers<R: Sandbox = docker::AnyRuntime> {
+    addr: Addr<WorkerManagerActor<R>>,
+    runtime: WorkerRuntime,
+    store: Store,
+}
+
+impl<R: Sandbox> Clone for Workers<R> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            runtime: self.runtime,
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<R: Sandbox> std::fmt::Debug for Workers<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("runtime", &self.runtime)
+            .field("mailbox", &self.addr.depth())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call to the worker-manager that did not get an answer, as a classified failure.
+fn unanswered(err: CallError) -> Failure {
+    Failure {
+        class: err.class(),
+        reason: format!("the worker-manager did not answer: {err}"),
+    }
+}
+
+impl<R: Sandbox> Workers<R> {
+    /// The runtime the worker-manager runs workers on.
+    pub fn runtime(&self) -> WorkerRuntime {
+        self.runtime
+    }
+
+    /// Spawns a worker ([`SpawnWorker`]).
+    pub async fn spawn(&self, spec: WorkerSpec) -> Result<WorkerDto, Failure> {
+        self.addr
+            .call_later(SpawnWorker { spec })
+            .await
+            .unwrap_or_else(|e| Err(unanswered(e)))
+    }
+
+    /// Runs one command in a ready worker and waits for it, its turn in the queue included
+    /// ([`RunCommand`]).
+    pub async fn run(&self, command: RunCommand) -> Result<CommandOutcome, Failure> {
+        self.addr
+            .call_later(command)
+            .await
+            .unwrap_or_else(|e| Err(unanswered(e)))
+    }
+
+    /// Stops a worker ([`StopWorker`]).
+    pub async fn stop(&self, worker: WorkerId, reason: &str) -> Result<WorkerDto, Failure> {
+        self.addr
+            .call_later(StopWorker {
+                worker,
+                reason: reason.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|e| Err(unanswered(e)))
+    }
+
+    /// Answers one catalog command (the worker-manager streams' path).
+    pub async fn handle(&self, command: WorkerCommand) -> WorkerReply {
+        self.addr
+            .call_later(command)
+            .await
+            .unwrap_or_else(|e| WorkerReply::Failed(unanswered(e)))
+    }
+
+    /// Stops the live workers among `finished` and removes stray sandboxes ([`Reap`]).
+    pub async fn reap(&self, finished: Vec<WorkerId>) -> Result<Reaped, Failure> {
+        self.addr
+            .call_later(Reap { finished })
+            .await
+            .unwrap_or_else(|e| Err(unanswered(e)))
+    }
+
+    /// Where a live worker's sandbox is ([`SandboxOf`]).
+    pub async fn sandbox(&self, worker: WorkerId) -> Result<Option<SandboxInfo>, Failure> {
+        self.addr.call(SandboxOf(worker)).await.map_err(unanswered)
+    }
+
+    /// The commands running and the workers waiting for a slot ([`QueueState`]).
+    pub async fn queue(&self) -> Result<Queue, Failure> {
+        self.addr.call(QueueState).await.map_err(unanswered)
+    }
+
+    /// Messages waiting in the worker-manager's mailbox.
+    pub fn mailbox_depth(&self) -> usize {
+        self.addr.depth()
+    }
+
+    /// The newest workers of `owner`'s projects (everyone's for `None`), from the store.
+    pub async fn list(
+        &self,
+        owner: Option<artel_messages::UserId>,
+        limit: u32,
+    ) -> Result<Vec<WorkerDto>, Failure> {
+        records::list(&self.store, owner, limit)
             .await
             .map_err(|e| e.to_failure())
     }
-}
 
-impl<R: Sandbox> Handler<RunCommand> for WorkerManagerActor<R> {
-    async fn handle(
-        &mut self,
-        msg: RunCommand,
-        _ctx: &mut Context<Self>,
-    ) -> Result<CommandOutcome, Failure> {
-        self.manager.run(msg).await.map_err(|e| e.to_failure())
-    }
-}
-
-impl<R: Sandbox> Handler<StopWorker> for WorkerManagerActor<R> {
-    async fn handle(
-        &mut self,
-        msg: StopWorker,
-        _ctx: &mut Context<Self>,
-    ) -> Result<WorkerDto, Failure> {
-        self.manager
-            .stop(msg.worker, &msg.reason)
+    /// One worker's stored record, if it exists.
+    pub async fn record(&self, id: WorkerId) -> Result<Option<WorkerDto>, Failure> {
+        records::load(&self.store, id)
             .await
             .map_err(|e| e.to_failure())
-    }
-}
-
-impl<R: Sandbox> Handler<WorkerCommand> for WorkerManagerActor<R> {
-    async fn handle(&mut self, msg: WorkerCommand, _ctx: &mut Context<Self>) -> WorkerReply {
-        self.manager.handle(msg).await
     }
 }
 

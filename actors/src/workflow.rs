@@ -67,11 +67,62 @@ pub struct StepCall {
     pub input: Value,
 }
 
-/// What runs the steps. Implementations make each effect idempotent on
+/// Why a step gave no output, and so whose child spec waits before the next attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// The role actor that does the step failed (its failure, a panic, a deadline): its own
+    /// child spec restarts it, and the next attempt waits in its mailbox meanwhile. The
+    /// workflow only journals the attempt and goes on.
+    Role(Failure),
+    /// The workflow's side of the step failed (its input, the store, a shared gate such as a
+    /// deployer): the workflow fails, and its child spec restarts it from the journal.
+    Workflow(Failure),
+}
+
+impl StepError {
+    /// The failure, whoever had it.
+    pub fn failure(&self) -> &Failure {
+        match self {
+            Self::Role(f) | Self::Workflow(f) => f,
+        }
+    }
+
+    fn into_failure(self) -> Failure {
+        match self {
+            Self::Role(f) | Self::Workflow(f) => f,
+        }
+    }
+}
+
+impl From<Failure> for StepError {
+    fn from(failure: Failure) -> Self {
+        Self::Workflow(failure)
+    }
+}
+
+/// What runs the steps of one task. Implementations make each effect idempotent on
 /// [`StepCall::effect_key`], because a step may run again after a crash.
 pub trait StepRunner: Send + Sync + 'static {
     /// Runs one step and returns its output, journaled as the next step's input.
-    fn run(&self, call: StepCall) -> impl Future<Output = Result<Value, Failure>> + Send;
+    fn run(&self, call: StepCall) -> impl Future<Output = Result<Value, StepError>> + Send;
+}
+
+/// Staffs each task: the role actors that do its steps, put beside its workflow in the
+/// task's subtree, and the runner that reaches them.
+pub trait Staffing: Send + Sync + 'static {
+    /// What runs one task's steps.
+    type Runner: StepRunner;
+    /// The runner and the role children of `task`.
+    fn staff(&self, task: &TaskRecord) -> (Self::Runner, Vec<ChildSpec>);
+}
+
+/// A runner that does its steps in place is its own staff, with no role actors (tests and
+/// benches that stand in for the crew).
+impl<R: StepRunner + Clone> Staffing for R {
+    type Runner = R;
+    fn staff(&self, _task: &TaskRecord) -> (R, Vec<ChildSpec>) {
+        (self.clone(), Vec::new())
+    }
 }
 
 /// How workflows behave.
@@ -96,9 +147,10 @@ impl Default for WorkflowPolicy {
 }
 
 /// The actor that drives one task through its steps.
-pub struct Workflow<R: StepRunner> {
+pub struct Workflow<S: Staffing> {
     task: TaskId,
-    workflows: Workflows<R>,
+    workflows: Workflows<S>,
+    runner: Arc<S::Runner>,
 }
 
 /// "Run the next step": a workflow sends it to itself after each step, so a stop request
@@ -116,7 +168,7 @@ enum Progress {
     Idle,
 }
 
-impl<R: StepRunner> Actor for Workflow<R> {
+impl<S: Staffing> Actor for Workflow<S> {
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
         // The mailbox is empty at the start of a run, so this cannot be refused for room.
         let _ = ctx.addr().try_send(Advance);
@@ -124,7 +176,7 @@ impl<R: StepRunner> Actor for Workflow<R> {
     }
 }
 
-impl<R: StepRunner> Handler<Advance> for Workflow<R> {
+impl<S: Staffing> Handler<Advance> for Workflow<S> {
     async fn handle(&mut self, _msg: Advance, ctx: &mut Context<Self>) {
         match self.advance().await {
             Ok(Progress::Stepped) => {
@@ -136,7 +188,7 @@ impl<R: StepRunner> Handler<Advance> for Workflow<R> {
     }
 }
 
-impl<R: StepRunner> Workflow<R> {
+impl<S: Staffing> Workflow<S> {
     fn store(&self) -> &Store {
         &self.workflows.store
     }
@@ -317,7 +369,7 @@ impl<R: StepRunner> Workflow<R> {
             effect_key,
             input,
         };
-        match self.workflows.runner.run(call).await {
+        match self.runner.run(call).await {
             Ok(output) => {
                 self.store()
                     .finish_step(&key, &output)
@@ -333,7 +385,9 @@ impl<R: StepRunner> Workflow<R> {
                 .await?;
                 Ok(Progress::Stepped)
             }
-            Err(failure) => {
+            Err(error) => {
+                let by_role = matches!(error, StepError::Role(_));
+                let failure = error.into_failure();
                 self.store().fail_step(&key, &failure).await.map_err(fail)?;
                 self.emit(
                     task,
@@ -345,7 +399,12 @@ impl<R: StepRunner> Workflow<R> {
                 )
                 .await?;
                 if failure.is_retryable() && failed + 1 < max_attempts {
-                    // The child spec's backoff decides when the next attempt runs.
+                    if by_role {
+                        // The role is restarting under its own spec; the next attempt waits
+                        // for it in its mailbox.
+                        return Ok(Progress::Stepped);
+                    }
+                    // The workflow's child spec's backoff decides when the next attempt runs.
                     return Err(failure);
                 }
                 let failure = Failure {
@@ -403,18 +462,18 @@ fn fail(err: StoreError) -> Failure {
 }
 
 /// Starts, and after any restart resumes, the workflows of unfinished tasks.
-pub struct Workflows<R: StepRunner> {
+pub struct Workflows<S: Staffing> {
     store: Store,
-    runner: Arc<R>,
+    staffing: Arc<S>,
     policy: WorkflowPolicy,
     supervisor: SupervisorRef,
 }
 
-impl<R: StepRunner> Clone for Workflows<R> {
+impl<S: Staffing> Clone for Workflows<S> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
-            runner: self.runner.clone(),
+            staffing: self.staffing.clone(),
             policy: self.policy,
             supervisor: self.supervisor.clone(),
         }
@@ -425,18 +484,18 @@ impl<R: StepRunner> Clone for Workflows<R> {
 /// restarts as a whole (each task's own loop is bounded by `max_step_attempts`).
 const WORKFLOW_INTENSITY: u32 = 1_000;
 
-impl<R: StepRunner> Workflows<R> {
+impl<S: Staffing> Workflows<S> {
     /// The `workflows` subtree: a `rest_for_one` group of the dynamic `tasks` supervisor and a
     /// `resumer` that, every time it starts (at boot, or after `tasks` restarted), starts a
     /// workflow for every unfinished task in the journal.
-    pub fn subtree(store: Store, runner: R, policy: WorkflowPolicy) -> (Self, Supervisor) {
+    pub fn subtree(store: Store, staffing: S, policy: WorkflowPolicy) -> (Self, Supervisor) {
         let tasks = Supervisor::new("tasks").intensity(Intensity {
             max_restarts: WORKFLOW_INTENSITY,
             within: Duration::from_secs(60),
         });
         let workflows = Self {
             store,
-            runner: Arc::new(runner),
+            staffing: Arc::new(staffing),
             policy,
             supervisor: tasks.handle(),
         };
@@ -510,20 +569,44 @@ impl<R: StepRunner> Workflows<R> {
         Ok(record)
     }
 
-    /// Starts the workflow of one task. If the task's workflow is still up, this one follows
-    /// it (starts when that one ends) and answers `None`: a workflow re-reads its task, so a
-    /// follower of one that finished the task only looks and stops.
+    /// Starts the subtree of one task: its workflow and the role actors it calls. If the
+    /// task's subtree is still up, this one follows it (starts when that one ends) and
+    /// answers `None`: a workflow re-reads its task, so a follower of one that finished the
+    /// task only looks and stops.
+    ///
+    /// ```text
+    /// <kind>/<task>    one_for_one, transient; ends when its workflow ends
+    /// ├── workflow     transient, significant: drives the steps from the journal
+    /// └── <role>…      permanent: the task's role actors (developer, tester, …)
+    /// ```
     pub async fn start(&self, task: &TaskRecord) -> Result<Option<NodeId>, SupervisorError> {
-        let (id, workflows) = (task.id, self.clone());
-        let (_addr, spec) =
-            ChildSpec::actor(format!("{}/{}", task.kind, task.id), move || Workflow {
-                task: id,
-                workflows: workflows.clone(),
-            });
-        let spec = spec
+        let (runner, roles) = self.staffing.staff(task);
+        let (id, workflows, runner) = (task.id, self.clone(), Arc::new(runner));
+        let (_addr, workflow) = ChildSpec::actor("workflow", move || Workflow {
+            task: id,
+            workflows: workflows.clone(),
+            runner: runner.clone(),
+        });
+        let (task_label, project_label) = (task.id.to_string(), task.project.to_string());
+        let workflow = workflow
             .role(format!("{}_workflow", task.kind))
             .restart(Restart::Transient)
-            .deadline(Some(self.policy.step_deadline));
+            .significant()
+            .deadline(Some(self.policy.step_deadline))
+            .label("task", task_label.clone())
+            .label("project", project_label.clone());
+        let mut subtree = Supervisor::new(format!("{}/{}", task.kind, task.id))
+            .intensity(crate::roles::policy::TASK_INTENSITY)
+            .child(workflow);
+        for role in roles {
+            subtree = subtree.child(role);
+        }
+        let spec = subtree
+            .into_child()
+            .role(format!("{}_task", task.kind))
+            .restart(Restart::Transient)
+            .label("task", task_label)
+            .label("project", project_label);
         // A workflow re-reads its task when it starts, so one asked for while the task's
         // workflow is still up (it may be on its way out, having just parked the task in
         // `needs_human` as the user answers) follows it instead of being refused and lost.
@@ -641,11 +724,11 @@ impl<R: StepRunner> Workflows<R> {
 }
 
 /// Resumes unfinished tasks whenever it starts.
-struct Resumer<R: StepRunner> {
-    workflows: Workflows<R>,
+struct Resumer<S: Staffing> {
+    workflows: Workflows<S>,
 }
 
-impl<R: StepRunner> Actor for Resumer<R> {
+impl<S: Staffing> Actor for Resumer<S> {
     async fn started(&mut self, _ctx: &mut Context<Self>) -> Result<(), Failure> {
         self.workflows.resume_unfinished().await.map(drop)
     }

@@ -4,7 +4,7 @@
 mod support;
 
 use artel_actors::store::{EventScope, NewTask, Store};
-use artel_actors::workflow::{StepCall, StepRunner, WorkflowPolicy, Workflows};
+use artel_actors::workflow::{StepCall, StepError, StepRunner, WorkflowPolicy, Workflows};
 use artel_messages::{
     EventBody, EventId, Failure, ProjectId, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
 };
@@ -27,7 +27,7 @@ struct CountingRunner {
 }
 
 impl StepRunner for CountingRunner {
-    async fn run(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn run(&self, call: StepCall) -> Result<Value, StepError> {
         let pool = self.store.pool();
         sqlx::query("INSERT INTO test_executions (step) VALUES ($1)")
             .bind(call.step.as_str())
@@ -37,7 +37,7 @@ impl StepRunner for CountingRunner {
         if let Some((step, failure)) = &self.failing
             && *step == call.step
         {
-            return Err(failure.clone());
+            return Err(failure.clone().into());
         }
         sqlx::query("INSERT INTO test_effects (key, step) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(&call.effect_key)

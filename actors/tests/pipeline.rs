@@ -129,8 +129,13 @@ async fn start(db: &TestDb, settings: &Settings) -> Artel {
     let mut runtime = Runtime::build(settings, &store, workers)
         .await
         .expect("the runtime assembles");
-    let workflows_tree = std::mem::replace(&mut runtime.workflows_tree, Supervisor::new("unused"));
+    let unused = || Supervisor::new("unused");
+    let worker_manager = std::mem::replace(&mut runtime.worker_manager, unused().into_child());
+    let deployers = std::mem::replace(&mut runtime.deployers_tree, unused());
+    let workflows_tree = std::mem::replace(&mut runtime.workflows_tree, unused());
     let tree = Supervisor::new("artel")
+        .child(worker_manager)
+        .child(deployers.into_child())
         .child(workflows_tree.into_child().backoff(Backoff::none()))
         .start()
         .await;

@@ -4,7 +4,7 @@
 
 use artel_actors::managed_postgres::ManagedPostgres;
 use artel_actors::store::{EventScope, NewTask, Store};
-use artel_actors::workflow::{StepCall, StepRunner, WorkflowPolicy, Workflows};
+use artel_actors::workflow::{StepCall, StepError, StepRunner, WorkflowPolicy, Workflows};
 use artel_messages::{EventBody, EventId, Failure, StepKind, TaskId, TaskKind, TaskStatus};
 use artel_supervisors::Supervisor;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ struct SlowRunner {
 }
 
 impl StepRunner for SlowRunner {
-    async fn run(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn run(&self, call: StepCall) -> Result<Value, StepError> {
         sqlx::query("INSERT INTO test_effects (key) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(&call.effect_key)
             .execute(self.store.pool())

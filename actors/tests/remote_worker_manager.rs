@@ -6,7 +6,7 @@ mod support;
 
 use artel_actors::worker_manager::process::{ProcessConfig, ProcessRuntime, RunAs};
 use artel_actors::worker_manager::remote::{RemoteWorkerManager, serve_commands};
-use artel_actors::worker_manager::{WorkerManager, WorkerManagerConfig};
+use artel_actors::worker_manager::{WorkerManager, WorkerManagerActor, WorkerManagerConfig};
 use artel_messages::streams::{WORKER_COMMANDS, WORKER_REPLIES};
 use artel_messages::worker_manager::{
     SpawnWorker, WorkerCommand, WorkerLimits, WorkerReply, WorkerRuntime, WorkerSpec,
@@ -50,11 +50,13 @@ async fn a_redelivered_spawn_is_answered_from_its_record_not_done_twice() {
     let instance = format!("test-{}", uuid::Uuid::new_v4().simple());
     let (client, router) = RemoteWorkerManager::new(&commands, &replies, &instance);
     client.prepare().await.unwrap();
+    let (workers, worker_manager) = WorkerManagerActor::child_spec("worker-manager", manager);
     let tree = Supervisor::new("test")
+        .child(worker_manager)
         .child(router)
         .child(serve_commands(
             &commands,
-            manager,
+            workers,
             db.store.clone(),
             &instance,
         ))

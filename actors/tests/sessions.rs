@@ -11,13 +11,15 @@ mod support;
 use artel_actors::intent;
 use artel_actors::sessions::Sessions;
 use artel_actors::store::{ChatLink, EventScope, MasterKey, Store};
-use artel_actors::workflow::{PlanLimits, StepCall, StepRunner, WorkflowPolicy, Workflows};
+use artel_actors::workflow::{
+    PlanLimits, StepCall, StepError, StepRunner, WorkflowPolicy, Workflows,
+};
 use artel_messages::dto::ChatLineDto;
 use artel_messages::event::{ChatRole, NewEvent};
 use artel_messages::product_owner::Intent;
 use artel_messages::secret::SecretValue;
 use artel_messages::{
-    Classify, DeploymentId, ErrorClass, EventBody, EventId, Failure, SessionChannel, SessionId,
+    Classify, DeploymentId, ErrorClass, EventBody, EventId, SessionChannel, SessionId,
     SessionStatus, StepKind, TaskId, TaskKind, TaskStatus, UserId,
 };
 use artel_supervisors::{Backoff, Supervisor, SupervisorHandle, SupervisorRef};
@@ -60,7 +62,7 @@ impl QuickRunner {
 }
 
 impl StepRunner for QuickRunner {
-    async fn run(&self, call: StepCall) -> Result<Value, Failure> {
+    async fn run(&self, call: StepCall) -> Result<Value, StepError> {
         Ok(match call.step {
             StepKind::Test => {
                 let guided = call.input["guidance"].as_str().is_some();

@@ -11,8 +11,8 @@ use artel_actors::worker_manager::{
 };
 use artel_messages::dto::WorkerDto;
 use artel_messages::worker_manager::{
-    CommandOutcome, OutputStream, RunCommand, SpawnWorker, StopWorker, WorkerCommand, WorkerLimits,
-    WorkerReply, WorkerRuntime, WorkerSpec,
+    CommandOutcome, OutputStream, RunCommand, StopWorker, WorkerCommand, WorkerLimits, WorkerReply,
+    WorkerRuntime, WorkerSpec,
 };
 use artel_messages::{
     ErrorClass, Event, EventBody, EventId, ProjectId, SecretValue, TaskId, TaskKind, WorkerId,
@@ -718,46 +718,82 @@ async fn stopping_a_running_worker_kills_its_command() {
 }
 
 #[tokio::test]
-async fn the_actor_answers_the_catalog_messages() {
-    let f = fixture(WorkerManagerConfig::default()).await;
-    let (addr, spec) = WorkerManagerActor::child_spec("worker-manager", f.manager.clone());
+async fn the_actor_is_the_road_to_a_sandbox_and_its_backlog_is_the_queue() {
+    let f = fixture(WorkerManagerConfig {
+        max_busy: 1,
+        ..WorkerManagerConfig::default()
+    })
+    .await;
+    let (workers, spec) = WorkerManagerActor::child_spec("worker-manager", f.manager.clone());
     let tree = Supervisor::new("artel").child(spec).start().await;
+    let backlog = || {
+        tree.registry()
+            .snapshot()
+            .find("artel/worker-manager")
+            .and_then(|node| node.backlog)
+    };
 
-    let worker = addr
-        .call(SpawnWorker {
-            spec: f.spec(limits()),
-        })
+    let worker = workers.spawn(f.spec(limits())).await.unwrap();
+    let outcome = workers
+        .run(command(worker.id, "echo", &["via the mailbox"]))
         .await
-        .unwrap()
-        .unwrap();
-    let outcome = addr
-        .call(command(worker.id, "echo", &["via the mailbox"]))
-        .await
-        .unwrap()
         .unwrap();
     assert_eq!(outcome.stdout_tail, "via the mailbox");
-    let reply = addr
-        .call(WorkerCommand::Stop(StopWorker {
+    let reply = workers
+        .handle(WorkerCommand::Stop(StopWorker {
             worker: worker.id,
             reason: "done".into(),
         }))
-        .await
-        .unwrap();
+        .await;
     assert!(matches!(reply, WorkerReply::Worker(ref w) if w.status == WorkerStatus::Stopped));
 
-    let missing = addr
-        .call(command(WorkerId::new(), "true", &[]))
+    // One slot, three commands: the first runs, two wait in line — as the actor's backlog
+    // and in order — while the actor itself stays free to answer.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(workers.spawn(f.spec(limits())).await.unwrap().id);
+    }
+    let runs: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let workers = workers.clone();
+            let id = *id;
+            tokio::spawn(async move { workers.run(command(id, "sleep", &["1"])).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let queue = loop {
+        let queue = workers.queue().await.unwrap();
+        if queue.waiting.len() == 2 {
+            break queue;
+        }
+        assert!(Instant::now() < deadline, "never two waiting: {queue:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(queue.busy, 1);
+    assert_eq!(backlog(), Some(2), "the tree shows the two waiting");
+    // A stop of a waiting worker is not stuck behind the running command.
+    let last = *queue.waiting.last().unwrap();
+    let stopped = workers.stop(last, "cancelled while waiting").await.unwrap();
+    assert_eq!(stopped.status, WorkerStatus::Stopped);
+    assert_eq!(workers.queue().await.unwrap().waiting.len(), 1);
+    let mut finished = 0;
+    for run in runs {
+        if run.await.unwrap().is_ok_and(|o| o.succeeded()) {
+            finished += 1;
+        }
+    }
+    assert_eq!(finished, 2, "the two not stopped ran to the end");
+    assert_eq!(backlog(), Some(0));
+
+    let missing = workers
+        .run(command(WorkerId::new(), "true", &[]))
         .await
-        .unwrap()
         .unwrap_err();
     assert_eq!(missing.class, ErrorClass::Fatal);
     let mut docker = f.spec(limits());
     docker.runtime = WorkerRuntime::Docker;
-    let refused = addr
-        .call(SpawnWorker { spec: docker })
-        .await
-        .unwrap()
-        .unwrap_err();
+    let refused = workers.spawn(docker).await.unwrap_err();
     assert_eq!(refused.class, ErrorClass::Fatal);
     assert!(refused.reason.contains("docker"), "{}", refused.reason);
     tree.shutdown().await;

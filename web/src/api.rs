@@ -25,7 +25,7 @@ use artel_actors::deploy_target::Targets;
 use artel_actors::pipeline::Pipeline;
 use artel_actors::sessions::Sessions;
 use artel_actors::store::{Store, TaskRecord};
-use artel_actors::worker_manager::WorkerManager;
+use artel_actors::worker_manager::Workers;
 use artel_actors::workflow::Workflows;
 use artel_messages::TaskId;
 use artel_messages::dto::ProjectDto;
@@ -45,8 +45,8 @@ pub struct ApiState {
     pub workflows: Workflows<Pipeline>,
     /// Where services run.
     pub target: Targets,
-    /// The workers of this process.
-    pub workers: WorkerManager,
+    /// The road to this process's worker-manager (stops go through its mailbox).
+    pub workers: Workers,
     /// Checked keys.
     pub keys: KeyCache,
     /// Per-key rate limits.

@@ -5,19 +5,22 @@
 //! artel up / artel new                    artel worker-manager
 //! artel                  one_for_one      artel-worker-manager   one_for_one
 //! ├── health                              ├── health
-//! ├── worker-manager     local actor, or  ├── worker-manager     local actor
-//! │   └── replies        (with Redis)     └── commands           stream consumer
-//! ├── workflows          tasks + resumer
+//! ├── worker-manager     the one road     ├── worker-manager     the one road
+//! ├── remote-workers     (with Redis)     └── commands           stream consumer
+//! │   └── replies
+//! ├── deployers          local, docker
+//! ├── workflows          tasks (<kind>/<task>: workflow + roles) + resumer
 //! ├── sessions           herald + session/<id>
 //! ├── scheduler
 //! └── gateways           (artel up only)
 //!     └── http
 //! ```
 //!
-//! With Redis configured, `artel up`'s worker-manager node is a client of the
-//! `artel worker-manager` process(es) over the worker-manager streams; without it the
-//! worker-manager runs in-process. The pipeline's roles always use the in-process manager:
-//! they prepare each worker's checkout on this host. `main` and the system tests start artel the same way, and
+//! The pipeline's roles reach their sandboxes through the in-process `worker-manager` actor
+//! (they prepare each worker's checkout on this host); with Redis configured, `artel up` also
+//! runs the reply consumer of the worker-manager streams (`remote-workers`), through which
+//! `artel worker-manager` processes answer commands sent as envelopes. `main` and the system
+//! tests start artel the same way, and
 //! [`App::start`] reports the address it bound, so tests can ask for port 0.
 
 use crate::api::ApiState;
@@ -159,7 +162,9 @@ impl App {
         let mut target = None;
         let root = match mode {
             Mode::Up | Mode::New => {
-                let workers = match &redis {
+                // With Redis, worker commands for other processes' workers travel as
+                // envelopes; their replies come back through this consumer.
+                let remote = match &redis {
                     Some(commands) => {
                         let replies = StreamClient::new(
                             settings
@@ -178,11 +183,13 @@ impl App {
                         if let Err(failure) = client.prepare().await {
                             tracing::warn!(%failure, "cannot prepare the worker-manager reply group yet; it is created when Redis answers");
                         }
-                        Supervisor::new("worker-manager")
-                            .child(replies)
-                            .into_child()
+                        Some(
+                            Supervisor::new("remote-workers")
+                                .child(replies)
+                                .into_child(),
+                        )
                     }
-                    None => WorkerManagerActor::child_spec("worker-manager", local.clone()).1,
+                    None => None,
                 };
                 let targets = targets.context("deploy targets are made for this mode")?;
                 let runtime =
@@ -193,7 +200,12 @@ impl App {
                 target = Some(runtime.target.clone());
                 let mut root = Supervisor::new("artel")
                     .child(health.role("health"))
-                    .child(workers)
+                    .child(runtime.worker_manager);
+                if let Some(remote) = remote {
+                    root = root.child(remote);
+                }
+                let mut root = root
+                    .child(runtime.deployers_tree.into_child())
                     .child(runtime.workflows_tree.into_child())
                     .child(runtime.sessions_tree.into_child())
                     .child(runtime.scheduler);
@@ -215,7 +227,7 @@ impl App {
                         sessions: runtime.sessions.clone(),
                         workflows: runtime.workflows.clone(),
                         target: runtime.target.clone(),
-                        workers: local.clone(),
+                        workers: runtime.workers.clone(),
                         keys: KeyCache::default(),
                         limiter,
                         draining: draining.clone(),
@@ -242,16 +254,16 @@ impl App {
                 root
             }
             Mode::WorkerManager => {
-                let manager = local;
+                let (workers, manager) = WorkerManagerActor::child_spec("worker-manager", local);
                 let commands = redis
                     .as_ref()
                     .map(|client| {
-                        serve_commands(client, manager.clone(), store.clone(), &settings.instance)
+                        serve_commands(client, workers, store.clone(), &settings.instance)
                     })
                     .context("no Redis client")?;
                 Supervisor::new("artel-worker-manager")
                     .child(health.role("health"))
-                    .child(WorkerManagerActor::child_spec("worker-manager", manager).1)
+                    .child(manager)
                     .child(commands)
             }
         };

@@ -1,6 +1,12 @@
 //! Deployer: runs a commit on the deploy target, health-checks it, and only then lets it
 //! replace the deployment that was serving — or rolls back.
 //!
+//! One [`Deployer`] actor per deploy target (`deployers/local`, `deployers/docker`) is the one
+//! road to that target: deploys and health checks of every project reach the target through
+//! its mailbox, so the target's allocations (ports, containers, names) have one owner. Like
+//! the worker-manager it is a gate: it admits each request and runs it beside itself
+//! (deferred replies), so one project's Docker build does not hold up another's health check.
+//!
 //! Two steps of the deploy workflow:
 //! - `deploy` exports the commit, reads the values of the secrets the service declares, and
 //!   starts it on an allocated port as a new deployment (`deploying`) on the configured
@@ -12,12 +18,18 @@
 //!   stopped serving) or `failed` (there was none), and the task fails with the reason.
 
 use super::Crew;
+use super::policy::RolePolicy;
 use super::tester::read_manifest;
-use crate::store::{DeploymentRecord, NewDeployment};
-use artel_messages::deployer::{CheckHealth, Deploy, Deployed, Health};
+use crate::store::{DeploymentRecord, NewDeployment, Store};
+use crate::workflow::StepError;
+use artel_messages::deployer::{CheckHealth, Deploy, DeployTarget, Deployed, Health};
 use artel_messages::env_analyzer::EnvSource;
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::{Classify, DeploymentStatus, Failure, ProjectId, TaskId};
+use artel_supervisors::{
+    Actor, Addr, CallError, ChildSpec, Context, Deferred, Handler, Later, Supervisor,
+};
+use std::time::Duration;
 
 /// Handles a [`Deploy`]: starts the service, not yet live.
 pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
@@ -83,13 +95,8 @@ pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
     })
 }
 
-/// Handles a [`CheckHealth`] for a deployment of `task`: promotes it or rolls back.
-pub async fn check_health(
-    crew: &Crew,
-    project: ProjectId,
-    task: TaskId,
-    msg: CheckHealth,
-) -> Result<Health, Failure> {
+/// Handles a [`CheckHealth`]: promotes the deployment or rolls back.
+pub async fn check_health(crew: &Crew, msg: CheckHealth) -> Result<Health, Failure> {
     let record = crew
         .store
         .deployment(msg.deployment)
@@ -99,6 +106,7 @@ pub async fn check_health(
     if record.status == DeploymentStatus::Live {
         return Ok(healthy());
     }
+    let (project, task) = (record.project, record.task);
     let health = crew.target.wait_healthy(&record, &msg.url).await;
     if health.healthy {
         let previous = crew
@@ -206,4 +214,139 @@ async fn emit(
         .await
         .map(drop)
         .map_err(|e| e.to_failure())
+}
+
+/// The Deployer of one deploy target (see the module docs).
+pub struct Deployer {
+    crew: Crew,
+}
+
+impl Actor for Deployer {}
+
+impl Handler<Deferred<Deploy>> for Deployer {
+    async fn handle(
+        &mut self,
+        msg: Deferred<Deploy>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<Deployed, Failure>> {
+        let crew = self.crew.clone();
+        ctx.spawn_reply(async move { deploy(&crew, msg.0).await })
+    }
+}
+
+impl Handler<Deferred<CheckHealth>> for Deployer {
+    async fn handle(
+        &mut self,
+        msg: Deferred<CheckHealth>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<Health, Failure>> {
+        let crew = self.crew.clone();
+        ctx.spawn_reply(async move { check_health(&crew, msg.0).await })
+    }
+}
+
+/// The road to the deploy targets: the address of each target's [`Deployer`]. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Deployers {
+    store: Store,
+    local: Addr<Deployer>,
+    docker: Option<Addr<Deployer>>,
+}
+
+impl Deployers {
+    /// The `deployers` subtree: a Deployer for each target `crew.target` has, permanent,
+    /// with `policy`'s backoff (its handlers only admit: the deadline is the caller's).
+    pub fn subtree(crew: &Crew, policy: RolePolicy) -> (Self, Supervisor) {
+        let spec = |name: &str| {
+            let crew = crew.clone();
+            let (addr, spec) = ChildSpec::actor(name, move || Deployer { crew: crew.clone() });
+            let spec = spec
+                .role("deployer")
+                .backoff(policy.backoff)
+                .deadline(Some(Duration::from_secs(30)))
+                .label("target", name);
+            (addr, spec)
+        };
+        let (local, local_spec) = spec("local");
+        let mut tree = Supervisor::new("deployers").child(local_spec);
+        let docker = match crew.target.docker() {
+            Some(_) => {
+                let (addr, docker_spec) = spec("docker");
+                tree = tree.child(docker_spec);
+                Some(addr)
+            }
+            None => None,
+        };
+        let deployers = Self {
+            store: crew.store.clone(),
+            local,
+            docker,
+        };
+        (deployers, tree)
+    }
+
+    fn of(&self, target: &DeployTarget) -> Result<&Addr<Deployer>, Failure> {
+        match target {
+            DeployTarget::Local => Ok(&self.local),
+            DeployTarget::Docker => self.docker.as_ref().ok_or_else(|| {
+                Failure::fatal(
+                    "this deployment runs on Docker, which artel is not connected to: start \
+                     artel with deploy.target = \"docker\" (or a Docker daemon it can reach)",
+                )
+            }),
+            DeployTarget::Ssh { host, .. } => Err(Failure::fatal(format!(
+                "{host} is an SSH host, which is not a deploy target yet"
+            ))),
+        }
+    }
+
+    /// Deploys through the Deployer of `msg.target`, waiting up to `policy.deadline`.
+    pub async fn deploy(&self, msg: Deploy, policy: RolePolicy) -> Result<Deployed, StepError> {
+        let deployer = self.of(&msg.target)?;
+        let wait = policy.deadline;
+        let reply = tokio::time::timeout(wait, deployer.call_later(msg)).await;
+        settled(wait, reply)
+    }
+
+    /// Checks a deployment's health through the Deployer of its target.
+    pub async fn check_health(
+        &self,
+        msg: CheckHealth,
+        policy: RolePolicy,
+    ) -> Result<Health, StepError> {
+        let record = self
+            .store
+            .deployment(msg.deployment)
+            .await
+            .map_err(|e| e.to_failure())?
+            .ok_or_else(|| {
+                Failure::fatal(format!("deployment {} does not exist", msg.deployment))
+            })?;
+        let deployer = self.of(&record.target)?;
+        let wait = policy.deadline;
+        let reply = tokio::time::timeout(wait, deployer.call_later(msg)).await;
+        settled(wait, reply)
+    }
+}
+
+/// A Deployer's reply as a step result. The Deployer is shared by every deploy to its
+/// target, so a failed deploy is that task's failure, not the Deployer's: the deploy
+/// workflow's own child spec waits before the next attempt.
+fn settled<T>(
+    wait: Duration,
+    reply: Result<Result<Result<T, Failure>, CallError>, tokio::time::error::Elapsed>,
+) -> Result<T, StepError> {
+    let failure = match reply {
+        Ok(Ok(answer)) => return answer.map_err(StepError::Workflow),
+        Ok(Err(err)) => Failure {
+            class: err.class(),
+            reason: format!("the deployer did not answer: {err}"),
+        },
+        Err(_) => Failure::retryable(format!(
+            "the deployer gave no answer within {}s",
+            wait.as_secs()
+        )),
+    };
+    Err(StepError::Workflow(failure))
 }

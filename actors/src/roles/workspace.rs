@@ -7,7 +7,7 @@
 //! worker never holds more than one checkout.
 
 use crate::git::LocalGit;
-use crate::worker_manager::{Sandbox as _, WorkerError, WorkerManager};
+use crate::worker_manager::Workers;
 use artel_messages::worker_manager::{CommandOutcome, RunCommand, WorkerLimits, WorkerSpec};
 use artel_messages::{Classify, Failure, ProjectId, TaskId, WorkerId};
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ pub const CHECKOUT: &str = "repo";
 
 /// A worker with a checkout, ready for its one command.
 pub struct Checkout {
-    manager: WorkerManager,
+    workers: Workers,
     git: LocalGit,
     worker: WorkerId,
     dir: PathBuf,
@@ -47,7 +47,7 @@ pub struct CheckoutSpec<'a> {
 impl Checkout {
     /// Spawns a worker and checks out `spec.commit` in its `repo/` directory.
     pub async fn open(
-        manager: &WorkerManager,
+        workers: &Workers,
         git: &LocalGit,
         spec: CheckoutSpec<'_>,
     ) -> Result<Self, Failure> {
@@ -57,27 +57,26 @@ impl Checkout {
             .into_iter()
             .collect();
         env.extend(spec.env);
-        let worker = manager
+        let worker = workers
             .spawn(WorkerSpec {
                 project: spec.project,
                 task: spec.task,
-                runtime: manager.runtime().kind(),
+                runtime: workers.runtime(),
                 image: None,
                 env,
                 secrets: Vec::new(),
                 network: spec.network,
                 limits: spec.limits,
             })
-            .await
-            .map_err(|e| e.to_failure())?;
+            .await?;
         let checkout = Self {
-            manager: manager.clone(),
+            workers: workers.clone(),
             git: git.clone(),
             worker: worker.id,
             dir: PathBuf::new(),
         };
         match checkout
-            .prepare(manager, git, spec.repo, spec.commit, spec.branch)
+            .prepare(git, spec.repo, spec.commit, spec.branch)
             .await
         {
             Ok(dir) => Ok(Self { dir, ..checkout }),
@@ -90,14 +89,15 @@ impl Checkout {
 
     async fn prepare(
         &self,
-        manager: &WorkerManager,
         git: &LocalGit,
         repo: &str,
         commit: &str,
         branch: Option<&str>,
     ) -> Result<PathBuf, Failure> {
-        let info = manager
+        let info = self
+            .workers
             .sandbox(self.worker)
+            .await?
             .ok_or_else(|| Failure::retryable(format!("worker {} vanished", self.worker)))?;
         let root = info
             .workspace
@@ -138,7 +138,7 @@ impl Checkout {
 
     /// Runs the one command in the checkout.
     pub async fn run(&self, program: &str, args: Vec<String>) -> Result<CommandOutcome, Failure> {
-        self.manager
+        self.workers
             .run(RunCommand {
                 worker: self.worker,
                 program: program.to_owned(),
@@ -146,7 +146,6 @@ impl Checkout {
                 cwd: Some(CHECKOUT.to_owned()),
             })
             .await
-            .map_err(|e: WorkerError| e.to_failure())
     }
 
     /// The commit the checkout's `HEAD` is at.
@@ -163,7 +162,7 @@ impl Checkout {
     /// Stops the worker (removing its directory). Best effort: a stop that fails is logged;
     /// the worker reaper removes what is left.
     pub async fn close(self, reason: &str) {
-        if let Err(err) = self.manager.stop(self.worker, reason).await {
+        if let Err(err) = self.workers.stop(self.worker, reason).await {
             tracing::warn!(worker = %self.worker, %err, "stopping a worker failed");
         }
     }

@@ -10,7 +10,7 @@ use super::Sessions;
 use crate::agent::template;
 use crate::intent;
 use crate::store::{NewTask, StoreError, TaskRecord};
-use crate::workflow::StepRunner;
+use crate::workflow::Staffing;
 use artel_messages::dto::SessionDto;
 use artel_messages::product_owner::Intent;
 use artel_messages::{
@@ -18,7 +18,7 @@ use artel_messages::{
 };
 
 /// What the ProductOwner answers to `text` in `session`, after doing what it asks.
-pub(super) async fn answer<R: StepRunner>(
+pub(super) async fn answer<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
     text: &str,
@@ -53,7 +53,7 @@ fn fail(err: StoreError) -> Failure {
 }
 
 /// The newest task of the session that waits for the user, if any.
-async fn waiting_task<R: StepRunner>(
+async fn waiting_task<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
 ) -> Result<Option<TaskRecord>, Failure> {
@@ -68,7 +68,7 @@ async fn waiting_task<R: StepRunner>(
         .find(|t| t.status == TaskStatus::NeedsHuman))
 }
 
-async fn build<R: StepRunner>(
+async fn build<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
     description: &str,
@@ -120,7 +120,7 @@ async fn build<R: StepRunner>(
     ))
 }
 
-async fn status<R: StepRunner>(
+async fn status<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
 ) -> Result<String, Failure> {
@@ -149,7 +149,7 @@ async fn status<R: StepRunner>(
     Ok(lines.join("\n"))
 }
 
-async fn list_projects<R: StepRunner>(
+async fn list_projects<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
 ) -> Result<String, Failure> {
@@ -169,7 +169,7 @@ async fn list_projects<R: StepRunner>(
     Ok(lines.join("\n"))
 }
 
-async fn deploy<R: StepRunner>(
+async fn deploy<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
     name: &str,
@@ -222,7 +222,7 @@ async fn deploy<R: StepRunner>(
     ))
 }
 
-async fn secret_given<R: StepRunner>(
+async fn secret_given<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
     name: &str,
@@ -251,7 +251,7 @@ async fn secret_given<R: StepRunner>(
     })
 }
 
-async fn resume<R: StepRunner>(
+async fn resume<R: Staffing>(
     sessions: &Sessions<R>,
     task: &TaskRecord,
     guidance: Option<&str>,
@@ -263,7 +263,7 @@ async fn resume<R: StepRunner>(
     })
 }
 
-async fn cancel<R: StepRunner>(
+async fn cancel<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
 ) -> Result<String, Failure> {
@@ -303,7 +303,7 @@ pub(super) fn is_news(body: &EventBody) -> bool {
 }
 
 /// What to tell the user about `event`, if anything.
-pub(super) async fn news<R: StepRunner>(
+pub(super) async fn news<R: Staffing>(
     sessions: &Sessions<R>,
     event: &Event,
 ) -> Result<Option<String>, Failure> {
@@ -351,7 +351,7 @@ pub(super) async fn news<R: StepRunner>(
     })
 }
 
-async fn project_name<R: StepRunner>(
+async fn project_name<R: Staffing>(
     sessions: &Sessions<R>,
     project: ProjectId,
 ) -> Result<String, Failure> {

@@ -11,7 +11,7 @@
 //! another instance in the group). Commands are handled one at a time per instance; run more
 //! instances in the `worker-manager` group to handle more at once.
 
-use super::{Sandbox, WorkerManager};
+use super::{Sandbox, Workers};
 use crate::store::Store;
 use artel_messages::streams::{WORKER_COMMANDS, WORKER_REPLIES};
 use artel_messages::worker_manager::{WorkerCommand, WorkerReply};
@@ -26,14 +26,15 @@ use tokio::sync::oneshot;
 /// The consumer group of worker-manager instances.
 pub const COMMANDS_GROUP: &str = "worker-manager";
 
-/// The supervised consumer that answers commands from the stream with `manager`.
+/// The supervised consumer that answers commands from the stream through `workers`, the
+/// worker-manager actor's mailbox (the same road every local caller takes).
 /// `instance` names this process within the group (stable across restarts, e.g. the host).
 ///
 /// A command redelivered after its acknowledgement was lost is answered from `store` with the
 /// reply recorded the first time, not done again.
 pub fn serve_commands<R: Sandbox>(
     client: &StreamClient,
-    manager: WorkerManager<R>,
+    workers: Workers<R>,
     store: Store,
     instance: &str,
 ) -> ChildSpec {
@@ -41,7 +42,7 @@ pub fn serve_commands<R: Sandbox>(
     client
         .consumer::<WorkerCommand>(WORKER_COMMANDS, COMMANDS_GROUP, instance)
         .child_spec("commands", move |command: Envelope<WorkerCommand>| {
-            let (manager, replies, store) = (manager.clone(), replies.clone(), store.clone());
+            let (workers, replies, store) = (workers.clone(), replies.clone(), store.clone());
             async move {
                 let recorded = store
                     .handled_reply(command.message_id)
@@ -59,7 +60,7 @@ pub fn serve_commands<R: Sandbox>(
                         )));
                     }
                     None => {
-                        let reply = manager.handle(command.payload.clone()).await;
+                        let reply = workers.handle(command.payload.clone()).await;
                         let json = serde_json::to_value(&reply)
                             .map_err(|e| Failure::fatal(format!("cannot record a reply: {e}")))?;
                         store
