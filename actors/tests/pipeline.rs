@@ -15,7 +15,7 @@
 mod support;
 
 use artel_actors::jobs;
-use artel_actors::runtime::Runtime;
+use artel_actors::runtime::{Runtime, RuntimeOptions};
 use artel_actors::settings::Settings;
 use artel_actors::store::{MasterKey, NewTask, Store};
 use artel_actors::worker_manager::process::DEFAULT_GID;
@@ -109,6 +109,11 @@ struct Artel {
 }
 
 async fn start(db: &TestDb, settings: &Settings) -> Artel {
+    start_with(db, settings, RuntimeOptions::default()).await
+}
+
+/// [`start`] with a role hook or role policies of the test's own.
+async fn start_with(db: &TestDb, settings: &Settings, options: RuntimeOptions) -> Artel {
     let store = db.store.clone().with_master_key(MasterKey::generate());
     let mut process = ProcessConfig::new(settings.data_dir.join("workers"));
     process.run_as = RunAs::UidRange {
@@ -126,7 +131,10 @@ async fn start(db: &TestDb, settings: &Settings) -> Artel {
             ..WorkerManagerConfig::default()
         },
     );
-    let mut runtime = Runtime::build(settings, &store, workers)
+    let targets = artel_actors::runtime::deploy_targets(settings, &store)
+        .await
+        .expect("the deploy targets");
+    let mut runtime = Runtime::assemble(settings, &store, workers, targets, options)
         .await
         .expect("the runtime assembles");
     let unused = || Supervisor::new("unused");
@@ -565,4 +573,266 @@ async fn the_health_job_restarts_a_service_whose_process_group_was_killed() {
     artel.stop().await;
     // Stopped cleanly: nothing to kill (and the pids may be someone else's by now).
     services.0.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The crew as supervised actors.
+
+/// The agent every crew test runs: takes `secs`, then commits a note.
+fn slow_agent(dir: &DataDir, secs: u32) -> PathBuf {
+    dir.agent_script(&format!(
+        "sleep {secs}\n\
+         printf '%s\\n' \"$ARTEL_TASK\" > NOTES.md\n\
+         git add -A && git commit -qm 'agent: notes'"
+    ))
+}
+
+impl Artel {
+    /// The live tree.
+    fn tree(&self) -> artel_supervisors::TreeSnapshot {
+        self.tree.registry().snapshot()
+    }
+
+    /// `task`'s subtree, while it runs.
+    fn task_node(&self, task: TaskId) -> Option<artel_supervisors::NodeSnapshot> {
+        self.tree()
+            .find(&format!("artel/workflows/tasks/engineering/{task}"))
+            .cloned()
+    }
+
+    /// The attempts of `task`'s `step`, as (status, failure) in order.
+    async fn attempts(&self, task: TaskId, step: StepKind) -> Vec<(StepStatus, String)> {
+        self.store
+            .steps(task)
+            .await
+            .expect("the journal")
+            .into_iter()
+            .filter(|s| s.step == step)
+            .map(|s| (s.status, s.failure.map(|f| f.reason).unwrap_or_default()))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tree_shows_each_tasks_crew_and_the_worker_queue() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("crew-tree");
+    let agent = slow_agent(&dir, 2);
+    let mut settings = settings(&dir, 3, Some(&agent));
+    settings.workers.max_busy = 1;
+    let artel = start(&db, &settings).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let project = artel.project(&format!("crew{i}")).await;
+        let task = artel
+            .runtime
+            .workflows
+            .submit(engineering(project))
+            .await
+            .expect("submit");
+        tasks.push((task.id, project));
+    }
+    // One worker slot, three tasks: one command runs and two wait — the worker-manager's
+    // backlog — while every task's subtree shows its workflow and its role actors.
+    let deadline = tokio::time::Instant::now() + JOB;
+    loop {
+        let tree = artel.tree();
+        let queued = tree
+            .find("artel/worker-manager")
+            .and_then(|n| n.backlog)
+            .expect("the worker-manager shows its backlog");
+        if queued == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker-manager never showed two waiting:\n{}",
+            tree.render()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (task, project) in &tasks {
+        let node = artel
+            .task_node(*task)
+            .expect("the task's subtree is in the tree");
+        assert_eq!(node.role, "engineering_task");
+        let names: Vec<&str> = node.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["workflow", "scaffolder", "developer", "tester"]);
+        for child in &node.children {
+            assert_eq!(
+                child.labels.get("task"),
+                Some(&task.to_string()),
+                "{child:?}"
+            );
+            assert_eq!(child.labels.get("project"), Some(&project.to_string()));
+            assert!(child.mailbox_depth.is_some() && child.mailbox_capacity.is_some());
+            assert_eq!(child.restarts, 0);
+        }
+        let developer = node.find("developer").expect("a developer node");
+        assert_eq!(developer.role, "developer");
+    }
+    for (task, _) in &tasks {
+        assert_eq!(
+            artel.settle(*task, TaskStatus::Completed).await,
+            TaskStatus::Completed,
+            "{}",
+            artel.failures(*task).await
+        );
+    }
+    // A finished task's subtree leaves the tree with it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tasks.iter().any(|(t, _)| artel.task_node(*t).is_some()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            artel.tree().render()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    artel.stop().await;
+}
+
+/// A hook that misbehaves once in `role` (`how`), and lets the tester wait at `gate` the
+/// first time so the test can read the tree while the task is still up.
+fn misbehave_once(
+    role: &'static str,
+    how: fn() -> futures_util::future::BoxFuture<'static, ()>,
+    gate: Arc<tokio::sync::Notify>,
+) -> artel_actors::roles::role::RoleHook {
+    let once = Arc::new(AtomicBool::new(false));
+    let gated = Arc::new(AtomicBool::new(false));
+    Arc::new(move |name| {
+        if name == role && !once.swap(true, Ordering::SeqCst) {
+            return how();
+        }
+        if name == "tester" && !gated.swap(true, Ordering::SeqCst) {
+            let gate = gate.clone();
+            return Box::pin(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(30), gate.notified()).await;
+            });
+        }
+        Box::pin(async {})
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_developer_that_panics_once_is_restarted_by_its_spec_and_the_task_completes() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("crew-panic");
+    let settings = settings(&dir, 4, None);
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let hook = misbehave_once(
+        "developer",
+        || Box::pin(async { panic!("a bug in the developer") }),
+        gate.clone(),
+    );
+    let artel = start_with(
+        &db,
+        &settings,
+        RuntimeOptions {
+            hook: Some(hook),
+            policies: None,
+        },
+    )
+    .await;
+    let project = artel.project("panicky").await;
+    let task = artel
+        .runtime
+        .workflows
+        .submit(engineering(project))
+        .await
+        .expect("submit")
+        .id;
+
+    // While the tester waits at the gate: the developer was restarted once, by its own
+    // spec; the workflow and the other roles were not.
+    let deadline = tokio::time::Instant::now() + JOB;
+    let node = loop {
+        if let Some(node) = artel.task_node(task)
+            && node.find("developer").is_some_and(|d| d.restarts == 1)
+            && artel.attempts(task, StepKind::Test).await.len() == 1
+        {
+            break node;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            artel.tree().render()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let developer = node.find("developer").unwrap();
+    assert!(
+        developer
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("a bug in the developer")),
+        "{developer:?}"
+    );
+    for other in ["workflow", "scaffolder", "tester"] {
+        assert_eq!(node.find(other).unwrap().restarts, 0, "{other} restarted");
+    }
+    gate.notify_one();
+
+    assert_eq!(
+        artel.settle(task, TaskStatus::Completed).await,
+        TaskStatus::Completed,
+        "{}",
+        artel.failures(task).await
+    );
+    let develop = artel.attempts(task, StepKind::Develop).await;
+    assert_eq!(develop.len(), 2, "one attempt more: {develop:?}");
+    assert_eq!(develop[0].0, StepStatus::Failed);
+    assert!(develop[0].1.contains("panicked"), "{develop:?}");
+    assert_eq!(develop[1].0, StepStatus::Succeeded);
+    artel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_stuck_past_its_deadline_is_restarted_and_the_task_completes() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("crew-stuck");
+    let settings = settings(&dir, 5, None);
+    let mut policies = artel_actors::roles::policy::RolePolicies::from_settings(&settings);
+    policies.developer.deadline = Duration::from_secs(2);
+    policies.developer.backoff = Backoff::none();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    // Hangs like a wedged LLM call: far past the developer's 2 s deadline.
+    let hook = misbehave_once(
+        "developer",
+        || Box::pin(tokio::time::sleep(Duration::from_secs(600))),
+        gate.clone(),
+    );
+    gate.notify_one();
+    let artel = start_with(
+        &db,
+        &settings,
+        RuntimeOptions {
+            hook: Some(hook),
+            policies: Some(policies),
+        },
+    )
+    .await;
+    let project = artel.project("wedged").await;
+    let task = artel
+        .runtime
+        .workflows
+        .submit(engineering(project))
+        .await
+        .expect("submit")
+        .id;
+    assert_eq!(
+        artel.settle(task, TaskStatus::Completed).await,
+        TaskStatus::Completed,
+        "{}",
+        artel.failures(task).await
+    );
+    let develop = artel.attempts(task, StepKind::Develop).await;
+    assert_eq!(develop.len(), 2, "{develop:?}");
+    assert!(
+        develop[0].1.contains("stuck past its 2s deadline"),
+        "{develop:?}"
+    );
+    artel.stop().await;
 }
