@@ -16,6 +16,9 @@ pub const ACTOR_RESTARTS: &str = "artel_actor_restarts_total";
 pub const MAILBOX_DEPTH: &str = "artel_actor_mailbox_depth";
 /// Each actor's mailbox bound.
 pub const MAILBOX_CAPACITY: &str = "artel_actor_mailbox_capacity";
+/// Work an actor accepted and holds but has not started (the worker-manager's commands
+/// waiting for a free worker).
+pub const BACKLOG: &str = "artel_actor_backlog";
 /// Tree nodes by status.
 pub const TREE_NODES: &str = "artel_tree_nodes";
 /// 1 when a dependency answers, else 0.
@@ -205,6 +208,22 @@ pub fn render(
     }
     header(
         &mut out,
+        BACKLOG,
+        "gauge",
+        "Work each actor accepted and holds but has not started.",
+    );
+    for (path, node) in &nodes {
+        if let Some(backlog) = node.backlog {
+            let _ = writeln!(
+                out,
+                "{BACKLOG}{{node=\"{}\",role=\"{}\"}} {backlog}",
+                escape(path),
+                escape(&node.role)
+            );
+        }
+    }
+    header(
+        &mut out,
         TREE_NODES,
         "gauge",
         "Supervision-tree nodes by status.",
@@ -319,6 +338,49 @@ mod tests {
         assert!(out.contains(
             "artel_stream_pending{stream=\"artel.worker-manager.replies\",group=\"workflows.a\"} 0"
         ));
+    }
+
+    #[test]
+    fn the_worker_queue_is_a_backlog_gauge() {
+        let node = |name: &str, backlog: Option<usize>, children| NodeSnapshot {
+            id: artel_supervisors::NodeId(1),
+            name: name.into(),
+            role: "worker-manager".into(),
+            kind: artel_supervisors::NodeKind::Actor,
+            detail: None,
+            status: artel_supervisors::NodeStatus::Running,
+            restarts: 0,
+            last_error: None,
+            mailbox_depth: Some(1),
+            mailbox_capacity: Some(1024),
+            backlog,
+            labels: BTreeMap::new(),
+            uptime_ms: Some(5),
+            children,
+        };
+        let tree = TreeSnapshot {
+            roots: vec![node(
+                "artel",
+                None,
+                vec![node("worker-manager", Some(2), vec![])],
+            )],
+        };
+        let readiness = ReadinessReport {
+            ready: true,
+            checks: BTreeMap::new(),
+        };
+        let text = render(&tree, &readiness, None, &HttpCounters::default());
+        assert!(
+            text.contains(
+                "artel_actor_backlog{node=\"artel/worker-manager\",role=\"worker-manager\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("artel_actor_mailbox_depth{node=\"artel/worker-manager\"} 1"));
+        assert!(
+            !text.contains("artel_actor_backlog{node=\"artel\""),
+            "{text}"
+        );
     }
 
     #[test]
