@@ -14,6 +14,10 @@
 //!   phases (submit → first step, step start → end, step end → next start, last step →
 //!   completed).
 //! - **8 at a time**: the same with 8 tasks in flight; per step of wall time and steps/s.
+//! - **with role actors**: each of the above twice — once with the step done inside the
+//!   workflow actor ([`Noop`]), once with every task staffed with three role actors and each
+//!   step a message to one of them (`NoopCrew`, the real pipeline's shape) — so the ratio is
+//!   what the crew as supervised actors costs.
 //! - **baseline**: one Postgres round trip on the same pool in the same run — `SELECT 1`, and
 //!   a one-row autocommitted `INSERT` (a write, as most of a step's statements are) — so the
 //!   figure reads as "one step costs ≈ N round trips" and survives a noisy, shared machine.
@@ -30,13 +34,17 @@
 //! ```
 //!
 //! `--test` (`cargo test --benches`, `cargo bench -- --test`) or `ARTEL_BENCH_QUICK=1` runs
-//! tiny counts; `--list` lists nothing and exits. The issue's target: ≤ 25 ms of orchestration
-//! overhead per step.
+//! tiny counts; `--list` lists nothing and exits. The target: ≤ 5 ms of orchestration overhead
+//! per step with the crew as role actors.
 
-use artel_actors::store::{NewTask, Store};
-use artel_actors::workflow::{StepCall, StepError, StepRunner, WorkflowPolicy, Workflows};
-use artel_messages::{Event, EventBody, ProjectId, TaskId, TaskKind, TaskStatus};
-use artel_supervisors::{Supervisor, SupervisorHandle};
+use artel_actors::store::{NewTask, Store, TaskRecord};
+use artel_actors::workflow::{
+    Staffing, StepCall, StepError, StepRunner, WorkflowPolicy, Workflows,
+};
+use artel_messages::{
+    Event, EventBody, Failure, ProjectId, Request, StepKind, TaskId, TaskKind, TaskStatus,
+};
+use artel_supervisors::{Actor, Addr, ChildSpec, Context, Handler, Supervisor, SupervisorHandle};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
 use std::collections::{HashMap, HashSet};
@@ -51,7 +59,7 @@ const ROUNDS: usize = 3;
 /// Tasks in flight in the concurrent variant.
 const PARALLEL: usize = 8;
 /// The issue's target for orchestration overhead per step.
-const TARGET: Duration = Duration::from_millis(25);
+const TARGET: Duration = Duration::from_millis(5);
 
 /// A step that does nothing: the agent, the tests and the deploy take no time. The test
 /// step's `success` keeps the plan from sending the work back.
@@ -61,6 +69,66 @@ struct Noop;
 impl StepRunner for Noop {
     async fn run(&self, _call: StepCall) -> Result<Value, StepError> {
         Ok(json!({ "success": true }))
+    }
+}
+
+/// The crew's shape at no cost: every task is staffed with three role actors (scaffolder,
+/// developer, tester) that answer at once, and each step is a message to one of them, as in
+/// the real pipeline — so the difference from [`Noop`] is what the crew as actors costs.
+#[derive(Clone)]
+struct NoopCrew;
+
+/// A role actor that answers every step at once.
+struct Echo;
+
+impl Actor for Echo {}
+
+/// "Do this step."
+struct Do;
+
+impl Request for Do {
+    type Reply = Value;
+}
+
+impl Handler<Do> for Echo {
+    async fn handle(&mut self, _msg: Do, _ctx: &mut Context<Self>) -> Value {
+        json!({ "success": true })
+    }
+}
+
+/// One task's three role actors.
+struct CrewRunner {
+    hands: [Addr<Echo>; 3],
+}
+
+impl StepRunner for CrewRunner {
+    async fn run(&self, call: StepCall) -> Result<Value, StepError> {
+        let hand = match call.step {
+            StepKind::Scaffold => &self.hands[0],
+            StepKind::Develop => &self.hands[1],
+            _ => &self.hands[2],
+        };
+        hand.call(Do)
+            .await
+            .map_err(|e| StepError::Role(Failure::retryable(e.to_string())))
+    }
+}
+
+impl Staffing for NoopCrew {
+    type Runner = CrewRunner;
+    fn staff(&self, task: &TaskRecord) -> (CrewRunner, Vec<ChildSpec>) {
+        let role = |name: &str| {
+            let (addr, spec) = ChildSpec::actor_with_capacity(name, 4, || Echo);
+            let spec = spec
+                .role(name)
+                .label("task", task.id.to_string())
+                .label("project", task.project.to_string());
+            (addr, spec)
+        };
+        let (a, sa) = role("scaffolder");
+        let (b, sb) = role("developer");
+        let (c, sc) = role("tester");
+        (CrewRunner { hands: [a, b, c] }, vec![sa, sb, sc])
     }
 }
 
@@ -141,8 +209,8 @@ struct Run {
 
 /// Submits `count` engineering tasks on `project`, `parallel` in flight at a time, and waits
 /// until every one is `completed` (seen on the store's bus).
-async fn run_tasks(
-    workflows: &Workflows<Noop>,
+async fn run_tasks<S: Staffing>(
+    workflows: &Workflows<S>,
     store: &Store,
     project: ProjectId,
     count: usize,
@@ -294,8 +362,9 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn start(store: &Store) -> (Workflows<Noop>, SupervisorHandle) {
-    let (workflows, subtree) = Workflows::subtree(store.clone(), Noop, WorkflowPolicy::default());
+async fn start<S: Staffing>(store: &Store, staffing: S) -> (Workflows<S>, SupervisorHandle) {
+    let (workflows, subtree) =
+        Workflows::subtree(store.clone(), staffing, WorkflowPolicy::default());
     let tree = Supervisor::new("bench")
         .child(subtree.into_child())
         .start()
@@ -331,34 +400,46 @@ async fn bench(counts: Counts) {
         .await
         .expect("a project")
         .id;
-    let (workflows, tree) = start(&store).await;
+    let (workflows, tree) = start(&store, Noop).await;
+    let (crew, crew_tree) = start(&store, NoopCrew).await;
 
     // Warm the pool's connections and the code paths.
     run_tasks(&workflows, &store, project, 5, 1).await;
     run_tasks(&workflows, &store, project, PARALLEL, PARALLEL).await;
+    run_tasks(&crew, &store, project, 5, 1).await;
 
     let (mut selects, mut inserts, mut sequential, mut parallel) = (vec![], vec![], vec![], vec![]);
+    let (mut crewed, mut crewed_8) = (vec![], vec![]);
     let mut breakdowns = vec![];
     for round in 1..=ROUNDS {
         let (select, insert) = round_trips(&store, counts.round_trips).await;
         let one = run_tasks(&workflows, &store, project, counts.sequential, 1).await;
+        let with_crew = run_tasks(&crew, &store, project, counts.sequential, 1).await;
         let eight = run_tasks(&workflows, &store, project, counts.parallel, PARALLEL).await;
+        let eight_crew = run_tasks(&crew, &store, project, counts.parallel, PARALLEL).await;
         let per_step = one.wall / (counts.sequential as u32 * STEPS);
+        let per_step_crew = with_crew.wall / (counts.sequential as u32 * STEPS);
         let per_step_8 = eight.wall / (counts.parallel as u32 * STEPS);
+        let per_step_8_crew = eight_crew.wall / (counts.parallel as u32 * STEPS);
         println!(
-            "round {round}: SELECT 1 {}, INSERT {}, one at a time {} per step, {PARALLEL} at a \
-             time {} per step of wall time",
+            "round {round}: SELECT 1 {}, INSERT {}, one at a time {} per step (with role actors \
+             {}), {PARALLEL} at a time {} per step of wall time (with role actors {})",
             ms(select),
             ms(insert),
             ms(per_step),
-            ms(per_step_8)
+            ms(per_step_crew),
+            ms(per_step_8),
+            ms(per_step_8_crew)
         );
         selects.push(select);
         inserts.push(insert);
         sequential.push(per_step);
         parallel.push(per_step_8);
-        breakdowns.push((per_step, breakdown(&one)));
+        crewed.push(per_step_crew);
+        crewed_8.push(per_step_8_crew);
+        breakdowns.push((per_step_crew, breakdown(&with_crew)));
     }
+    crew_tree.shutdown().await;
     tree.shutdown().await;
     store.close().await;
     drop_database(&admin, &name).await;
@@ -367,6 +448,8 @@ async fn bench(counts: Counts) {
     let insert = median(inserts);
     let per_step = median(sequential.clone());
     let per_step_8 = median(parallel);
+    let per_step_crew = median(crewed);
+    let per_step_8_crew = median(crewed_8);
     breakdowns.sort_by_key(|(d, _)| *d);
     let parts = breakdowns[breakdowns.len() / 2].1;
     let ratio = |d: Duration, unit: Duration| d.as_secs_f64() / unit.as_secs_f64().max(1e-9);
@@ -382,30 +465,41 @@ async fn bench(counts: Counts) {
         counts.round_trips
     );
     println!(
-        "one task at a time           {} tasks x {STEPS} steps: {} per step = {:.1} SELECT-1 round trips = {:.1} INSERTs",
+        "one task at a time           {} tasks x {STEPS} steps: {} per step = {:.1} SELECT-1 round trips = {:.1} INSERTs (steps in the workflow)",
         counts.sequential,
         ms(per_step),
         ratio(per_step, select),
         ratio(per_step, insert)
     );
     println!(
-        "  per task                   submit -> first step {}; step start -> end {}; step end -> next start {}; last step -> completed {}",
+        "  with role actors           {} per step = {:.2}x of steps in the workflow (a subtree of 3 role actors per task, a message per step)",
+        ms(per_step_crew),
+        ratio(per_step_crew, per_step)
+    );
+    println!(
+        "  per task (role actors)     submit -> first step {}; step start -> end {}; step end -> next start {}; last step -> completed {}",
         ms(parts.submit_to_first_step),
         ms(parts.step_start_to_end),
         ms(parts.between_steps),
         ms(parts.last_step_to_completed)
     );
     println!(
-        "{PARALLEL} tasks at a time            {} tasks x {STEPS} steps: {} per step of wall time ({:.0} steps/s)",
+        "{PARALLEL} tasks at a time            {} tasks x {STEPS} steps: {} per step of wall time ({:.0} steps/s); with role actors {} ({:.2}x)",
         counts.parallel,
         ms(per_step_8),
-        1.0 / per_step_8.as_secs_f64().max(1e-9)
+        1.0 / per_step_8.as_secs_f64().max(1e-9),
+        ms(per_step_8_crew),
+        ratio(per_step_8_crew, per_step_8)
     );
     println!(
-        "target <= {} per step   {} ({} one at a time)",
+        "target <= {} per step   {} ({} one at a time, with role actors)",
         ms(TARGET),
-        if per_step <= TARGET { "MET" } else { "NOT MET" },
-        ms(per_step)
+        if per_step_crew <= TARGET {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+        ms(per_step_crew)
     );
     println!(
         "wall time                    {:.1} s",
