@@ -1150,3 +1150,97 @@ async fn sigterm_drains_new_work_is_refused_and_the_running_step_finishes() {
         "the running step finished before exit"
     );
 }
+
+/// The node at `path` (names that hold `/` match as many segments) in a tree's JSON.
+fn tree_node<'a>(tree: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut node = tree["roots"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == path[0])?;
+    for name in &path[1..] {
+        node = node["children"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == *name)?;
+    }
+    Some(node)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tree_shows_a_running_tasks_crew_through_the_api() {
+    let home = Home::new("crew").await;
+    let agent = home.script("slow-agent.sh", SLOW_AGENT);
+    let artel = start(
+        &home,
+        &[
+            ("ARTEL_AGENT__KIND", "cli"),
+            ("ARTEL_AGENT__COMMAND", agent.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let operator = Client::new(&artel.url, Some(&artel.key));
+    let (status, project) = operator
+        .post("/api/v1/projects", json!({ "name": "crewed" }))
+        .await;
+    assert_eq!(status, 201, "{project}");
+    let (status, task) = operator
+        .post(
+            "/api/v1/projects/crewed/tasks",
+            json!({ "kind": "engineering", "description": "a todo list API" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    let task_id = task["id"].as_str().unwrap().to_owned();
+    let subtree = format!("engineering/{task_id}");
+
+    // While the Developer's agent runs, the task's subtree shows its crew, each node with
+    // its role, status, restarts, mailbox and what it serves.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    eventually(JOB, "the developer at work in the tree", || {
+        let (operator, subtree, seen) = (&operator, &subtree, seen.clone());
+        async move {
+            let (_, tree) = operator.get("/api/v1/tree").await;
+            let path = ["artel", "workflows", "tasks", subtree.as_str(), "developer"];
+            let busy = tree_node(&tree, &path)
+                .is_some_and(|d| d["status"] == "running" && d["uptime_ms"].is_u64());
+            *seen.lock().unwrap() = tree;
+            busy
+        }
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    let node = tree_node(&seen, &["artel", "workflows", "tasks", &subtree]).unwrap();
+    assert_eq!(node["role"], "engineering_task");
+    let crew: Vec<&str> = node["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(crew, ["workflow", "scaffolder", "developer", "tester"]);
+    for member in node["children"].as_array().unwrap() {
+        assert_eq!(member["labels"]["task"], task_id.as_str(), "{member}");
+        assert_eq!(member["labels"]["project"], project["id"], "{member}");
+        assert!(member["mailbox_depth"].is_u64(), "{member}");
+        assert!(member["mailbox_capacity"].is_u64(), "{member}");
+        assert_eq!(member["restarts"], 0, "{member}");
+    }
+    let developer = tree_node(
+        &seen,
+        &["artel", "workflows", "tasks", &subtree, "developer"],
+    );
+    assert_eq!(developer.unwrap()["role"], "developer");
+    // The work waiting for a worker is the worker-manager's backlog, here and in /metrics.
+    assert!(tree_node(&seen, &["artel", "worker-manager"]).unwrap()["backlog"].is_u64());
+    let metrics = reqwest::get(format!("{}/metrics", artel.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("artel_actor_backlog{node=\"artel/worker-manager\""),
+        "{metrics}"
+    );
+    artel.terminate();
+}

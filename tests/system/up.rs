@@ -41,7 +41,7 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         "artel_actor_restarts_total{node=\"artel/health\",role=\"health\"} 0",
         "artel_actor_mailbox_capacity{node=\"artel/gateways/http\"} 64",
         "artel_dependency_up{dependency=\"postgres\"} 1",
-        "artel_tree_nodes{status=\"running\"} 11",
+        "artel_tree_nodes{status=\"running\"} 13",
         "artel_events_total 0",
         "# TYPE artel_http_requests_total counter",
     ] {
@@ -82,23 +82,28 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         [
             "health",
             "worker-manager",
+            "deployers",
             "workflows",
             "sessions",
             "scheduler",
             "gateways"
         ]
     );
-    // Without Redis the worker-manager runs in-process: an actor with a mailbox.
+    // The worker-manager is an actor with a mailbox, the one road to a sandbox; its backlog
+    // is the queue of commands waiting for a worker.
     assert_eq!(root["children"][1]["kind"], "actor");
     assert_eq!(root["children"][1]["role"], "worker-manager");
+    assert_eq!(root["children"][1]["backlog"], 0);
     let child = |i: usize, j: usize| root["children"][i]["children"][j]["name"].clone();
+    assert_eq!(child(2, 0), "local");
+    assert_eq!(root["children"][2]["children"][0]["role"], "deployer");
     assert_eq!(
-        (child(2, 0), child(2, 1)),
+        (child(3, 0), child(3, 1)),
         ("tasks".into(), "resumer".into())
     );
-    assert_eq!(child(3, 0), "herald");
-    assert_eq!(root["children"][5]["children"][0]["name"], "http");
-    assert_eq!(root["children"][5]["children"][0]["status"], "running");
+    assert_eq!(child(4, 0), "herald");
+    assert_eq!(root["children"][6]["children"][0]["name"], "http");
+    assert_eq!(root["children"][6]["children"][0]["status"], "running");
     // The master key was created in the data dir, private to its owner.
     let key = std::fs::metadata(dir.join("master.key")).unwrap();
     assert_eq!(
@@ -202,14 +207,15 @@ async fn readiness_reports_a_redis_outage_and_its_recovery() {
         }
     };
     eventually(Duration::from_secs(20), "ready with Redis up", status(200)).await;
-    // With Redis the worker-manager node is a client of `artel worker-manager`: it routes
-    // replies from the replies stream.
+    // With Redis, replies of `artel worker-manager` processes come back through the
+    // `remote-workers` consumer, beside the in-process worker-manager.
     let (_, tree) = artel.get("/api/v1/tree").await;
-    let workers = &tree["roots"][0]["children"][1];
-    assert_eq!(workers["name"], "worker-manager");
-    assert_eq!(workers["kind"], "supervisor");
-    assert_eq!(workers["children"][0]["name"], "replies");
-    assert_eq!(workers["children"][0]["status"], "running");
+    assert_eq!(tree["roots"][0]["children"][1]["name"], "worker-manager");
+    let remote = &tree["roots"][0]["children"][2];
+    assert_eq!(remote["name"], "remote-workers");
+    assert_eq!(remote["kind"], "supervisor");
+    assert_eq!(remote["children"][0]["name"], "replies");
+    assert_eq!(remote["children"][0]["status"], "running");
     // The streams' consumer groups are on /metrics.
     let metrics = reqwest::get(format!("{}/metrics", artel.url))
         .await
