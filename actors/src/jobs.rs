@@ -13,15 +13,21 @@
 
 use crate::deploy_target::Targets;
 use crate::git::LocalGit;
+use crate::roles::deployer::Deployers;
 use crate::roles::repo_name;
 use crate::store::Store;
 use crate::worker_manager::Workers;
-use artel_messages::event::{EventBody, NewEvent};
-use artel_messages::{Classify, DeploymentStatus, Failure, WorkerId};
+use artel_messages::deployer::Revive;
+use artel_messages::{Classify, Failure, WorkerId};
 use std::time::Duration;
 
-/// Restarts live deployments whose service died; answers a one-line summary.
-pub async fn check_deployments(store: &Store, target: &Targets) -> Result<String, Failure> {
+/// Restarts live deployments whose service died, each through the Deployer of its target;
+/// answers a one-line summary.
+pub async fn check_deployments(
+    store: &Store,
+    target: &Targets,
+    deployers: &Deployers,
+) -> Result<String, Failure> {
     let live = store.live_deployments().await.map_err(|e| e.to_failure())?;
     let (mut healthy, mut restarted, mut failed) = (0, 0, 0);
     for record in live {
@@ -30,38 +36,17 @@ pub async fn check_deployments(store: &Store, target: &Targets) -> Result<String
             continue;
         };
         tracing::warn!(deployment = %record.id, %exit, "a live service died: restarting it");
-        let outcome = target.start(&record).await;
-        let health = match &outcome {
-            Ok(running) => Some(target.wait_healthy(&record, &running.url).await),
-            Err(_) => None,
+        let revive = Revive {
+            deployment: record.id,
+            exit: exit.to_string(),
         };
-        if health.as_ref().is_some_and(|h| h.healthy) {
-            restarted += 1;
-            continue;
+        match deployers.revive(&record, revive).await {
+            Ok(_) => restarted += 1,
+            Err(failure) => {
+                tracing::warn!(deployment = %record.id, reason = %failure.reason, "a live service did not come back");
+                failed += 1;
+            }
         }
-        failed += 1;
-        let detail = match (outcome, health) {
-            (Err(err), _) => err.to_string(),
-            (Ok(_), Some(health)) => health.detail.unwrap_or_else(|| "no answer".into()),
-            (Ok(_), None) => "no answer".into(),
-        };
-        let reason = format!("the service {exit} and did not come back: {detail}");
-        let _ = target.stop(&record).await;
-        store
-            .fail_deployment(record.id, DeploymentStatus::Failed, &reason)
-            .await
-            .map_err(|e| e.to_failure())?;
-        store
-            .append_event(
-                NewEvent::new(EventBody::DeployFailed {
-                    deployment: record.id,
-                    failure: Failure::retryable(reason),
-                })
-                .project(record.project)
-                .task(record.task),
-            )
-            .await
-            .map_err(|e| e.to_failure())?;
     }
     Ok(format!(
         "{healthy} live deployment(s) running, {restarted} restarted, {failed} failed"

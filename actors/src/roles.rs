@@ -55,16 +55,20 @@ impl Crew {
     /// The local repository name of `project`: its name plus a piece of its id, so two
     /// users' projects of the same name never share a repository.
     pub async fn repo_of(&self, project: ProjectId) -> Result<Repo, Failure> {
-        let dto = self
-            .store
-            .project_of_task(project)
-            .await
-            .map_err(|e| e.to_failure())?;
-        Ok(Repo {
-            name: repo_name(&dto.name, project),
-            project_name: dto.name,
-        })
+        repo_of(&self.store, project).await
     }
+}
+
+/// [`Crew::repo_of`], for roles that hold only the store.
+pub async fn repo_of(store: &Store, project: ProjectId) -> Result<Repo, Failure> {
+    let dto = store
+        .project_of_task(project)
+        .await
+        .map_err(|e| e.to_failure())?;
+    Ok(Repo {
+        name: repo_name(&dto.name, project),
+        project_name: dto.name,
+    })
 }
 
 /// A project's repository, as roles name it.

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub worker_manager: ChildSpec,
     /// The road to it, for the API and whoever else acts on workers.
     pub workers: Workers,
+    /// The road to the deploy targets (one Deployer each).
+    pub deployers: Deployers,
     /// The `deployers` subtree: one Deployer per deploy target.
     pub deployers_tree: Supervisor,
     /// Starts, cancels and resumes tasks.
@@ -132,6 +134,8 @@ impl Runtime {
             .policies
             .unwrap_or_else(|| RolePolicies::from_settings(settings));
         let (deployers, deployers_tree) = Deployers::subtree(&crew, policies.deployer);
+        let pipeline_deployers = deployers.clone();
+        let runtime_deployers = deployers.clone();
         let policy = WorkflowPolicy {
             max_step_attempts: settings.workflows.max_step_attempts,
             // The workflow waits for its roles, each under its own deadline: far beyond the
@@ -155,9 +159,11 @@ impl Runtime {
             .job(
                 {
                     let (store, target) = (store.clone(), target.clone());
+                    let deployers = pipeline_deployers.clone();
                     Job::new(JobKind::HealthCheck, move || {
                         let (store, target) = (store.clone(), target.clone());
-                        async move { jobs::check_deployments(&store, &target).await }
+                        let deployers = deployers.clone();
+                        async move { jobs::check_deployments(&store, &target, &deployers).await }
                     })
                 },
                 every(s.health_check_secs),
@@ -196,6 +202,7 @@ impl Runtime {
         Ok(Self {
             worker_manager,
             workers,
+            deployers: runtime_deployers,
             deployers_tree,
             workflows,
             workflows_tree,

@@ -11,7 +11,11 @@ use artel_actors::deploy_target::docker::{container_name, image_name, volume_nam
 use artel_actors::deploy_target::{
     DeployError, DockerTarget, DockerTargetConfig, LocalTarget, LocalTargetConfig, Started, Targets,
 };
+use artel_actors::git::LocalGit;
 use artel_actors::jobs;
+use artel_actors::roles::deployer::{DeployCrew, Deployers};
+use artel_actors::roles::policy::RolePolicies;
+use artel_actors::settings::Settings;
 use artel_actors::store::{DeploymentRecord, NewDeployment, Store};
 use artel_messages::deployer::DeployTarget;
 use artel_messages::{Classify, DeploymentId, ErrorClass, ProjectId, TaskId, TaskKind};
@@ -153,6 +157,23 @@ impl Fixture {
             LocalTarget::new(local, self.store().clone()).unwrap(),
             self.target(docker_ports).await,
         )
+    }
+
+    /// The health job as the runtime runs it: through a Deployer of each of `targets`.
+    async fn check_deployments(&self, targets: &Targets) -> String {
+        let crew = DeployCrew {
+            store: self.store().clone(),
+            git: LocalGit::new(self.dir.join("repos")),
+            target: targets.clone(),
+        };
+        let policies = RolePolicies::from_settings(&Settings::default());
+        let (deployers, tree) = Deployers::subtree(crew, policies.deployer);
+        let tree = tree.start().await;
+        let summary = jobs::check_deployments(self.store(), targets, &deployers)
+            .await
+            .unwrap();
+        tree.shutdown().await;
+        summary
     }
 
     /// A workdir with the service and `dockerfile` (none when `None`).
@@ -389,7 +410,7 @@ async fn a_dead_container_is_restarted_and_shutdown_then_restore_serves_again() 
 
     // Someone kills the container: the health job sees it and starts it again.
     kill_and_wait(&targets, &record).await;
-    let summary = jobs::check_deployments(fx.store(), &targets).await.unwrap();
+    let summary = fx.check_deployments(&targets).await;
     assert!(summary.contains("1 restarted"), "{summary}");
     assert_eq!(
         get_json(&started.url).await["starts"],
@@ -492,7 +513,7 @@ async fn a_live_container_that_dies_and_cannot_come_back_is_marked_failed_and_re
     ]);
     std::fs::remove_file(record.workdir.as_ref().unwrap().join("Dockerfile")).unwrap();
     kill_and_wait(&targets, &record).await;
-    let summary = jobs::check_deployments(fx.store(), &targets).await.unwrap();
+    let summary = fx.check_deployments(&targets).await;
     assert!(summary.contains("1 failed"), "{summary}");
     let stored = fx.store().deployment(record.id).await.unwrap().unwrap();
     assert_eq!(stored.status, artel_messages::DeploymentStatus::Failed);

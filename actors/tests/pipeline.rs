@@ -533,18 +533,26 @@ async fn the_health_job_restarts_a_service_whose_process_group_was_killed() {
     let pid = live.pid.expect("a live deployment has a pid");
     let mut services = KillOnDrop::default();
     services.0.push(pid);
-    let summary = jobs::check_deployments(&artel.store, &artel.runtime.target)
-        .await
-        .expect("the health job");
+    let summary = jobs::check_deployments(
+        &artel.store,
+        &artel.runtime.target,
+        &artel.runtime.deployers,
+    )
+    .await
+    .expect("the health job");
     assert!(summary.contains("0 restarted"), "{summary}");
 
     let pgid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32"));
     nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("kill the service");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let summary = loop {
-        let summary = jobs::check_deployments(&artel.store, &artel.runtime.target)
-            .await
-            .expect("the health job");
+        let summary = jobs::check_deployments(
+            &artel.store,
+            &artel.runtime.target,
+            &artel.runtime.deployers,
+        )
+        .await
+        .expect("the health job");
         // Until the target sees the exit, the service counts as running.
         if !summary.contains("0 restarted") || tokio::time::Instant::now() >= deadline {
             break summary;

@@ -100,6 +100,21 @@ impl Request for RollBack {
     type Reply = Result<(), Failure>;
 }
 
+/// Start again a live deployment whose service died (the scheduler's health job): answers
+/// its health once restarted; a service that does not come back is marked failed, its
+/// session told, and the failure says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revive {
+    /// The live deployment whose service exited.
+    pub deployment: DeploymentId,
+    /// How the service ended, in words (for the log and the failure).
+    pub exit: String,
+}
+
+impl Request for Revive {
+    type Reply = Result<Health, Failure>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

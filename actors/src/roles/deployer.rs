@@ -2,8 +2,8 @@
 //! replace the deployment that was serving — or rolls back.
 //!
 //! One [`Deployer`] actor per deploy target (`deployers/local`, `deployers/docker`) is the one
-//! road to that target: deploys and health checks of every project reach the target through
-//! its mailbox, so the target's allocations (ports, containers, names) have one owner. Like
+//! road to that target: deploys, health checks and the health job's restarts of every
+//! project reach the target through its mailbox, so the target's allocations (ports, containers, names) have one owner. Like
 //! the worker-manager it is a gate: it admits each request and runs it beside itself
 //! (deferred replies), so one project's Docker build does not hold up another's health check.
 //!
@@ -17,12 +17,14 @@
 //!   Unhealthy: the new one is stopped and ends `rolled_back` (the previous deployment never
 //!   stopped serving) or `failed` (there was none), and the task fails with the reason.
 
-use super::Crew;
 use super::policy::RolePolicy;
 use super::tester::read_manifest;
+use super::{Crew, repo_of};
+use crate::deploy_target::Targets;
+use crate::git::LocalGit;
 use crate::store::{DeploymentRecord, NewDeployment, Store};
 use crate::workflow::StepError;
-use artel_messages::deployer::{CheckHealth, Deploy, DeployTarget, Deployed, Health};
+use artel_messages::deployer::{CheckHealth, Deploy, DeployTarget, Deployed, Health, Revive};
 use artel_messages::env_analyzer::EnvSource;
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::{Classify, DeploymentStatus, Failure, ProjectId, TaskId};
@@ -32,14 +34,14 @@ use artel_supervisors::{
 use std::time::Duration;
 
 /// Handles a [`Deploy`]: starts the service, not yet live.
-pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
-    let repo = crew.repo_of(msg.project).await?;
+pub async fn deploy(crew: &DeployCrew, msg: Deploy) -> Result<Deployed, Failure> {
+    let repo = repo_of(&crew.store, msg.project).await?;
     let commit = crew
         .git
         .resolve_commit(&repo.name, &msg.commit)
         .await
         .map_err(|e| e.to_failure())?;
-    let manifest = read_manifest(crew, &repo.name, &commit).await?;
+    let manifest = read_manifest(&crew.git, &repo.name, &commit).await?;
     let workdir = crew.target.code_dir(msg.deployment);
     let env_names: Vec<String> = manifest
         .env
@@ -96,7 +98,7 @@ pub async fn deploy(crew: &Crew, msg: Deploy) -> Result<Deployed, Failure> {
 }
 
 /// Handles a [`CheckHealth`]: promotes the deployment or rolls back.
-pub async fn check_health(crew: &Crew, msg: CheckHealth) -> Result<Health, Failure> {
+pub async fn check_health(crew: &DeployCrew, msg: CheckHealth) -> Result<Health, Failure> {
     let record = crew
         .store
         .deployment(msg.deployment)
@@ -135,6 +137,48 @@ pub async fn check_health(crew: &Crew, msg: CheckHealth) -> Result<Health, Failu
     roll_back(crew, project, task, &record, &health).await
 }
 
+/// Handles a [`Revive`]: starts a live deployment's dead service again and waits for its
+/// health; one that does not come back is stopped, marked failed, and its session told.
+pub async fn revive(crew: &DeployCrew, msg: Revive) -> Result<Health, Failure> {
+    let record = crew
+        .store
+        .deployment(msg.deployment)
+        .await
+        .map_err(|e| e.to_failure())?
+        .ok_or_else(|| Failure::fatal(format!("deployment {} does not exist", msg.deployment)))?;
+    let outcome = crew.target.start(&record).await;
+    let health = match &outcome {
+        Ok(running) => Some(crew.target.wait_healthy(&record, &running.url).await),
+        Err(_) => None,
+    };
+    if let Some(health) = health.as_ref().filter(|h| h.healthy) {
+        return Ok(health.clone());
+    }
+    let detail = match (outcome, health) {
+        (Err(err), _) => err.to_string(),
+        (Ok(_), Some(health)) => health.detail.unwrap_or_else(|| "no answer".into()),
+        (Ok(_), None) => "no answer".into(),
+    };
+    let reason = format!("the service {} and did not come back: {detail}", msg.exit);
+    let _ = crew.target.stop(&record).await;
+    crew.store
+        .fail_deployment(record.id, DeploymentStatus::Failed, &reason)
+        .await
+        .map_err(|e| e.to_failure())?;
+    let failure = Failure::retryable(reason);
+    emit(
+        crew,
+        record.project,
+        record.task,
+        EventBody::DeployFailed {
+            deployment: record.id,
+            failure: failure.clone(),
+        },
+    )
+    .await?;
+    Err(failure)
+}
+
 fn healthy() -> Health {
     Health {
         healthy: true,
@@ -145,7 +189,7 @@ fn healthy() -> Health {
 
 /// Stops a deployment that failed its health check and records what serves instead.
 async fn roll_back(
-    crew: &Crew,
+    crew: &DeployCrew,
     project: ProjectId,
     task: TaskId,
     record: &DeploymentRecord,
@@ -204,7 +248,7 @@ async fn roll_back(
 }
 
 async fn emit(
-    crew: &Crew,
+    crew: &DeployCrew,
     project: ProjectId,
     task: TaskId,
     body: EventBody,
@@ -216,9 +260,30 @@ async fn emit(
         .map_err(|e| e.to_failure())
 }
 
+/// What a Deployer works with: the store, the repositories it exports from, the targets.
+#[derive(Clone)]
+pub struct DeployCrew {
+    /// The source of truth.
+    pub store: Store,
+    /// Project repositories.
+    pub git: LocalGit,
+    /// Where services run.
+    pub target: Targets,
+}
+
+impl From<&Crew> for DeployCrew {
+    fn from(crew: &Crew) -> Self {
+        Self {
+            store: crew.store.clone(),
+            git: crew.git.clone(),
+            target: crew.target.clone(),
+        }
+    }
+}
+
 /// The Deployer of one deploy target (see the module docs).
 pub struct Deployer {
-    crew: Crew,
+    crew: DeployCrew,
 }
 
 impl Actor for Deployer {}
@@ -245,6 +310,17 @@ impl Handler<Deferred<CheckHealth>> for Deployer {
     }
 }
 
+impl Handler<Deferred<Revive>> for Deployer {
+    async fn handle(
+        &mut self,
+        msg: Deferred<Revive>,
+        ctx: &mut Context<Self>,
+    ) -> Later<Result<Health, Failure>> {
+        let crew = self.crew.clone();
+        ctx.spawn_reply(async move { revive(&crew, msg.0).await })
+    }
+}
+
 /// The road to the deploy targets: the address of each target's [`Deployer`]. Cheap to
 /// clone.
 #[derive(Clone)]
@@ -257,7 +333,9 @@ pub struct Deployers {
 impl Deployers {
     /// The `deployers` subtree: a Deployer for each target `crew.target` has, permanent,
     /// with `policy`'s backoff (its handlers only admit: the deadline is the caller's).
-    pub fn subtree(crew: &Crew, policy: RolePolicy) -> (Self, Supervisor) {
+    pub fn subtree(crew: impl Into<DeployCrew>, policy: RolePolicy) -> (Self, Supervisor) {
+        let crew: DeployCrew = crew.into();
+        let crew = &crew;
         let spec = |name: &str| {
             let crew = crew.clone();
             let (addr, spec) = ChildSpec::actor(name, move || Deployer { crew: crew.clone() });
@@ -327,6 +405,20 @@ impl Deployers {
         let wait = policy.deadline;
         let reply = tokio::time::timeout(wait, deployer.call_later(msg)).await;
         settled(wait, reply)
+    }
+}
+
+impl Deployers {
+    /// Restarts `record`'s dead service through the Deployer of its target (the health
+    /// job's road); waits for the service's health.
+    pub async fn revive(&self, record: &DeploymentRecord, msg: Revive) -> Result<Health, Failure> {
+        let deployer = self.of(&record.target)?;
+        deployer.call_later(msg).await.unwrap_or_else(|err| {
+            Err(Failure {
+                class: err.class(),
+                reason: format!("the deployer did not answer: {err}"),
+            })
+        })
     }
 }
 

@@ -19,7 +19,7 @@ pub async fn analyze(crew: &Crew, msg: AnalyzeEnv) -> Result<EnvAnalysis, Failur
         .resolve_commit(&repo.name, &msg.commit)
         .await
         .map_err(|e| e.to_failure())?;
-    let manifest = read_manifest(crew, &repo.name, &commit).await?;
+    let manifest = read_manifest(&crew.git, &repo.name, &commit).await?;
     Ok(EnvAnalysis {
         variables: manifest.env,
     })

@@ -7,6 +7,7 @@
 use super::Crew;
 use super::workspace::{Checkout, CheckoutSpec};
 use crate::agent::manifest::Manifest;
+use crate::git::LocalGit;
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::tester::{RunTests, TestReport};
 use artel_messages::{Classify, Failure};
@@ -23,7 +24,7 @@ pub async fn run_tests(crew: &Crew, msg: RunTests) -> Result<TestReport, Failure
         .resolve_commit(&repo.name, &msg.commit)
         .await
         .map_err(|e| e.to_failure())?;
-    let manifest = read_manifest(crew, &repo.name, &commit).await?;
+    let manifest = read_manifest(&crew.git, &repo.name, &commit).await?;
     let command = match &msg.command {
         Some(line) => vec!["sh".to_owned(), "-c".to_owned(), line.clone()],
         None => manifest.test.clone(),
@@ -73,9 +74,8 @@ pub async fn run_tests(crew: &Crew, msg: RunTests) -> Result<TestReport, Failure
 }
 
 /// The manifest of `commit`, or why there is none.
-pub async fn read_manifest(crew: &Crew, repo: &str, commit: &str) -> Result<Manifest, Failure> {
-    let text = crew
-        .git
+pub async fn read_manifest(git: &LocalGit, repo: &str, commit: &str) -> Result<Manifest, Failure> {
+    let text = git
         .read_file(repo, commit, "artel.json")
         .await
         .map_err(|e| e.to_failure())?
