@@ -631,7 +631,7 @@ impl State {
             tracing::debug!(supervisor = %self.name, %child, %reason, "child exited; not restarting");
             self.finish(note.id, NodeStatus::Stopped);
             // A significant child's end is the supervisor's: it stops the rest and exits.
-            return significant.then(|| if abnormal { reason } else { ExitReason::Normal });
+            return significant.then_some(if abnormal { reason } else { ExitReason::Normal });
         }
         let now = Instant::now();
         if self.window.record(now) == Verdict::Exceeded {
