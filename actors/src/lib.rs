@@ -15,7 +15,8 @@
 //! - [`deploy_target`] — where deployed services run: local processes on allocated ports.
 //! - [`git`] — the local git provider: a bare repository per project, fetch, merge, export.
 //! - [`intent`] — the offline intent parser: what a user's line asks for, English or Russian.
-//! - [`scheduler`] — periodic jobs, each run on one node at a time under an advisory lock.
+//! - [`scheduler`] — periodic jobs, one supervised actor per job, each run on one node at a
+//!   time under an advisory lock.
 //! - [`bus`] — a gapless, ordered feed of the event journal for in-process readers.
 //! - [`agent`] — what writes code: the offline `template` generator, any `cli`; the manifest.
 //! - [`roles`] — Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver, Deployer.

@@ -9,7 +9,7 @@
 //! deployers        one Deployer per deploy target: local (and docker)
 //! workflows        rest_for_one: tasks (a subtree per task: workflow + role actors) + resumer
 //! sessions         herald + one actor per live session
-//! scheduler        health-check, session-reaper, worker-reaper, repo-sync
+//! scheduler        one actor per job: health-check, session-reaper, worker-reaper, repo-sync
 //! ```
 
 use crate::agent::Agent;
@@ -23,7 +23,7 @@ use crate::roles::Crew;
 use crate::roles::deployer::Deployers;
 use crate::roles::policy::RolePolicies;
 use crate::roles::role::RoleHook;
-use crate::scheduler::{Job, Scheduler};
+use crate::scheduler::{Job, Scheduler, SchedulerHandle};
 use crate::sessions::Sessions;
 use crate::settings::{DeployTargetChoice, Settings};
 use crate::store::Store;
@@ -54,8 +54,10 @@ pub struct Runtime {
     pub sessions: Sessions<Pipeline>,
     /// The `sessions` subtree.
     pub sessions_tree: Supervisor,
-    /// The `scheduler` node.
-    pub scheduler: ChildSpec,
+    /// Runs the scheduler's jobs now and reads their last reports.
+    pub scheduler: SchedulerHandle,
+    /// The `scheduler` subtree: one actor per job.
+    pub scheduler_tree: Supervisor,
     /// Where services run; stop its services on shutdown.
     pub target: Targets,
 }
@@ -198,7 +200,7 @@ impl Runtime {
                 },
                 every(s.repo_sync_secs),
             );
-        let scheduler = scheduler.child_spec("scheduler");
+        let (scheduler, scheduler_tree) = scheduler.into_supervisor("scheduler");
         Ok(Self {
             worker_manager,
             workers,
@@ -209,6 +211,7 @@ impl Runtime {
             sessions,
             sessions_tree,
             scheduler,
+            scheduler_tree,
             target,
         })
     }

@@ -83,7 +83,7 @@ impl fmt::Display for ExitReason {
 }
 
 /// Text of a panic payload (`&str` or `String`; anything else is named as such).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

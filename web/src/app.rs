@@ -11,7 +11,7 @@
 //! ├── deployers          local, docker
 //! ├── workflows          tasks (<kind>/<task>: workflow + roles) + resumer
 //! ├── sessions           herald + session/<id>
-//! ├── scheduler
+//! ├── scheduler          health-check, session-reaper, worker-reaper, repo-sync
 //! └── gateways           (artel up only)
 //!     └── http
 //! ```
@@ -208,7 +208,7 @@ impl App {
                     .child(runtime.deployers_tree.into_child())
                     .child(runtime.workflows_tree.into_child())
                     .child(runtime.sessions_tree.into_child())
-                    .child(runtime.scheduler);
+                    .child(runtime.scheduler_tree.into_child());
                 if mode == Mode::Up {
                     let listener = TcpListener::bind(&settings.http.listen).with_context(|| {
                         format!(
