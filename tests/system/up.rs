@@ -41,7 +41,8 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         "artel_actor_restarts_total{node=\"artel/health\",role=\"health\"} 0",
         "artel_actor_mailbox_capacity{node=\"artel/gateways/http\"} 64",
         "artel_dependency_up{dependency=\"postgres\"} 1",
-        "artel_tree_nodes{status=\"running\"} 13",
+        "artel_actor_restarts_total{node=\"artel/scheduler/health-check\",role=\"scheduler_job\"} 0",
+        "artel_tree_nodes{status=\"running\"} 17",
         "artel_events_total 0",
         "# TYPE artel_http_requests_total counter",
     ] {
@@ -102,6 +103,22 @@ async fn serves_health_readiness_and_the_live_tree_then_stops_on_sigterm() {
         ("tasks".into(), "resumer".into())
     );
     assert_eq!(child(4, 0), "herald");
+    let jobs: Vec<&str> = root["children"][5]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            "health-check",
+            "session-reaper",
+            "worker-reaper",
+            "repo-sync"
+        ],
+        "the scheduler is a supervisor with one actor per job"
+    );
     assert_eq!(root["children"][6]["children"][0]["name"], "http");
     assert_eq!(root["children"][6]["children"][0]["status"], "running");
     // The master key was created in the data dir, private to its owner.
