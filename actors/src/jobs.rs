@@ -9,7 +9,8 @@
 //!   sandboxes no worker holds (containers a crash left) are removed.
 //! - [`sync_repos`] — every project's repository must exist and have a readable `main`.
 //!
-//! Each runs on one node at a time (the scheduler holds a Postgres advisory lock per job).
+//! Each runs in its own actor under the scheduler, on one node at a time (the scheduler holds
+//! a Postgres advisory lock per job).
 
 use crate::deploy_target::Targets;
 use crate::git::LocalGit;
