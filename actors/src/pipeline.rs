@@ -20,7 +20,7 @@
 
 use crate::roles::deployer::Deployers;
 use crate::roles::policy::{RolePolicies, RolePolicy};
-use crate::roles::role::{Role, RoleWork};
+use crate::roles::role::{Role, RoleWork, answer_of};
 use crate::roles::{Crew, field, task_branch};
 use crate::store::TaskRecord;
 use crate::workflow::{Staffing, StepCall, StepError, StepRunner};
@@ -31,7 +31,7 @@ use artel_messages::scaffolder::Scaffold;
 use artel_messages::secret_resolver::ResolveSecrets;
 use artel_messages::tester::{RunTests, TestReport};
 use artel_messages::{Classify, DeploymentId, DeploymentStatus, Failure, StepKind, TaskKind};
-use artel_supervisors::{Addr, CallError, ChildSpec, Restart};
+use artel_supervisors::{Addr, ChildSpec, Restart};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -172,35 +172,6 @@ fn output(value: impl Serialize) -> Result<Value, StepError> {
         .map_err(|e| StepError::Workflow(Failure::fatal(format!("cannot journal output: {e}"))))
 }
 
-/// A role's reply, or why there is none, as the step's result. Every way a role can fail —
-/// its own failure, a panic, a handler past its deadline, no reply within `wait` — is the
-/// role's: its child spec restarts it, and the workflow's next attempt waits for that.
-fn replied<T>(
-    role: &str,
-    wait: Duration,
-    reply: Result<Result<Result<T, Failure>, CallError>, tokio::time::error::Elapsed>,
-) -> Result<T, StepError> {
-    let failure = match reply {
-        Ok(Ok(answer)) => return answer.map_err(StepError::Role),
-        Ok(Err(CallError::Panicked(message))) => {
-            Failure::retryable(format!("the {role} panicked ({message}) and was restarted"))
-        }
-        Ok(Err(CallError::Stuck(deadline))) => Failure::retryable(format!(
-            "the {role} was stuck past its {}s deadline and was restarted",
-            deadline.as_secs()
-        )),
-        Ok(Err(err)) => Failure {
-            class: err.class(),
-            reason: format!("the {role} did not answer: {err}"),
-        },
-        Err(_) => Failure::retryable(format!(
-            "the {role} gave no answer within {}s",
-            wait.as_secs()
-        )),
-    };
-    Err(StepError::Role(failure))
-}
-
 impl TaskCrew {
     /// Sends `msg` to a role of this task and awaits its reply under the role's deadline
     /// (plus one backoff: the role may be waiting out a restart).
@@ -212,7 +183,11 @@ impl TaskCrew {
     ) -> Result<M::Output, StepError> {
         let wait = policy.deadline + policy.backoff.max + Duration::from_secs(5);
         let reply = tokio::time::timeout(wait, role.call(msg)).await;
-        replied(M::ROLE, wait, reply)
+        // Every way a role can fail is the role's: its child spec restarts it, and the
+        // workflow's next attempt waits for that.
+        answer_of(M::ROLE, wait, reply)
+            .and_then(|answer| answer)
+            .map_err(StepError::Role)
     }
 
     fn wrong_kind(&self, step: StepKind) -> StepError {

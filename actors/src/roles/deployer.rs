@@ -18,6 +18,7 @@
 //!   stopped serving) or `failed` (there was none), and the task fails with the reason.
 
 use super::policy::RolePolicy;
+use super::role::answer_of;
 use super::tester::read_manifest;
 use super::{Crew, repo_of};
 use crate::deploy_target::Targets;
@@ -429,16 +430,7 @@ fn settled<T>(
     wait: Duration,
     reply: Result<Result<Result<T, Failure>, CallError>, tokio::time::error::Elapsed>,
 ) -> Result<T, StepError> {
-    let failure = match reply {
-        Ok(Ok(answer)) => return answer.map_err(StepError::Workflow),
-        Ok(Err(err)) => Failure {
-            class: err.class(),
-            reason: format!("the deployer did not answer: {err}"),
-        },
-        Err(_) => Failure::retryable(format!(
-            "the deployer gave no answer within {}s",
-            wait.as_secs()
-        )),
-    };
-    Err(StepError::Workflow(failure))
+    answer_of("deployer", wait, reply)
+        .and_then(|answer| answer)
+        .map_err(StepError::Workflow)
 }

@@ -16,12 +16,13 @@
 //! replied: the role stays up, and the workflow ends the task with it.
 
 use super::Crew;
-use artel_messages::{Failure, Request};
-use artel_supervisors::{Actor, Context, Handler};
+use artel_messages::{Classify, Failure, Request};
+use artel_supervisors::{Actor, CallError, Context, Handler};
 use futures_util::future::BoxFuture;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A catalog message a role answers, and how it does its work.
 pub trait RoleWork: Request<Reply = Result<Self::Output, Failure>> + Sized {
@@ -69,6 +70,34 @@ impl<M: RoleWork> Handler<M> for Role<M> {
             ctx.fail(failure.clone());
         }
         result
+    }
+}
+
+/// What a call to a role under a deadline came to: `Ok` with the role's own answer (its
+/// result or failure), or `Err` with why no answer came — a panic, a handler past its
+/// deadline, a stopped actor, or nothing within `wait` — in words naming `role`.
+pub fn answer_of<T>(
+    role: &str,
+    wait: Duration,
+    reply: Result<Result<Result<T, Failure>, CallError>, tokio::time::error::Elapsed>,
+) -> Result<Result<T, Failure>, Failure> {
+    match reply {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(CallError::Panicked(message))) => Err(Failure::retryable(format!(
+            "the {role} panicked ({message}) and was restarted"
+        ))),
+        Ok(Err(CallError::Stuck(deadline))) => Err(Failure::retryable(format!(
+            "the {role} was stuck past its {}s deadline and was restarted",
+            deadline.as_secs()
+        ))),
+        Ok(Err(err)) => Err(Failure {
+            class: err.class(),
+            reason: format!("the {role} did not answer: {err}"),
+        }),
+        Err(_) => Err(Failure::retryable(format!(
+            "the {role} gave no answer within {}s",
+            wait.as_secs()
+        ))),
     }
 }
 
