@@ -7,10 +7,14 @@
 //!   checkout with the task in its environment; artel checks that it committed.
 //! - `llm` (artel's own tool-calling loop) plugs in here as a third variant.
 //!
+//! - [`spec_service`] — the offline compiler: a confirmed spec becomes a multi-resource
+//!   service with relations, typed validation, actions, filters and its own tests.
+//!
 //! Every project carries a [`manifest`] (`artel.json`) saying how to test it, run it and
 //! check its health, and which environment it needs.
 
 pub mod manifest;
+pub mod spec_service;
 pub mod template;
 
 use crate::settings::AgentSettings;

@@ -18,6 +18,7 @@
 //! - [`scheduler`] — periodic jobs, one supervised actor per job, each run on one node at a
 //!   time under an advisory lock.
 //! - [`bus`] — a gapless, ordered feed of the event journal for in-process readers.
+//! - [`acceptance`] — the Tester's HTTP acceptance suite and API contract, generated from a spec.
 //! - [`agent`] — what writes code: the offline `template` generator, any `cli`; the manifest.
 //! - [`roles`] — Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver, Deployer.
 //! - [`pipeline`] — the step runner mapping each journaled step to its role's message.
@@ -25,6 +26,7 @@
 //! - [`jobs`] — the scheduler's jobs: deployment health, session and worker reapers, repos.
 //! - [`runtime`] — all of the above assembled from `Settings` for `artel up` and `artel new`.
 
+pub mod acceptance;
 pub mod agent;
 pub mod bus;
 pub mod demo;

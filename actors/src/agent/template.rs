@@ -20,7 +20,7 @@ const TEST_APP: &str = include_str!("../../templates/python_service/test_app.py"
 const SKELETON_APP: &str = include_str!("../../templates/python_service/skeleton_app.py");
 const SKELETON_TEST: &str = include_str!("../../templates/python_service/skeleton_test_app.py");
 /// The image recipe the Docker deploy target builds; the local target ignores it.
-const DOCKERFILE: &str = include_str!("../../templates/python_service/Dockerfile");
+pub(crate) const DOCKERFILE: &str = include_str!("../../templates/python_service/Dockerfile");
 
 /// One file the generator writes, by path relative to the repository root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +251,7 @@ fn items() -> Resource {
 }
 
 /// Names like `WEATHER_API_KEY` in the request: secrets only the user has.
-fn user_secrets(request: &str) -> Vec<String> {
+pub(crate) fn user_secrets(request: &str) -> Vec<String> {
     let mut names: Vec<String> = request
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| {
@@ -327,7 +327,7 @@ fn base_env() -> Vec<EnvVar> {
     ]
 }
 
-fn manifest(name: &str, env: Vec<EnvVar>) -> String {
+pub(crate) fn manifest(name: &str, env: Vec<EnvVar>) -> String {
     Manifest {
         name: name.to_owned(),
         run: vec!["python3".into(), "app.py".into()],
@@ -344,7 +344,7 @@ fn manifest(name: &str, env: Vec<EnvVar>) -> String {
     .to_json_pretty()
 }
 
-const GITIGNORE: &str = "__pycache__/\n*.pyc\ndata.json\ndata.json.tmp\n";
+pub(crate) const GITIGNORE: &str = "__pycache__/\n*.pyc\ndata.json\ndata.json.tmp\n";
 
 /// What the Scaffolder commits first: a runnable skeleton that answers `/health`, its test,
 /// the manifest, a README and a `.gitignore`.
@@ -372,7 +372,7 @@ pub fn scaffold_files(name: &str, description: &str) -> Vec<GeneratedFile> {
 /// `text` made safe inside a Python `"""` docstring: a quote or backslash from the request
 /// can neither end it nor start an escape, and control characters (which Python source
 /// must not hold) become spaces.
-fn docstring_text(text: &str) -> String {
+pub(crate) fn docstring_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -390,15 +390,40 @@ fn docstring_text(text: &str) -> String {
 
 /// `value` as JSON that can sit inside a Python `r'''…'''` literal. JSON has `'` only
 /// inside strings, where `\u0027` means the same thing and cannot end the literal.
-fn python_json(value: &Value) -> String {
+pub(crate) fn python_json(value: &Value) -> String {
     value.to_string().replace('\'', "\\u0027")
 }
 
-fn file(path: &str, contents: String) -> GeneratedFile {
+pub(crate) fn file(path: &str, contents: String) -> GeneratedFile {
     GeneratedFile {
         path: path.to_owned(),
         contents,
     }
+}
+
+/// The environment a rendered service reads — the target's `PORT` and `DATA_FILE`, a
+/// generated `SECRET_KEY` for its delete tokens, and `user_secrets` — and the lines that
+/// document it in the service's docstring.
+pub(crate) fn service_env(user_secrets: &[String]) -> (Vec<EnvVar>, String) {
+    let mut env = base_env();
+    env.push(EnvVar {
+        name: "SECRET_KEY".into(),
+        source: EnvSource::Generated,
+        required: true,
+        description: "signs the delete tokens the API hands out".into(),
+    });
+    let mut env_doc =
+        String::from("  SECRET_KEY  signs delete tokens (required; artel generates it)");
+    for secret in user_secrets {
+        env.push(EnvVar {
+            name: secret.clone(),
+            source: EnvSource::User,
+            required: true,
+            description: format!("{secret}, named in the request; only you have it"),
+        });
+        env_doc.push_str(&format!("\n  {secret}  required; only the user has it"));
+    }
+    (env, env_doc)
 }
 
 /// What the template agent writes as the Developer: the service, its tests, its manifest
@@ -431,24 +456,7 @@ pub fn render(blueprint: &Blueprint, name: &str, description: &str) -> Vec<Gener
         .iter()
         .map(|f| (f.name.to_owned(), f.sample.clone()))
         .collect();
-    let mut env = base_env();
-    env.push(EnvVar {
-        name: "SECRET_KEY".into(),
-        source: EnvSource::Generated,
-        required: true,
-        description: "signs the delete tokens the API hands out".into(),
-    });
-    let mut env_doc =
-        String::from("  SECRET_KEY  signs delete tokens (required; artel generates it)");
-    for secret in &blueprint.user_secrets {
-        env.push(EnvVar {
-            name: secret.clone(),
-            source: EnvSource::User,
-            required: true,
-            description: format!("{secret}, named in the request; only you have it"),
-        });
-        env_doc.push_str(&format!("\n  {secret}  required; only the user has it"));
-    }
+    let (env, env_doc) = service_env(&blueprint.user_secrets);
     let title = docstring_text(&format!("{name}: {description}"));
     let app = APP
         .replace("__TITLE__", &title)
