@@ -10,19 +10,20 @@
 use artel_actors::acceptance::{self, api::Api};
 use artel_actors::agent::manifest::Manifest;
 use artel_actors::agent::spec_service;
-use artel_actors::agent::template::GeneratedFile;
 use artel_messages::env_analyzer::EnvSource;
 use artel_messages::spec::{Action, ActionKind, Field, FieldType, Resource, Spec};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// Where `python3` is looked up: the system's, never a user's shims.
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+mod support;
+
+use support::python_service::{
+    PATH, TempDir, app_docstring, environment, free_port, manifest, run, write,
+};
 
 // ---- specs ------------------------------------------------------------------------------
 
@@ -291,80 +292,6 @@ fn expenses() -> Spec {
 
 // ---- running what was generated -----------------------------------------------------------
 
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("artel-spec-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir(&path).expect("create the temp dir");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write(dir: &Path, files: &[GeneratedFile]) {
-    for file in files {
-        assert!(Path::new(&file.path).is_relative(), "{}", file.path);
-        std::fs::write(dir.join(&file.path), &file.contents).expect("write a generated file");
-    }
-}
-
-fn manifest(dir: &Path) -> Manifest {
-    let text = std::fs::read_to_string(dir.join("artel.json")).expect("read artel.json");
-    Manifest::parse(&text).expect("the generated manifest parses")
-}
-
-/// Runs `command` in `dir` with only `env`; answers whether it passed and what it printed.
-async fn run(dir: &Path, command: &[String], env: &BTreeMap<String, String>) -> (bool, String) {
-    let output = Command::new(&command[0])
-        .args(&command[1..])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", PATH)
-        .envs(env)
-        .output()
-        .await
-        .expect("run a command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// The environment the manifest asks for, as a deploy gives it.
-fn environment(dir: &Path, port: u16) -> BTreeMap<String, String> {
-    manifest(dir)
-        .env
-        .into_iter()
-        .map(|var| {
-            let value = match (var.name.as_str(), var.source) {
-                ("PORT", _) => port.to_string(),
-                ("DATA_FILE", _) => dir.join("data.json").display().to_string(),
-                (_, EnvSource::Generated) => "generated-secret".to_owned(),
-                (name, source) => panic!("no value for {name} ({source:?})"),
-            };
-            (var.name, value)
-        })
-        .collect()
-}
-
 /// A service started with the manifest's run command; killed when dropped.
 struct Service {
     child: Child,
@@ -379,7 +306,7 @@ impl Service {
             .current_dir(dir)
             .env_clear()
             .env("PATH", PATH)
-            .envs(environment(dir, port))
+            .envs(environment(dir, port, None))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -610,9 +537,18 @@ async fn the_suite_accepts_other_choices_the_contract_allows() {
     }
 }
 
+/// A change to `app.py` that breaks what the contract promises: what it breaks, in which
+/// spec's service, the change, and the acceptance tests that must catch it.
+type Broken = (
+    &'static str,
+    Spec,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[tokio::test]
 async fn each_broken_promise_fails_the_suite() {
-    let cases: [(&str, Spec, &[(&str, &str)], &[&str]); 8] = [
+    let cases: [Broken; 8] = [
         (
             "no validation",
             expenses(),
@@ -774,4 +710,64 @@ async fn the_same_spec_gives_the_same_files() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn any_text_in_the_spec_gives_valid_python() {
+    let hostile = "it's \"\"\" ''' \\ end";
+    let mut notes = resource(
+        "notes",
+        "note",
+        vec![
+            with_default(field("title", FieldType::String, false), json!(hostile)),
+            choice("mood", &[hostile, "calm", "ünïcödé"], true),
+            field("body", FieldType::Text, false),
+        ],
+    );
+    notes.label = Some("заметки".to_owned());
+    notes.filters = names(&["mood"]);
+    notes.search = names(&["title", "body"]);
+    let spec = Spec {
+        unplaced: vec![hostile.to_owned()],
+        ..spec(hostile, vec![notes])
+    };
+    let dir = TempDir::new();
+    let description = format!("сервис заметок {hostile}");
+    write(
+        dir.path(),
+        &spec_service::render(&spec, "notes", &description),
+    );
+    let (passed, output) = run(dir.path(), &manifest(dir.path()).test, &BTreeMap::new()).await;
+    assert!(passed, "{output}");
+    let docstring = app_docstring(dir.path());
+    assert!(
+        docstring.contains(&description),
+        "the description reads back unchanged: {docstring:?}"
+    );
+    let service = Service::start(dir.path(), free_port()).await;
+    let (passed, _, output) = accept(&spec, Some(&service.base)).await;
+    assert!(passed, "{output}");
+}
+
+#[tokio::test]
+async fn a_secret_named_in_the_description_is_required() {
+    let dir = TempDir::new();
+    write(
+        dir.path(),
+        &spec_service::render(
+            &library(),
+            "library",
+            "a library that needs WEATHER_API_KEY",
+        ),
+    );
+    assert!(
+        manifest(dir.path())
+            .env
+            .iter()
+            .any(|v| v.name == "WEATHER_API_KEY" && v.source == EnvSource::User && v.required),
+        "the manifest declares the user's secret"
+    );
+    let env = environment(dir.path(), free_port(), Some("WEATHER_API_KEY"));
+    let (started, output) = run(dir.path(), &manifest(dir.path()).run, &env).await;
+    assert!(!started && output.contains("WEATHER_API_KEY"), "{output}");
 }

@@ -3,97 +3,24 @@
 //! with `python3` (the command the manifest declares), and the service is started the way
 //! the manifest says and spoken to over HTTP.
 
-use artel_actors::agent::manifest::Manifest;
-use artel_actors::agent::template::{self, GeneratedFile};
+use artel_actors::agent::template;
 use artel_messages::env_analyzer::EnvSource;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// Where `python3` is looked up: the system's, never a user's shims.
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+mod support;
 
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("artel-template-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir(&path).expect("create the temp dir");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write(dir: &Path, files: &[GeneratedFile]) {
-    for file in files {
-        assert!(
-            Path::new(&file.path).is_relative(),
-            "{} is relative",
-            file.path
-        );
-        std::fs::write(dir.join(&file.path), &file.contents).expect("write a generated file");
-    }
-}
-
-fn manifest(dir: &Path) -> Manifest {
-    let text = std::fs::read_to_string(dir.join("artel.json")).expect("read artel.json");
-    Manifest::parse(&text).expect("the generated manifest parses")
-}
+use support::python_service::{
+    PATH, TempDir, app_docstring, environment, free_port, manifest, run, write,
+};
 
 /// Runs the manifest's test command in `dir`; answers whether it passed and what it said.
 async fn run_tests(dir: &Path) -> (bool, String) {
-    let manifest = manifest(dir);
-    let output = Command::new(&manifest.test[0])
-        .args(&manifest.test[1..])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", PATH)
-        .output()
-        .await
-        .expect("run the test command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// The environment the manifest asks for, as a deploy would give it; `skip` is left out.
-fn environment(dir: &Path, port: u16, skip: Option<&str>) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    for var in manifest(dir).env {
-        let value = match (var.name.as_str(), var.source) {
-            ("PORT", _) => port.to_string(),
-            ("DATA_FILE", _) => dir.join("data.json").display().to_string(),
-            (_, EnvSource::Generated) => "generated-secret".to_owned(),
-            (_, EnvSource::User) => "users-secret".to_owned(),
-            (name, EnvSource::Target) => panic!("no target value for {name}"),
-        };
-        if skip != Some(var.name.as_str()) {
-            env.insert(var.name, value);
-        }
-    }
-    env
+    run(dir, &manifest(dir).test, &BTreeMap::new()).await
 }
 
 /// Starts the manifest's run command in `dir`; killed when dropped.
@@ -386,15 +313,9 @@ async fn any_request_text_gives_valid_python() {
     write(dir.path(), &template::render(&blueprint, &name, request));
     let (passed, output) = run_tests(dir.path()).await;
     assert!(passed, "the suite passes for {request:?}:\n{output}");
-    let docstring = std::process::Command::new("python3")
-        .args(["-c", "import app; print(app.__doc__.splitlines()[0])"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", PATH)
-        .output()
-        .expect("import the service");
+    let docstring = app_docstring(dir.path());
     assert!(
-        String::from_utf8_lossy(&docstring.stdout).contains(request),
+        docstring.contains(request),
         "the request reads back unchanged from the docstring: {docstring:?}"
     );
 }

@@ -313,9 +313,16 @@ fn bad_values(field: &Field) -> Vec<Value> {
     bad
 }
 
-/// Whether `value` is a good value of a `kind` field with `choices`.
-fn fits(kind: Kind, choices: &[String], value: &Value) -> bool {
+/// Whether `value` is a good value of a `kind` field with `choices` (a `required` string or
+/// text must not be blank).
+fn fits(kind: Kind, choices: &[String], required: bool, value: &Value) -> bool {
     let text = value.as_str();
+    if required
+        && matches!(kind, Kind::String | Kind::Text)
+        && text.is_some_and(|s| s.trim().is_empty())
+    {
+        return false;
+    }
     let line = |s: &str, max: usize| s.chars().count() <= max && !s.contains(['\n', '\r']);
     match kind {
         Kind::String => text.is_some_and(|s| line(s.trim(), STRING_MAX)),
@@ -482,7 +489,7 @@ fn own_fields(
             made.unique = false;
         }
         if let Some(default) = &spec_field.default {
-            if fits(kind, &made.choices, default) {
+            if fits(kind, &made.choices, false, default) {
                 made.default = default.clone();
                 made.required = false;
             } else {
@@ -752,4 +759,281 @@ pub fn sample(field: &Field, n: usize) -> Value {
         Kind::StringList => json!([format!("tag {n}"), "common"]),
         Kind::Reference | Kind::DateList | Kind::Counter => Value::Null,
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use artel_messages::spec::{
+        Action as SpecAction, Field as SpecField, Resource as SpecResource,
+    };
+
+    fn spec_field(name: &str, ty: FieldType) -> SpecField {
+        SpecField {
+            name: name.to_owned(),
+            ty,
+            required: false,
+            unique: false,
+            default: None,
+            choices: Vec::new(),
+        }
+    }
+
+    fn spec_resource(plural: &str, singular: &str, fields: Vec<SpecField>) -> SpecResource {
+        SpecResource {
+            plural: plural.to_owned(),
+            singular: singular.to_owned(),
+            label: None,
+            fields,
+            belongs_to: Vec::new(),
+            actions: Vec::new(),
+            filters: Vec::new(),
+            search: Vec::new(),
+            sort: Vec::new(),
+        }
+    }
+
+    fn spec(resources: Vec<SpecResource>) -> Spec {
+        Spec {
+            version: 1,
+            title: "Test".to_owned(),
+            resources,
+            ..Spec::default()
+        }
+    }
+
+    fn kinds(resource: &Resource) -> Vec<(&str, Kind, bool)> {
+        resource
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind, f.writable))
+            .collect()
+    }
+
+    #[test]
+    fn relations_become_checked_references_and_children() {
+        let mut pets = spec_resource("pets", "pet", vec![spec_field("name", FieldType::String)]);
+        pets.belongs_to = vec!["owner".to_owned(), "owners".to_owned(), "vet".to_owned()];
+        let mut visits = spec_resource("visits", "visit", Vec::new());
+        visits.belongs_to = vec!["pets".to_owned(), "visit".to_owned()];
+        let mut owners = spec_resource("owners", "owner", Vec::new());
+        owners.belongs_to = vec!["visit".to_owned()];
+        let api = Api::of(&spec(vec![pets, visits, owners]));
+
+        let pets = api.resource("pets").unwrap();
+        assert_eq!(
+            pets.parents,
+            [Link {
+                resource: "owners".into(),
+                field: "owner_id".into()
+            }]
+        );
+        let reference = pets.field("owner_id").unwrap();
+        assert_eq!(
+            (
+                reference.kind,
+                reference.required,
+                reference.parent.as_deref()
+            ),
+            (Kind::Reference, true, Some("owners"))
+        );
+        assert_eq!(pets.fields[0].name, "owner_id", "references come first");
+        assert_eq!(
+            api.resource("owners").unwrap().children,
+            [Link {
+                resource: "pets".into(),
+                field: "owner_id".into()
+            }]
+        );
+        assert_eq!(api.resource("visits").unwrap().parents.len(), 1);
+        let notes = api.notes.join("\n");
+        assert!(
+            notes.contains("\"vet\", which is not a resource"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("visits belonging to visits would make a loop"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("owners belonging to visits would make a loop"),
+            "{notes}"
+        );
+        assert_eq!(notes.lines().count(), 3, "{notes}");
+        assert!(api.resource("owners").unwrap().parents.is_empty());
+    }
+
+    #[test]
+    fn actions_bring_the_fields_they_work_on() {
+        let mut habits = spec_resource(
+            "habits",
+            "habit",
+            vec![
+                spec_field("days", FieldType::StringList),
+                spec_field("done", FieldType::String),
+            ],
+        );
+        let action = |name: &str, kind, field: &str| SpecAction {
+            name: name.to_owned(),
+            kind,
+            field: field.to_owned(),
+            value: None,
+        };
+        habits.actions = vec![
+            action("check_in", ActionKind::CheckIn, "days"),
+            action("finish", ActionKind::SetFlag, ""),
+            action("archive", ActionKind::SetFlag, "archived"),
+            action("Archive", ActionKind::SetFlag, "x"),
+            action("open", ActionKind::Redirect, "link"),
+            action("id", ActionKind::SetFlag, "id"),
+        ];
+        let api = Api::of(&spec(vec![habits]));
+        let habits = &api.resources[0];
+        assert_eq!(
+            kinds(habits),
+            [
+                ("days", Kind::DateList, false),
+                ("done", Kind::Boolean, true),
+                ("archived", Kind::Boolean, true),
+                ("link", Kind::Url, true),
+                ("hits", Kind::Counter, false),
+            ]
+        );
+        assert_eq!(habits.field("archived").unwrap().default, json!(false));
+        assert!(habits.field("link").unwrap().required);
+        assert_eq!(habits.field("hits").unwrap().default, json!(0));
+        assert_eq!(habits.redirect.as_deref(), Some("link"));
+        let names: Vec<(&str, Option<bool>)> = habits
+            .actions
+            .iter()
+            .map(|a| (a.name.as_str(), a.value))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("check_in", None),
+                ("finish", Some(true)),
+                ("archive", Some(true)),
+                ("open", None)
+            ]
+        );
+        let notes = api.notes.join("\n");
+        assert!(
+            notes.contains("habits.done is what an action works on"),
+            "{notes}"
+        );
+        assert!(
+            !notes.contains("habits.days"),
+            "a list of days is a check-in's: {notes}"
+        );
+        assert!(notes.contains("a second action \"archive\""), "{notes}");
+        assert!(notes.contains("\"id\", which the service keeps"), "{notes}");
+    }
+
+    #[test]
+    fn fields_are_named_checked_and_told() {
+        let mut weird = spec_resource(
+            "Book Items",
+            "Book-Item",
+            vec![
+                SpecField {
+                    required: true,
+                    default: Some(json!("x")),
+                    ..spec_field("Title Text", FieldType::String)
+                },
+                spec_field("id", FieldType::String),
+                spec_field("title_text", FieldType::Integer),
+                spec_field("книга", FieldType::String),
+                spec_field("status", FieldType::Enum),
+                SpecField {
+                    choices: vec!["a".into(), " a ".into(), "".into(), "b".into()],
+                    unique: true,
+                    ..spec_field("level", FieldType::Enum)
+                },
+                SpecField {
+                    default: Some(json!(1.234)),
+                    ..spec_field("price", FieldType::Money)
+                },
+                SpecField {
+                    unique: true,
+                    ..spec_field("9lives", FieldType::Boolean)
+                },
+            ],
+        );
+        weird.filters = vec!["status".into(), "nope".into(), "status".into()];
+        weird.sort = vec!["created_at".into(), "price".into()];
+        weird.search = vec!["created_at".into()];
+        let api = Api::of(&spec(vec![
+            weird,
+            spec_resource("book_items", "other", Vec::new()),
+            spec_resource("!!!", "x", Vec::new()),
+        ]));
+        assert_eq!(api.resources.len(), 1);
+        let r = &api.resources[0];
+        assert_eq!(
+            (r.plural.as_str(), r.singular.as_str()),
+            ("book_items", "book_item")
+        );
+        assert_eq!(
+            kinds(r),
+            [
+                ("title_text", Kind::String, true),
+                ("status", Kind::String, true),
+                ("level", Kind::Enum, true),
+                ("price", Kind::Money, true),
+                ("n9lives", Kind::Boolean, true),
+            ]
+        );
+        let title = r.field("title_text").unwrap();
+        assert_eq!((title.required, &title.default), (false, &json!("x")));
+        let level = r.field("level").unwrap();
+        assert_eq!(
+            (level.choices.clone(), level.unique),
+            (vec!["a".to_owned(), "b".to_owned()], false)
+        );
+        assert!(r.field("price").unwrap().default.is_null());
+        assert!(!r.field("n9lives").unwrap().unique);
+        assert_eq!(r.filters, ["status"]);
+        assert_eq!(r.sort, ["created_at", "price"]);
+        assert!(r.search.is_empty());
+        let notes = api.notes.join("\n");
+        for told in [
+            "\"id\" is already taken",
+            "\"title_text\" is already taken",
+            "\"книга\" has no usable name",
+            "status is an enum without choices",
+            "level cannot be unique",
+            "the default 1.234 is not a money",
+            "the filter \"nope\" names no field",
+            "the search field \"created_at\" names no field",
+            "a second resource named \"book_items\"",
+            "the resource \"!!!\" has no usable name",
+        ] {
+            assert!(notes.contains(told), "{told:?} in {notes}");
+        }
+    }
+
+    #[test]
+    fn samples_fit_and_bad_values_do_not() {
+        for ty in FieldType::ALL {
+            let mut f = field("f", Kind::from(*ty));
+            f.required = true;
+            f.choices = vec!["red".into(), "green".into()];
+            f.bad = bad_values(&f);
+            assert!(!f.bad.is_empty(), "{ty}");
+            for n in 0..SAMPLES_CHECKED {
+                let good = sample(&f, n);
+                assert!(fits(f.kind, &f.choices, true, &good), "{ty}: {good}");
+            }
+            for bad in &f.bad {
+                assert!(!fits(f.kind, &f.choices, true, bad), "{ty}: {bad}");
+            }
+            assert_eq!(
+                serde_json::to_value(f.kind).unwrap(),
+                json!(f.kind.as_str())
+            );
+        }
+    }
+
+    const SAMPLES_CHECKED: usize = 8;
 }

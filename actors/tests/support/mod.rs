@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod python_service;
+
 use artel_actors::store::{NewTask, Store};
 use artel_messages::{ProjectId, TaskId, TaskKind};
 use sqlx::postgres::PgConnectOptions;
