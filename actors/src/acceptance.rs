@@ -286,7 +286,7 @@ pub fn contract(spec: &Spec) -> String {
             } else if field.required {
                 traits.push("required".to_owned());
             } else if field.default.is_null() {
-                traits.push("optional".to_owned());
+                traits.push("optional (null when not given)".to_owned());
             } else {
                 traits.push(format!("optional, default {}", field.default));
             }
@@ -359,6 +359,85 @@ pub fn contract(spec: &Spec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use artel_messages::spec::{Action, Field as SpecField, FieldType, Resource};
+
+    fn blog() -> Spec {
+        let resource = |plural: &str, singular: &str, fields: Vec<SpecField>| Resource {
+            plural: plural.to_owned(),
+            singular: singular.to_owned(),
+            label: None,
+            fields,
+            belongs_to: Vec::new(),
+            actions: Vec::new(),
+            filters: Vec::new(),
+            search: Vec::new(),
+            sort: Vec::new(),
+        };
+        let title = SpecField {
+            name: "title".to_owned(),
+            ty: FieldType::String,
+            required: true,
+            unique: true,
+            default: None,
+            choices: Vec::new(),
+        };
+        let mut posts = resource("posts", "post", vec![title]);
+        posts.actions.push(Action {
+            name: "publish".to_owned(),
+            kind: ActionKind::SetFlag,
+            field: "published".to_owned(),
+            value: None,
+        });
+        posts.sort = vec!["title".to_owned(), "nope".to_owned()];
+        let mut comments = resource("comments", "comment", Vec::new());
+        comments.belongs_to.push("post".to_owned());
+        comments.filters.push("post_id".to_owned());
+        Spec {
+            title: "Blog".to_owned(),
+            resources: vec![posts, comments],
+            ..Spec::default()
+        }
+    }
+
+    #[test]
+    fn the_contract_names_everything_the_suite_checks() {
+        let contract = contract(&blog());
+        for expected in [
+            "# API contract: Blog",
+            "{\"error\": {\"code\"",
+            "409",
+            "## `posts` (one record: a `post`)",
+            "- `title`: string: one line, at most 200 characters",
+            "— required, unique",
+            "- `published`: boolean: true or false — optional, default false",
+            "Action `publish`: `POST /api/posts/<id>/publish` sets `published` to true.",
+            "`GET /api/posts/<id>/comments` lists the comments whose `post_id` is this id.",
+            "- `post_id`: reference: the id of an existing post",
+            "- Filters: `post_id`.",
+            "- `?sort=` by: `title`.",
+            "## Read from the spec with changes",
+            "the sort field \"nope\" names no field",
+        ] {
+            assert!(contract.contains(expected), "{expected:?} in:\n{contract}");
+        }
+    }
+
+    #[test]
+    fn the_suite_embeds_the_api_it_checks() {
+        let spec = blog();
+        let file = suite(&spec);
+        assert_eq!(file.path, SUITE_FILE);
+        assert_eq!(file, suite(&spec));
+        let embedded = file
+            .contents
+            .split_once("API = json.loads(r'''")
+            .and_then(|(_, rest)| rest.split_once("''')"))
+            .map(|(json, _)| json)
+            .expect("the API is embedded");
+        let embedded: serde_json::Value = serde_json::from_str(embedded).expect("it is JSON");
+        assert_eq!(embedded, Api::of(&spec).to_json());
+        assert!(file.contents.starts_with("\"\"\"Acceptance tests of Blog,"));
+    }
 
     #[test]
     fn summaries_are_read_from_the_last_line_that_has_one() {

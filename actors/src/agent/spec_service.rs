@@ -184,3 +184,66 @@ fn readme(spec: &Spec, api: &Api, name: &str, description: &str) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use artel_messages::spec::{Action, Resource};
+
+    #[test]
+    fn the_readme_says_what_was_built_and_what_was_not() {
+        let resource = |plural: &str, singular: &str| Resource {
+            plural: plural.to_owned(),
+            singular: singular.to_owned(),
+            label: None,
+            fields: Vec::new(),
+            belongs_to: Vec::new(),
+            actions: Vec::new(),
+            filters: Vec::new(),
+            search: Vec::new(),
+            sort: Vec::new(),
+        };
+        let mut links = resource("links", "link");
+        links.label = Some("ссылки".to_owned());
+        links.actions.push(Action {
+            name: "go".to_owned(),
+            kind: ActionKind::Redirect,
+            field: String::new(),
+            value: None,
+        });
+        let mut visits = resource("visits", "visit");
+        visits.belongs_to = vec!["link".to_owned(), "user".to_owned()];
+        let spec = Spec {
+            title: "Shortener".to_owned(),
+            resources: vec![links, visits],
+            unplaced: vec!["a Telegram bot".to_owned()],
+            ..Spec::default()
+        };
+        let files = render(&spec, "short", "сервис коротких ссылок");
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "README.md",
+                ".gitignore",
+                "artel.json",
+                "app.py",
+                "test_app.py",
+                "Dockerfile"
+            ]
+        );
+        let readme = &files[0].contents;
+        for expected in [
+            "# short\n\nсервис коротких ссылок\n",
+            "### links (ссылки)",
+            "- `GET /r/<id>` — redirects to `url`, counting `hits`",
+            "- `GET /api/links/<id>/visits`",
+            "| `url` | url | required |",
+            "| `hits` | counter | kept by the service |",
+            "| `link_id` | reference | required, a links id |",
+            "## Not built as asked\n\n- a Telegram bot\n- visits belong to \"user\"",
+        ] {
+            assert!(readme.contains(expected), "{expected:?} in:\n{readme}");
+        }
+    }
+}
