@@ -34,6 +34,7 @@
 //! - [`engineering`] — start, cancel, retry an engineering task.
 //! - [`deploy`] — start, cancel, retry a deploy task.
 //! - [`scheduler`] — the periodic jobs and running one now.
+//! - [`tree_labels`] — the label keys saying which session, project or task a tree node serves.
 
 pub mod deploy;
 pub mod deployer;
@@ -59,6 +60,7 @@ pub mod spec;
 pub mod streams;
 pub mod tester;
 pub mod time;
+pub mod tree_labels;
 pub mod worker_manager;
 
 pub use envelope::{Envelope, EnvelopeError, Payload};

@@ -57,6 +57,7 @@
 //! - [`backoff`], [`intensity`] — the two restart policies, pure and unit-tested.
 //! - [`exit`] — [`ExitReason`], the one input to every restart decision.
 //! - [`registry`] — the live tree and its [`TreeSnapshot`].
+//! - [`scope`] — a reader's part of the tree ([`TreeSnapshot::scoped`], [`Visibility`]).
 //! - [`stream_mailbox`] — envelopes across processes over Redis Streams: consumer groups,
 //!   `XACK` after handling, `XAUTOCLAIM`, dead letters (unused, and Redis unneeded, in one process).
 //! - [`error`] — what callers see: [`SendError`], [`TrySendError`], [`CallError`],
@@ -71,6 +72,7 @@ pub mod later;
 pub mod mailbox;
 pub mod registry;
 mod run;
+pub mod scope;
 pub mod spec;
 pub mod stream_mailbox;
 pub mod supervisor;
@@ -86,6 +88,7 @@ pub use mailbox::Addr;
 pub use registry::{
     BacklogProbe, Labels, NodeId, NodeKind, NodeSnapshot, NodeStatus, Registry, TreeSnapshot,
 };
+pub use scope::Visibility;
 pub use spec::{ChildSpec, Restart, Strategy};
 pub use stream_mailbox::{
     DeadLetter, EntryId, Inbound, StreamClient, StreamConfig, StreamConsumer, StreamError,

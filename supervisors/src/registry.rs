@@ -303,6 +303,7 @@ fn snapshot_node(inner: &Inner, id: NodeId, now: Instant) -> Option<NodeSnapshot
         uptime_ms: node
             .since
             .map(|s| u64::try_from(now.duration_since(s).as_millis()).unwrap_or(u64::MAX)),
+        path_only: false,
         children: node
             .children
             .iter()
@@ -343,6 +344,11 @@ pub struct NodeSnapshot {
     pub labels: BTreeMap<String, String>,
     /// Milliseconds since its current run started (running nodes only).
     pub uptime_ms: Option<u64>,
+    /// True when a scoped view ([`TreeSnapshot::scoped`]) shows this node only as the way to
+    /// nodes below it: its name, role, kind and status are real; everything else about it
+    /// (restarts, errors, mailbox, labels, its other children) is withheld.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_only: bool,
     /// Its children, in start order.
     pub children: Vec<NodeSnapshot>,
 }
@@ -426,6 +432,10 @@ fn render_line(out: &mut String, node: &NodeSnapshot, prefix: &str, branch: &str
         }
     }
     let _ = write!(out, "  {}", node.status.as_str());
+    if node.path_only {
+        out.push('\n');
+        return;
+    }
     if let Some(ms) = node.uptime_ms {
         let _ = write!(out, "  up {}", human_duration(ms));
     }
@@ -486,6 +496,36 @@ mod tests {
             "artel  [one_for_one]  starting  restarts 0\n\
              ├── a  test  restarting  restarts 1  last error: panicked: boom\n\
              └── b  test  starting  restarts 0\n"
+        );
+    }
+
+    #[test]
+    fn renders_what_a_node_serves_and_what_it_holds() {
+        let node = NodeSnapshot {
+            id: NodeId(7),
+            name: "developer".into(),
+            role: "developer".into(),
+            kind: NodeKind::Actor,
+            detail: None,
+            status: NodeStatus::Running,
+            restarts: 1,
+            last_error: Some("agent timed out".into()),
+            mailbox_depth: Some(2),
+            mailbox_capacity: Some(16),
+            backlog: Some(3),
+            labels: BTreeMap::from([
+                ("task".to_owned(), "t-1".to_owned()),
+                ("project".to_owned(), "p-1".to_owned()),
+            ]),
+            uptime_ms: Some(61_000),
+            path_only: false,
+            children: vec![],
+        };
+        let tree = TreeSnapshot { roots: vec![node] };
+        assert_eq!(
+            tree.render(),
+            "developer  developer  running  up 1m1s  restarts 1  mailbox 2/16  queued 3  \
+             project=p-1  task=t-1  last error: agent timed out\n"
         );
     }
 
