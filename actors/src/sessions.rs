@@ -16,7 +16,8 @@
 //!   is needed, a task needs the user, a task failed.
 //!
 //! The supervision tree: `sessions` (one_for_one) holds `herald` and the dynamic
-//! `session/<id>` actors (transient: a crash restarts it, hibernation does not).
+//! `session/<id>` actors (transient: a crash restarts it, hibernation does not), each
+//! labelled `session = <id>` so the API shows it to that session's user only.
 
 mod product_owner;
 
@@ -27,6 +28,7 @@ use crate::workflow::{Staffing, Workflows};
 use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::event::{ChatRole, EventBody, NewEvent};
 use artel_messages::product_owner::{Intent, TaskUpdate, WakeSession};
+use artel_messages::tree_labels;
 use artel_messages::{
     Classify, ErrorClass, Event, Failure, Request, SessionChannel, SessionId, SessionStatus,
     TaskId, UserId,
@@ -205,7 +207,10 @@ impl<R: Staffing> Sessions<R> {
             last_active: Instant::now(),
             caught_up: 0,
         });
-        let spec = spec.role("session").restart(Restart::Transient);
+        let spec = spec
+            .role("session")
+            .label(tree_labels::SESSION, session.to_string())
+            .restart(Restart::Transient);
         self.inner
             .supervisor
             .start_child(spec)

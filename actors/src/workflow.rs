@@ -19,6 +19,7 @@
 
 use crate::store::{NewTask, StepRecord, Store, StoreError, TaskRecord};
 use artel_messages::event::{EventBody, NewEvent};
+use artel_messages::tree_labels;
 use artel_messages::{
     Classify, Failure, ProjectId, Request, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
 };
@@ -590,6 +591,8 @@ impl<S: Staffing> Workflows<S> {
         let (task_label, project_label) = (task.id.to_string(), task.project.to_string());
         let workflow = workflow
             .role(format!("{}_workflow", task.kind))
+            .label(tree_labels::TASK, task.id.to_string())
+            .label(tree_labels::PROJECT, task.project.to_string())
             .restart(Restart::Transient)
             .significant()
             .deadline(Some(self.policy.step_deadline))

@@ -3,12 +3,13 @@
 //! The server is the one `.ci/services.sh` starts (`ARTEL_TEST_DATABASE_URL`, falling back to
 //! its default address). No mocks: what these tests prove is what production gets.
 
-use artel_actors::store::{EventScope, MasterKey, NewTask, StoreError};
+use artel_actors::store::{EventScope, MasterKey, NewTask, StoreError, WorkIds};
 use artel_messages::event::ChatRole;
 use artel_messages::worker_manager::WorkerRuntime;
 use artel_messages::{
     Classify, DeploymentStatus, ErrorClass, EventBody, EventId, Failure, NewEvent, ProjectId,
-    SecretValue, StepKind, StepStatus, TaskId, TaskKind, TaskStatus, UserId, WorkerStatus,
+    SecretValue, SessionChannel, SessionId, StepKind, StepStatus, TaskId, TaskKind, TaskStatus,
+    UserId, WorkerStatus,
 };
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -614,6 +615,50 @@ async fn projects_are_scoped_by_owner() {
     assert_eq!(err.constraint(), Some("projects_owner_name_key"), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);
     store.create_project(bob.id, "blog", "bob's").await.unwrap();
+}
+
+#[tokio::test]
+async fn owned_work_answers_which_ids_are_the_users_in_one_go() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let (alice, alices_project) = db.project("alice").await;
+    let (bob, bobs_project) = db.project("bob").await;
+    let alices_task = db.task(alices_project, TaskKind::Engineering).await;
+    let bobs_task = db.task(bobs_project, TaskKind::Engineering).await;
+    let alices_session = store
+        .create_session(alice, SessionChannel::Cli)
+        .await
+        .unwrap()
+        .id;
+    let bobs_session = store
+        .create_session(bob, SessionChannel::Dashboard)
+        .await
+        .unwrap()
+        .id;
+    let asked = WorkIds {
+        sessions: [alices_session, bobs_session, SessionId::new()].into(),
+        projects: [alices_project, bobs_project, ProjectId::new()].into(),
+        tasks: [alices_task, bobs_task, TaskId::new()].into(),
+    };
+    let alices = WorkIds {
+        sessions: [alices_session].into(),
+        projects: [alices_project].into(),
+        tasks: [alices_task].into(),
+    };
+    assert_eq!(store.owned_work(alice, &asked).await.unwrap(), alices);
+    let bobs = store.owned_work(bob, &asked).await.unwrap();
+    assert_eq!(bobs.sessions, [bobs_session].into());
+    assert_eq!(bobs.projects, [bobs_project].into());
+    assert_eq!(bobs.tasks, [bobs_task].into());
+    let nobody = store.create_user("carol", None).await.unwrap().id;
+    assert!(store.owned_work(nobody, &asked).await.unwrap().is_empty());
+    assert!(
+        store
+            .owned_work(alice, &WorkIds::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A `MakeWriter` that appends everything to a shared buffer.

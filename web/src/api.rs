@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod runtime_views;
 pub mod sessions;
 pub mod tasks;
+pub mod tree_scope;
 
 use crate::api::auth::{Caller, KeyCache, ProjectRef, may_see};
 use crate::api::error::ApiError;

@@ -1,8 +1,9 @@
-//! What runs: workers (list, stop), deploy targets, and the supervision tree (read; restart
-//! or stop a node — operators only).
+//! What runs: workers (list, stop), deploy targets, and the supervision tree (read, scoped
+//! to the caller's own nodes; restart or stop a node — operators only).
 
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::tree_scope;
 use crate::api::{ApiState, Items, OptionalJson, check_limit, check_text};
 use actix_web::{HttpResponse, web};
 use artel_messages::deployer::DeployTarget;
@@ -157,13 +158,24 @@ pub async fn targets(
     Ok(web::Json(Items::new(targets)))
 }
 
-/// The live supervision tree.
+/// The live supervision tree, as the caller may see it: all of it for an operator; for
+/// anyone else only the nodes of their own sessions, projects and tasks, with the bare path
+/// to them (see [`tree_scope`]).
 #[utoipa::path(get, operation_id = "get_tree", path = "/api/v1/tree", tag = "tree",
-    responses((status = 200, description = "Every node: id, name, role, status, restarts, last error, mailbox depth, uptime, children",
-        content_type = "application/json"), (status = 401, body = ErrorBody)),
+    responses((status = 200, description = "`{roots: [node]}`. Each node: id, name, role, kind, detail, status, \
+        restarts, last_error, mailbox_depth, mailbox_capacity, backlog (work accepted, not started; when the \
+        actor keeps such a queue), labels (what it serves: `session`, `project`, `task` ids), uptime_ms, children. \
+        An operator sees every node. Anyone else sees only the nodes whose labels name their own sessions, \
+        projects and tasks, with those nodes' subtrees, and the path from the root to them: such an ancestor \
+        has `path_only: true` and only its id, name, role, kind and status (no error, labels or other children).",
+        content_type = "application/json"), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn tree(state: web::Data<ApiState>, _caller: Caller) -> web::Json<TreeSnapshot> {
-    web::Json(state.registry.snapshot())
+pub async fn tree(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<web::Json<TreeSnapshot>, ApiError> {
+    let tree = tree_scope::visible_tree(&state.store, &caller, state.registry.snapshot()).await?;
+    Ok(web::Json(tree))
 }
 
 /// What an operator's tree action did.
