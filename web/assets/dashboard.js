@@ -151,6 +151,7 @@ async function loadProjects() {
       ]);
       const live = deployments.items.find((d) => d.status === "live");
       const title = el("h3", project.name);
+      title.id = `project-${project.id}`;
       if (live && live.url) {
         title.appendChild(el("span", " "));
         const link = el("a", live.url);
@@ -167,6 +168,7 @@ async function loadProjects() {
       for (const task of tasks.items.slice(0, 10)) {
         taskKinds.set(task.id, task.kind);
         const row = el("tr");
+        row.id = `task-${task.id}`;
         row.appendChild(el("td", task.id.slice(-8)));
         row.appendChild(el("td", task.kind));
         row.appendChild(el("td", task.status, "status-" + task.status));
@@ -180,15 +182,46 @@ async function loadProjects() {
   }
 }
 
+function humanDuration(ms) {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3600000) return `${Math.floor(ms / 60000)}m${Math.floor((ms % 60000) / 1000)}s`;
+  return `${Math.floor(ms / 3600000)}h${Math.floor((ms % 3600000) / 60000)}m`;
+}
+
+// What a node serves (its `session`, `project`, `task` labels), linked to the project or task
+// in the projects panel when it is shown there.
+function servedBy(node) {
+  const labels = node.labels || {};
+  const out = el("span", undefined, "meta serves");
+  for (const [key, value] of Object.entries(labels)) {
+    const text = key === "session" && value === sessionId ? "this chat" : `${key} ${String(value).slice(-8)}`;
+    const target = document.getElementById(`${key}-${value}`);
+    const part = target ? el("a", text) : el("span", text);
+    if (target) part.href = `#${key}-${value}`;
+    part.title = `${key} ${value}`;
+    part.className = "label label-" + key;
+    out.appendChild(part);
+  }
+  return out.childNodes.length ? out : null;
+}
+
 function renderNode(node) {
   const item = el("li");
-  item.appendChild(el("span", node.name));
+  item.appendChild(el("span", node.name, "node-name"));
+  if (node.role && node.role !== node.name) item.appendChild(el("span", node.role, "meta role"));
   item.appendChild(el("span", node.status, "meta status-" + node.status));
-  const bits = [];
-  if (node.restarts) bits.push(`${node.restarts} restarts`);
-  if (node.mailbox_depth !== null && node.mailbox_depth !== undefined) bits.push(`mailbox ${node.mailbox_depth}/${node.mailbox_capacity}`);
-  if (node.last_error) bits.push(`last error: ${node.last_error}`);
-  if (bits.length) item.appendChild(el("span", bits.join(" · "), "meta"));
+  if (!node.path_only) {
+    const bits = [];
+    if (node.uptime_ms !== null && node.uptime_ms !== undefined) bits.push(`up ${humanDuration(node.uptime_ms)}`);
+    if (node.restarts) bits.push(`${node.restarts} restarts`);
+    if (node.mailbox_depth !== null && node.mailbox_depth !== undefined) bits.push(`mailbox ${node.mailbox_depth}/${node.mailbox_capacity}`);
+    if (node.backlog !== null && node.backlog !== undefined) bits.push(`queued ${node.backlog}`);
+    if (bits.length) item.appendChild(el("span", bits.join(" · "), "meta"));
+    const serves = servedBy(node);
+    if (serves) item.appendChild(serves);
+    if (node.last_error) item.appendChild(el("span", `last error: ${node.last_error}`, "meta error"));
+  }
   if (node.children && node.children.length) {
     const list = el("ul");
     node.children.forEach((child) => list.appendChild(renderNode(child)));
@@ -200,6 +233,10 @@ function renderNode(node) {
 async function loadTree() {
   try {
     const tree = await api("GET", "/api/v1/tree");
+    if (tree.roots.length === 0) {
+      $("tree").replaceChildren(el("p", "Nothing of yours runs now: the tree shows the nodes of your own sessions, projects and tasks.", "muted"));
+      return;
+    }
     const list = el("ul");
     tree.roots.forEach((root) => list.appendChild(renderNode(root)));
     $("tree").replaceChildren(list);

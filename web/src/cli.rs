@@ -49,8 +49,9 @@ pub enum Command {
     /// Run only the WorkerManager, serving worker commands from Redis for `artel up`
     /// processes using the same Redis and database.
     WorkerManager(ProcessArgs),
-    /// Print the live supervision tree: name, role, status, restarts, last error, mailbox
-    /// depth and uptime of every node.
+    /// Print the live supervision tree: each node's role, status, uptime, restarts, mailbox
+    /// depth/capacity, backlog, the task, project or session it serves, and its last error.
+    /// An operator key sees every node; another key only the nodes of its own work.
     Tree(TreeArgs),
     /// Print the registry of Redis streams artel uses between processes.
     Streams(StreamsArgs),

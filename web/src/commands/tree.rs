@@ -1,4 +1,6 @@
-//! `artel tree`: the live supervision tree, redrawn in place on a terminal.
+//! `artel tree`: the live supervision tree, redrawn in place on a terminal — each node's role,
+//! status, uptime, restarts, mailbox, backlog, what it serves (labels) and last error, as much of
+//! the tree as the key may see (`GET /api/v1/tree`).
 
 use crate::cli::TreeArgs;
 use crate::client::{Client, ServerArgs, Unreachable};
@@ -6,6 +8,10 @@ use artel_supervisors::TreeSnapshot;
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
+
+/// What an empty tree means: a key sees only the nodes of its own work.
+const NOTHING_OF_YOURS: &str = "Nothing of yours runs now: this key sees only the nodes of its \
+own sessions, projects and tasks (an operator key sees the whole tree).";
 
 pub async fn run(config: Option<std::path::PathBuf>, args: TreeArgs) -> anyhow::Result<()> {
     if args.demo {
@@ -82,6 +88,9 @@ fn print_snapshot(
         if redraw {
             // Cursor home, clear screen.
             write!(out, "\x1b[H\x1b[2J")?;
+        }
+        if snapshot.roots.is_empty() {
+            writeln!(out, "{NOTHING_OF_YOURS}")?;
         }
         write!(out, "{}", snapshot.render())?;
         if redraw {
