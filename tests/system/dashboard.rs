@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`), driven over the
 //! W3C WebDriver protocol by `chromedriver`, against a real `artel up`. Sign in with a key,
 //! ask for a service in the chat box, watch the progress and the live URL appear, check the
-//! tree panel, and save a screenshot as a test artifact.
+//! tree panel (this chat's session node, with its mailbox and what it serves), and save a
+//! screenshot as a test artifact.
 
 use crate::new::Home;
 use crate::support::{Artel, free_port};
@@ -231,6 +232,14 @@ async fn the_dashboard_builds_a_service_from_the_chat_box_and_shows_it_live() {
         .wait_for(
             "the ProductOwner's answer",
             "return document.getElementById('chat-log').textContent.includes('artel:')",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the tree's node of this chat's session, with what it serves and holds",
+            "const label = document.querySelector('#tree .label-session'); \
+             return label && label.textContent === 'this chat' && \
+               label.parentElement.parentElement.textContent.includes('mailbox ')",
         )
         .await;
     browser

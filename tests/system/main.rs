@@ -10,6 +10,7 @@ mod docker;
 mod events_ws;
 mod new;
 mod support;
+mod tree;
 mod up;
 mod worker_image;
 mod worker_manager;
