@@ -2,7 +2,7 @@
 //! own, each start a job from a chat session. Each user's tree (`GET /api/v1/tree` and
 //! `artel tree`) shows their own session and task nodes — with status, mailbox and what they
 //! serve — and the bare path to them, and not one id of the other user's work; an operator's
-//! tree shows both. The agent holds each job in its develop step until the test lets it go,
+//! tree shows both; `/metrics`, which asks for no key, names neither. The agent holds each job in its develop step until the test lets it go,
 //! so the nodes are there to read.
 
 use crate::api::{Client, make_user, start};
@@ -196,6 +196,21 @@ async fn each_key_sees_only_its_own_part_of_the_live_tree_and_an_operator_sees_a
     let (status, carols_tree) = carol.get("/api/v1/tree").await;
     assert_eq!(status, 200, "{carols_tree}");
     assert_eq!(carols_tree, json!({ "roots": [] }), "carol runs nothing");
+
+    // `/metrics` asks for no key: it counts the nodes of users' work but names none.
+    let metrics = reqwest::get(format!("{}/metrics", artel.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("artel_tree_nodes{status=\"running\"}"),
+        "{metrics}"
+    );
+    for id in alices.ids().into_iter().chain(bobs.ids()) {
+        assert!(!metrics.contains(id), "{id} in {metrics}");
+    }
 
     // `artel tree` reads the same scoped tree, as JSON and as text.
     let tree_cli = |key: &str, json: bool| {

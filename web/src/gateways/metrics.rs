@@ -2,9 +2,13 @@
 //! nodes by status), dependency readiness, tasks and workers by status, events appended, and
 //! HTTP requests served. Rendered from snapshots on each scrape — nothing is sampled in
 //! between, so the figures and the tree never disagree.
+//!
+//! The route asks for no key, so the nodes that serve someone's session, project or task (and
+//! those below them, whose paths hold its id) are counted by status but never named.
 
 use artel_actors::health::ReadinessReport;
 use artel_actors::store::Stats;
+use artel_messages::tree_labels::OWNERSHIP;
 use artel_supervisors::{NodeSnapshot, TreeSnapshot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -160,10 +164,16 @@ pub fn render(
     http: &HttpCounters,
 ) -> String {
     let mut out = String::new();
-    let mut nodes = Vec::new();
+    let mut all = Vec::new();
     for root in &tree.roots {
-        flatten(root, "", &mut nodes);
+        flatten(root, "", false, &mut all);
     }
+    // `/metrics` asks for no key: nodes of someone's session, project or task (their paths
+    // hold its id) are only counted, never named.
+    let nodes: Vec<(&String, &NodeSnapshot)> = all
+        .iter()
+        .filter_map(|(path, node)| Some((path.as_ref()?, *node)))
+        .collect();
 
     header(
         &mut out,
@@ -229,7 +239,7 @@ pub fn render(
         "Supervision-tree nodes by status.",
     );
     let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
-    for (_, node) in &nodes {
+    for (_, node) in &all {
         *by_status.entry(node.status.as_str()).or_default() += 1;
     }
     for (status, count) in by_status {
@@ -290,17 +300,24 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// Every node with its path from the root (`artel/gateways/http`).
-fn flatten<'a>(node: &'a NodeSnapshot, prefix: &str, out: &mut Vec<(String, &'a NodeSnapshot)>) {
+/// Every node below `node` (and itself), each with its path — `None` for the nodes that
+/// serve someone's work and those below them.
+fn flatten<'a>(
+    node: &'a NodeSnapshot,
+    prefix: &str,
+    of_someone: bool,
+    out: &mut Vec<(Option<String>, &'a NodeSnapshot)>,
+) {
     let path = if prefix.is_empty() {
         node.name.clone()
     } else {
         format!("{prefix}/{}", node.name)
     };
+    let of_someone = of_someone || OWNERSHIP.iter().any(|key| node.labels.contains_key(*key));
     for child in &node.children {
-        flatten(child, &path, out);
+        flatten(child, &path, of_someone, out);
     }
-    out.push((path, node));
+    out.push(((!of_someone).then_some(path), node));
 }
 
 /// A label value as the text format wants it.
@@ -356,6 +373,7 @@ mod tests {
             backlog,
             labels: BTreeMap::new(),
             uptime_ms: Some(5),
+            path_only: false,
             children,
         };
         let tree = TreeSnapshot {
@@ -379,6 +397,65 @@ mod tests {
         assert!(text.contains("artel_actor_mailbox_depth{node=\"artel/worker-manager\"} 1"));
         assert!(
             !text.contains("artel_actor_backlog{node=\"artel\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nodes_of_someones_work_are_counted_not_named() {
+        let node = |name: &str, labels: &[(&str, &str)], children| NodeSnapshot {
+            id: artel_supervisors::NodeId(1),
+            name: name.to_owned(),
+            role: name.to_owned(),
+            kind: artel_supervisors::NodeKind::Actor,
+            detail: None,
+            status: artel_supervisors::NodeStatus::Running,
+            restarts: 0,
+            last_error: None,
+            mailbox_depth: Some(0),
+            mailbox_capacity: Some(64),
+            backlog: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            uptime_ms: None,
+            path_only: false,
+            children,
+        };
+        let tree = TreeSnapshot {
+            roots: vec![node(
+                "artel",
+                &[],
+                vec![
+                    node("scheduler", &[], vec![]),
+                    node("session/s-1", &[("session", "s-1")], vec![]),
+                    node(
+                        "engineering/t-1",
+                        &[("task", "t-1")],
+                        vec![node("developer", &[], vec![])],
+                    ),
+                ],
+            )],
+        };
+        let text = render(
+            &tree,
+            &ReadinessReport {
+                ready: true,
+                checks: BTreeMap::new(),
+            },
+            None,
+            &HttpCounters::default(),
+        );
+        assert!(
+            text.contains("artel_actor_mailbox_capacity{node=\"artel/scheduler\"} 64"),
+            "{text}"
+        );
+        for id in ["s-1", "t-1"] {
+            assert!(!text.contains(id), "{id} in {text}");
+        }
+        assert!(
+            text.contains("artel_tree_nodes{status=\"running\"} 5"),
             "{text}"
         );
     }
