@@ -30,6 +30,7 @@ use artel_messages::env_analyzer::{AnalyzeEnv, EnvVar};
 use artel_messages::scaffolder::Scaffold;
 use artel_messages::secret_resolver::ResolveSecrets;
 use artel_messages::tester::{RunTests, TestReport};
+use artel_messages::tree_labels;
 use artel_messages::{Classify, DeploymentId, DeploymentStatus, Failure, StepKind, TaskKind};
 use artel_supervisors::{Addr, ChildSpec, Restart};
 use serde::Serialize;
@@ -78,8 +79,8 @@ impl Pipeline {
             .restart(Restart::Permanent)
             .backoff(policy.backoff)
             .deadline(Some(policy.deadline))
-            .label("task", task.id.to_string())
-            .label("project", task.project.to_string());
+            .label(tree_labels::TASK, task.id.to_string())
+            .label(tree_labels::PROJECT, task.project.to_string());
         (addr, spec)
     }
 }

@@ -591,13 +591,11 @@ impl<S: Staffing> Workflows<S> {
         let (task_label, project_label) = (task.id.to_string(), task.project.to_string());
         let workflow = workflow
             .role(format!("{}_workflow", task.kind))
-            .label(tree_labels::TASK, task.id.to_string())
-            .label(tree_labels::PROJECT, task.project.to_string())
             .restart(Restart::Transient)
             .significant()
             .deadline(Some(self.policy.step_deadline))
-            .label("task", task_label.clone())
-            .label("project", project_label.clone());
+            .label(tree_labels::TASK, task_label.clone())
+            .label(tree_labels::PROJECT, project_label.clone());
         let mut subtree = Supervisor::new(format!("{}/{}", task.kind, task.id))
             .intensity(crate::roles::policy::TASK_INTENSITY)
             .child(workflow);
@@ -608,8 +606,8 @@ impl<S: Staffing> Workflows<S> {
             .into_child()
             .role(format!("{}_task", task.kind))
             .restart(Restart::Transient)
-            .label("task", task_label)
-            .label("project", project_label);
+            .label(tree_labels::TASK, task_label)
+            .label(tree_labels::PROJECT, project_label);
         // A workflow re-reads its task when it starts, so one asked for while the task's
         // workflow is still up (it may be on its way out, having just parked the task in
         // `needs_human` as the user answers) follows it instead of being refused and lost.

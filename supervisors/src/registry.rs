@@ -424,8 +424,13 @@ fn render_children(out: &mut String, node: &NodeSnapshot, prefix: &str) {
 fn render_line(out: &mut String, node: &NodeSnapshot, prefix: &str, branch: &str) {
     let _ = write!(out, "{prefix}{branch}{}", node.name);
     match (&node.kind, &node.detail) {
-        (NodeKind::Supervisor, Some(detail)) => {
+        // A plain supervisor is known by its strategy; one with a role of its own (a task's
+        // subtree) by both.
+        (NodeKind::Supervisor, Some(detail)) if node.role == "supervisor" => {
             let _ = write!(out, "  [{detail}]");
+        }
+        (NodeKind::Supervisor, Some(detail)) => {
+            let _ = write!(out, "  {} [{detail}]", node.role);
         }
         _ => {
             let _ = write!(out, "  {}", node.role);
@@ -472,7 +477,11 @@ mod tests {
         reg.add(NewNode {
             parent,
             name: name.into(),
-            role: "test".into(),
+            role: if kind == NodeKind::Supervisor {
+                "supervisor".into()
+            } else {
+                "test".into()
+            },
             kind,
             detail: (kind == NodeKind::Supervisor).then(|| "one_for_one".into()),
             mailbox: None,
@@ -526,6 +535,26 @@ mod tests {
             tree.render(),
             "developer  developer  running  up 1m1s  restarts 1  mailbox 2/16  queued 3  \
              project=p-1  task=t-1  last error: agent timed out\n"
+        );
+    }
+
+    #[test]
+    fn a_supervisor_with_a_role_of_its_own_shows_it_beside_its_strategy() {
+        let reg = Registry::new();
+        let task = reg.add(NewNode {
+            parent: None,
+            name: "engineering/t-1".into(),
+            role: "engineering_task".into(),
+            kind: NodeKind::Supervisor,
+            detail: Some("one_for_one".into()),
+            mailbox: None,
+            backlog: None,
+            labels: Arc::new([("task".into(), "t-1".into())]),
+        });
+        reg.set_status(task, NodeStatus::Stopping);
+        assert_eq!(
+            reg.snapshot().render(),
+            "engineering/t-1  engineering_task [one_for_one]  stopping  restarts 0  task=t-1\n"
         );
     }
 

@@ -62,7 +62,7 @@ async fn ask(user: &Client, request: &str) -> Work {
     }
 }
 
-/// Every node of `tree`, depth first.
+/// Every node of `tree` (or of the subtree at one node), depth first.
 fn nodes(tree: &Value) -> Vec<&Value> {
     fn walk<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
         out.push(node);
@@ -71,8 +71,9 @@ fn nodes(tree: &Value) -> Vec<&Value> {
         }
     }
     let mut out = Vec::new();
-    for root in tree["roots"].as_array().unwrap() {
-        walk(root, &mut out);
+    match tree["roots"].as_array() {
+        Some(roots) => roots.iter().for_each(|root| walk(root, &mut out)),
+        None => walk(tree, &mut out),
     }
     out
 }
@@ -98,8 +99,22 @@ fn assert_own_part(tree: &Value, own: &Work, foreign: &Work, whose: &str) {
     let task =
         labelled(tree, "task", &own.task).unwrap_or_else(|| panic!("{whose}'s task node: {text}"));
     assert_eq!(task["labels"]["project"], own.project.as_str(), "{task}");
-    assert!(task["mailbox_depth"].as_u64().is_some(), "{task}");
-    assert!(task["restarts"].as_u64().is_some(), "{task}");
+    let developer = nodes(task)
+        .into_iter()
+        .find(|n| n["role"] == "developer")
+        .unwrap_or_else(|| panic!("{whose}'s task's developer: {task}"));
+    assert_eq!(
+        developer["labels"]["task"],
+        own.task.as_str(),
+        "{developer}"
+    );
+    assert_eq!(developer["status"], "running", "{developer}");
+    assert!(developer["mailbox_depth"].as_u64().is_some(), "{developer}");
+    assert!(
+        developer["mailbox_capacity"].as_u64().is_some(),
+        "{developer}"
+    );
+    assert!(developer["restarts"].as_u64().is_some(), "{developer}");
 
     // The way to them is a bare path: no error, no labels, nothing off the path.
     let sessions = nodes(tree)
