@@ -736,13 +736,13 @@ impl Settings {
 impl Settings {
     fn validate_llm(&self) -> Result<(), SettingsError> {
         let llm = &self.llm;
-        if let Some(url) = &llm.base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(SettingsError::OutOfRange {
-                    key: "llm.base_url",
-                    message: format!("{url:?} is not an http:// or https:// URL"),
-                });
-            }
+        if let Some(url) = &llm.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError::OutOfRange {
+                key: "llm.base_url",
+                message: format!("{url:?} is not an http:// or https:// URL"),
+            });
         }
         if llm.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
             return Err(SettingsError::OutOfRange {
@@ -933,8 +933,14 @@ mod tests {
         assert_eq!(s.llm.model.as_deref(), Some("claude-sonnet-4-5"));
         assert_eq!(s.llm.timeout_secs, 30);
         let price = &s.llm.prices["claude-sonnet-4-5"];
-        assert_eq!((price.input, price.output, price.cached_input), (3.0, 15.0, Some(0.3)));
-        assert!(!format!("{s:?}").contains("hunter2"), "the key never prints");
+        assert_eq!(
+            (price.input, price.output, price.cached_input),
+            (3.0, 15.0, Some(0.3))
+        );
+        assert!(
+            !format!("{s:?}").contains("hunter2"),
+            "the key never prints"
+        );
         let _ = std::fs::remove_dir_all(dir);
 
         let defaults = Settings::load(None, false, env(&[])).unwrap();

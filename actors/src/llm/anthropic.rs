@@ -110,8 +110,12 @@ pub fn parse_response(body: &Value) -> Result<Completion, String> {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
             Some("tool_use") => calls.push(ToolCall {
-                id: str_at(block, "id").ok_or("a tool_use has no id")?.to_owned(),
-                name: str_at(block, "name").ok_or("a tool_use has no name")?.to_owned(),
+                id: str_at(block, "id")
+                    .ok_or("a tool_use has no id")?
+                    .to_owned(),
+                name: str_at(block, "name")
+                    .ok_or("a tool_use has no name")?
+                    .to_owned(),
                 arguments: block.get("input").cloned().unwrap_or_else(|| json!({})),
             }),
             _ => {}
@@ -204,6 +208,8 @@ pub struct StreamAssembler {
     stop_reason: Option<String>,
     counters: Counters,
     done: bool,
+    /// Whether a `message_start` came (the stream is in this dialect).
+    started: bool,
 }
 
 impl StreamAssembler {
@@ -222,7 +228,10 @@ impl StreamAssembler {
             .unwrap_or_default();
         let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind.as_str() {
-            "message_start" => self.counters.update(data.pointer("/message/usage")),
+            "message_start" => {
+                self.started = true;
+                self.counters.update(data.pointer("/message/usage"));
+            }
             "content_block_start" => {
                 let block = data.get("content_block").cloned().unwrap_or_default();
                 match str_at(&block, "type") {
@@ -282,6 +291,11 @@ impl StreamAssembler {
 
     /// The answer, once the stream has ended; without `message_stop` it was cut.
     pub(crate) fn finish(self) -> Result<Completion, StreamFault> {
+        if !self.started && !self.done {
+            return Err(StreamFault::Malformed(
+                "the stream has no message_start".to_owned(),
+            ));
+        }
         if !self.done {
             return Err(StreamFault::Incomplete(
                 "the stream ended before message_stop".to_owned(),
@@ -335,7 +349,10 @@ mod tests {
         assert_eq!(body["system"], "rules");
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 3, "{messages:?}");
-        assert_eq!(messages[1]["content"][0]["input"], json!({"arguments": "not json"}));
+        assert_eq!(
+            messages[1]["content"][0]["input"],
+            json!({"arguments": "not json"})
+        );
         assert_eq!(messages[2]["content"][0]["type"], "tool_result");
         assert_eq!(messages[2]["content"][0]["is_error"], false);
         assert_eq!(messages[2]["content"][1]["text"], "also this");
@@ -346,16 +363,35 @@ mod tests {
         let mut stream = StreamAssembler::default();
         let mut on = |_| {};
         for e in [
-            event("message_start", json!({"message": {"usage": {"input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}}})),
-            event("content_block_start", json!({"index": 0, "content_block": {"type": "text", "text": ""}})),
-            event("content_block_delta", json!({"index": 0, "delta": {"type": "text_delta", "text": "hi"}})),
-            event("message_delta", json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}})),
+            event(
+                "message_start",
+                json!({"message": {"usage": {"input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 1}}}),
+            ),
+            event(
+                "content_block_start",
+                json!({"index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            event(
+                "content_block_delta",
+                json!({"index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+            ),
+            event(
+                "message_delta",
+                json!({"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}),
+            ),
             event("message_stop", json!({"type": "message_stop"})),
         ] {
             stream.event(&e, &mut on).unwrap();
         }
         let completion = stream.finish().unwrap();
-        assert_eq!(completion.usage, Usage { input: 120, output: 7, cached_input: 100 });
+        assert_eq!(
+            completion.usage,
+            Usage {
+                input: 120,
+                output: 7,
+                cached_input: 100
+            }
+        );
         assert_eq!(completion.message.joined_text(), "hi");
     }
 
@@ -371,7 +407,11 @@ mod tests {
         assert!(matches!(fault, StreamFault::Provider { status: 529, .. }));
         assert!(matches!(
             StreamAssembler::default().finish(),
-            Err(StreamFault::Incomplete(_))
+            Err(StreamFault::Malformed(_))
         ));
+        let mut cut = StreamAssembler::default();
+        cut.event(&event("message_start", json!({"message": {}})), &mut |_| {})
+            .unwrap();
+        assert!(matches!(cut.finish(), Err(StreamFault::Incomplete(_))));
     }
 }

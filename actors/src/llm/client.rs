@@ -86,7 +86,7 @@ impl LlmClient {
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, async {
             let response = self.send(request, false).await?;
-            let body = response.bytes().await.map_err(|e| self.transport(e))?;
+            let body = response.bytes().await.map_err(|e| self.dropped(e))?;
             let json: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| self.bad_response(e.to_string()))?;
             match self.provider {
@@ -146,14 +146,12 @@ impl LlmClient {
                 }
             }
         }
-        if !over {
-            if let Some(event) = decoder.finish() {
-                match self.provider {
-                    LlmProvider::Openai => openai.event(&event, on_delta),
-                    LlmProvider::Anthropic => anthropic.event(&event, on_delta),
-                }
-                .map_err(|fault| self.fault(fault))?;
+        if !over && let Some(event) = decoder.finish() {
+            match self.provider {
+                LlmProvider::Openai => openai.event(&event, on_delta),
+                LlmProvider::Anthropic => anthropic.event(&event, on_delta),
             }
+            .map_err(|fault| self.fault(fault))?;
         }
         match self.provider {
             LlmProvider::Openai => openai.finish(),
@@ -227,7 +225,11 @@ impl LlmClient {
         }
     }
 
+    /// The body stopped midway (or stalled past the timeout).
     fn dropped(&self, err: reqwest::Error) -> LlmError {
+        if err.is_timeout() {
+            return self.timed_out();
+        }
         LlmError::StreamDropped {
             role: self.caller.role.clone(),
             reason: self.chain(err),

@@ -84,7 +84,9 @@ pub enum LlmError {
         after: Duration,
     },
     /// The connection failed (refused, reset, DNS, TLS).
-    #[error("cannot reach the {role}'s provider at {base_url} ({reason}): is it running? check {base_url_env}")]
+    #[error(
+        "cannot reach the {role}'s provider at {base_url} ({reason}): is it running? check {base_url_env}"
+    )]
     Unreachable {
         /// The role.
         role: String,
@@ -116,7 +118,9 @@ pub enum LlmError {
         key_env: String,
     },
     /// The account is out of credit or over its spend limit.
-    #[error("the {role}'s provider account is out of credit or over its spend limit ({message}): add credit or raise the limit, or set {key_env} to another key")]
+    #[error(
+        "the {role}'s provider account is out of credit or over its spend limit ({message}): add credit or raise the limit, or set {key_env} to another key"
+    )]
     QuotaExhausted {
         /// The role.
         role: String,
@@ -134,7 +138,9 @@ pub enum LlmError {
         message: String,
     },
     /// Any other refusal (400, 404, 422…): the same request fails again.
-    #[error("the {role}'s provider rejected the request (HTTP {status}): {message}; check {model_env} and {base_url_env}")]
+    #[error(
+        "the {role}'s provider rejected the request (HTTP {status}): {message}; check {model_env} and {base_url_env}"
+    )]
     Rejected {
         /// The role.
         role: String,
@@ -148,7 +154,9 @@ pub enum LlmError {
         base_url_env: String,
     },
     /// The answer is not in the configured dialect.
-    #[error("the {role}'s provider sent an answer artel cannot read ({reason}): check that {provider_env} matches the server")]
+    #[error(
+        "the {role}'s provider sent an answer artel cannot read ({reason}): check that {provider_env} matches the server"
+    )]
     BadResponse {
         /// The role.
         role: String,
@@ -369,7 +377,12 @@ pub fn classify_status(
 /// The delay a response asks for: `retry-after-ms` (milliseconds), else `retry-after`
 /// (seconds, or an HTTP date measured from `now`). Capped at an hour.
 pub fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let seconds = if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         ms / 1000.0
     } else {
@@ -413,7 +426,10 @@ mod tests {
             let err = classify(status, r#"{"error":{"message":"no"}}"#);
             assert_eq!(err.class(), ErrorClass::Fatal, "{status}: {err}");
         }
-        assert!(matches!(classify(429, "slow down"), LlmError::RateLimited { .. }));
+        assert!(matches!(
+            classify(429, "slow down"),
+            LlmError::RateLimited { .. }
+        ));
     }
 
     #[test]
@@ -432,13 +448,19 @@ mod tests {
             429,
             r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
         );
-        assert!(matches!(openai, LlmError::QuotaExhausted { .. }), "{openai}");
+        assert!(
+            matches!(openai, LlmError::QuotaExhausted { .. }),
+            "{openai}"
+        );
         assert_eq!(openai.class(), ErrorClass::Fatal);
         let anthropic = classify(
             400,
             r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#,
         );
-        assert!(matches!(anthropic, LlmError::QuotaExhausted { .. }), "{anthropic}");
+        assert!(
+            matches!(anthropic, LlmError::QuotaExhausted { .. }),
+            "{anthropic}"
+        );
         assert!(anthropic.to_string().contains("ARTEL_LLM__API_KEY"));
     }
 
@@ -451,22 +473,37 @@ mod tests {
             r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":8192}}"#,
         ] {
             let err = classify(400, body);
-            assert!(matches!(err, LlmError::ContextOverflow { .. }), "{body}: {err}");
+            assert!(
+                matches!(err, LlmError::ContextOverflow { .. }),
+                "{body}: {err}"
+            );
         }
     }
 
     #[test]
     fn unknown_bodies_keep_their_text_and_ollama_strings_are_read() {
-        assert_eq!(ErrorBody::parse("<html>bad gateway</html>").message, "<html>bad gateway</html>");
-        assert_eq!(ErrorBody::parse(r#"{"error":"model \"x\" not found"}"#).message, "model \"x\" not found");
+        assert_eq!(
+            ErrorBody::parse("<html>bad gateway</html>").message,
+            "<html>bad gateway</html>"
+        );
+        assert_eq!(
+            ErrorBody::parse(r#"{"error":"model \"x\" not found"}"#).message,
+            "model \"x\" not found"
+        );
         assert_eq!(ErrorBody::parse(r#"{"error":{"code":400}}"#).code, "400");
     }
 
     #[test]
     fn the_key_is_masked_and_long_text_cut() {
         let key = SecretValue::new("sk-secret-123");
-        assert_eq!(sanitize("bad key sk-secret-123!", Some(&key)), "bad key ***!");
-        assert_eq!(sanitize(&"x".repeat(2000), None).chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            sanitize("bad key sk-secret-123!", Some(&key)),
+            "bad key ***!"
+        );
+        assert_eq!(
+            sanitize(&"x".repeat(2000), None).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
         assert_eq!(sanitize("  ", None), "no details given");
     }
 
@@ -483,20 +520,35 @@ mod tests {
             map
         };
         assert_eq!(
-            retry_after(&headers(&[("retry-after-ms", "1500"), ("retry-after", "9")]), now),
+            retry_after(
+                &headers(&[("retry-after-ms", "1500"), ("retry-after", "9")]),
+                now
+            ),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "7")]), now), Some(Duration::from_secs(7)));
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "Wed, 02 Dec 2026 07:00:30 GMT")]), now),
+            retry_after(&headers(&[("retry-after", "7")]), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Wed, 02 Dec 2026 07:00:30 GMT")]),
+                now
+            ),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "Wed, 02 Dec 2026 06:00:00 GMT")]), now),
+            retry_after(
+                &headers(&[("retry-after", "Wed, 02 Dec 2026 06:00:00 GMT")]),
+                now
+            ),
             Some(Duration::ZERO),
             "a date in the past means now"
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "1e30")]), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1e30")]), now),
+            Some(MAX_RETRY_AFTER)
+        );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
         assert_eq!(retry_after(&headers(&[]), now), None);
     }

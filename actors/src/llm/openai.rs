@@ -13,9 +13,9 @@
 //! - `max_tokens`, not `max_completion_tokens`: every compatible server knows it.
 
 use super::conversation::{Completion, Message, Part, Request, Role, StopReason, Usage};
+use super::error::ErrorBody;
 use super::sse::SseEvent;
 use super::stream::{Delta, StreamFault, ToolCallAssembler, parse_arguments};
-use super::error::ErrorBody;
 use serde_json::{Value, json};
 
 /// The path appended to `llm.base_url`.
@@ -57,7 +57,9 @@ fn messages(conversation: &[Message]) -> Vec<Value> {
             } else {
                 result.content.clone()
             };
-            out.push(json!({"role": "tool", "tool_call_id": result.tool_call_id, "content": content}));
+            out.push(
+                json!({"role": "tool", "tool_call_id": result.tool_call_id, "content": content}),
+            );
         }
         let text = message.joined_text();
         let calls: Vec<Value> = message
@@ -77,7 +79,11 @@ fn messages(conversation: &[Message]) -> Vec<Value> {
             Role::User | Role::Tool => "user",
         };
         if message.role == Role::Assistant && !calls.is_empty() {
-            let content = if text.is_empty() { Value::Null } else { json!(text) };
+            let content = if text.is_empty() {
+                Value::Null
+            } else {
+                json!(text)
+            };
             out.push(json!({"role": role, "content": content, "tool_calls": calls}));
         } else if !text.is_empty() || message.content.is_empty() {
             out.push(json!({"role": role, "content": text}));
@@ -93,10 +99,12 @@ pub fn parse_response(body: &Value) -> Result<Completion, String> {
         .ok_or("no choices in the answer")?;
     let message = choice.get("message").ok_or("no message in the choice")?;
     let mut content = Vec::new();
-    if let Some(text) = message.get("content").and_then(Value::as_str) {
-        if !text.is_empty() {
-            content.push(Part::Text { text: text.to_owned() });
-        }
+    if let Some(text) = message.get("content").and_then(Value::as_str)
+        && !text.is_empty()
+    {
+        content.push(Part::Text {
+            text: text.to_owned(),
+        });
     }
     for call in message
         .get("tool_calls")
@@ -110,7 +118,9 @@ pub fn parse_response(body: &Value) -> Result<Completion, String> {
                 .get("id")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("call_{}", content.len()), str::to_owned),
-            name: str_at(function, "name").ok_or("a tool call has no name")?.to_owned(),
+            name: str_at(function, "name")
+                .ok_or("a tool call has no name")?
+                .to_owned(),
             arguments: match function.get("arguments") {
                 Some(Value::String(raw)) => parse_arguments(raw),
                 Some(object @ Value::Object(_)) => object.clone(),
@@ -122,7 +132,10 @@ pub fn parse_response(body: &Value) -> Result<Completion, String> {
         role: Role::Assistant,
         content,
     };
-    let stop_reason = stop_reason(choice.get("finish_reason").and_then(Value::as_str), &message);
+    let stop_reason = stop_reason(
+        choice.get("finish_reason").and_then(Value::as_str),
+        &message,
+    );
     Ok(Completion {
         usage: usage(body.get("usage")),
         message,
@@ -169,6 +182,8 @@ pub struct StreamAssembler {
     finish_reason: Option<String>,
     usage: Option<Usage>,
     done: bool,
+    /// Whether any chunk had this dialect's shape (`choices` or `usage`).
+    recognised: bool,
 }
 
 impl StreamAssembler {
@@ -186,20 +201,26 @@ impl StreamAssembler {
             .map_err(|e| StreamFault::Malformed(format!("a chunk is not JSON: {e}")))?;
         if chunk.get("error").is_some() {
             let body = ErrorBody::from_json(&chunk).unwrap_or_default();
-            let status = body.code.parse().ok().filter(|s| (400..600).contains(s)).unwrap_or(500);
+            let status = body
+                .code
+                .parse()
+                .ok()
+                .filter(|s| (400..600).contains(s))
+                .unwrap_or(500);
             return Err(StreamFault::Provider { status, body });
         }
+        self.recognised |= chunk.get("choices").is_some() || chunk.get("usage").is_some();
         if let Some(usage_json) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(usage(Some(usage_json)));
         }
         let Some(choice) = chunk.pointer("/choices/0") else {
             return Ok(false);
         };
-        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
-            if !text.is_empty() {
-                self.text.push_str(text);
-                on_delta(Delta::Text(text.to_owned()));
-            }
+        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str)
+            && !text.is_empty()
+        {
+            self.text.push_str(text);
+            on_delta(Delta::Text(text.to_owned()));
         }
         for call in choice
             .pointer("/delta/tool_calls")
@@ -229,6 +250,11 @@ impl StreamAssembler {
     /// The answer, once the stream has ended. A stream that ended without a `finish_reason`
     /// was cut; one with it but without `[DONE]` is accepted (some servers omit it).
     pub(crate) fn finish(self) -> Result<Completion, StreamFault> {
+        if !self.recognised && !self.done {
+            return Err(StreamFault::Malformed(
+                "no chunk of the stream has choices".to_owned(),
+            ));
+        }
         if self.finish_reason.is_none() {
             let reason = if self.done {
                 "[DONE] came without a finish_reason"
@@ -290,7 +316,10 @@ mod tests {
             max_output_tokens: None,
         };
         let body = request_body("m", 100, &request, true);
-        assert_eq!(body["messages"][0], json!({"role": "system", "content": "be brief"}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
         assert_eq!(body["messages"][2]["content"], Value::Null);
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["arguments"],
@@ -300,9 +329,16 @@ mod tests {
             body["messages"][3],
             json!({"role": "tool", "tool_call_id": "c1", "content": "error: no such dir"})
         );
-        assert_eq!(body["tools"][0]["function"]["parameters"], json!({"type": "object"}));
+        assert_eq!(
+            body["tools"][0]["function"]["parameters"],
+            json!({"type": "object"})
+        );
         assert_eq!(body["stream_options"], json!({"include_usage": true}));
-        assert!(request_body("m", 1, &request, false).get("stream").is_none());
+        assert!(
+            request_body("m", 1, &request, false)
+                .get("stream")
+                .is_none()
+        );
     }
 
     #[test]
@@ -312,7 +348,14 @@ mod tests {
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}});
         let completion = parse_response(&answer).unwrap();
         assert_eq!(completion.stop_reason, StopReason::ToolUse);
-        assert_eq!(completion.usage, Usage { input: 10, output: 2, cached_input: 4 });
+        assert_eq!(
+            completion.usage,
+            Usage {
+                input: 10,
+                output: 2,
+                cached_input: 4
+            }
+        );
         assert!(parse_response(&json!({"id": "x"})).is_err());
     }
 
@@ -320,12 +363,18 @@ mod tests {
     fn a_stream_without_finish_reason_was_cut() {
         let mut stream = StreamAssembler::default();
         stream
-            .event(&sse(r#"{"choices":[{"delta":{"content":"hel"}}]}"#), &mut |_| {})
+            .event(
+                &sse(r#"{"choices":[{"delta":{"content":"hel"}}]}"#),
+                &mut |_| {},
+            )
             .unwrap();
         assert!(matches!(stream.finish(), Err(StreamFault::Incomplete(_))));
         let mut stream = StreamAssembler::default();
         let fault = stream
-            .event(&sse(r#"{"error":{"message":"boom","code":503}}"#), &mut |_| {})
+            .event(
+                &sse(r#"{"error":{"message":"boom","code":503}}"#),
+                &mut |_| {},
+            )
             .unwrap_err();
         assert!(matches!(fault, StreamFault::Provider { status: 503, .. }));
     }

@@ -42,10 +42,10 @@ impl SseDecoder {
     pub fn finish(&mut self) -> Option<SseEvent> {
         let rest = std::mem::take(&mut self.buffer);
         let rest = String::from_utf8_lossy(&rest).into_owned();
-        if !rest.is_empty() {
-            if let Some(event) = self.line(rest.trim_end_matches('\r')) {
-                return Some(event);
-            }
+        if !rest.is_empty()
+            && let Some(event) = self.line(rest.trim_end_matches('\r'))
+        {
+            return Some(event);
         }
         self.line("")
     }

@@ -88,14 +88,14 @@ impl ToolCallAssembler {
             self.calls.len() - 1
         });
         let call = &mut self.calls[position];
-        if let Some(name) = name.filter(|n| !n.is_empty()) {
-            if call.name.is_empty() {
-                call.name = name.to_owned();
-                on_delta(Delta::ToolCallStarted {
-                    id: call.id.clone(),
-                    name: call.name.clone(),
-                });
-            }
+        if let Some(name) = name.filter(|n| !n.is_empty())
+            && call.name.is_empty()
+        {
+            call.name = name.to_owned();
+            on_delta(Delta::ToolCallStarted {
+                id: call.id.clone(),
+                name: call.name.clone(),
+            });
         }
         if !arguments.is_empty() {
             call.arguments.push_str(arguments);
@@ -150,7 +150,10 @@ mod tests {
         calls.fragment(1, None, None, "\"done\"}", &mut on);
         let calls = calls.finish();
         assert_eq!(calls.len(), 2);
-        assert_eq!((calls[0].id.as_str(), calls[0].name.as_str()), ("a", "bash"));
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("a", "bash")
+        );
         assert_eq!(calls[0].arguments, json!({"command": "ls"}));
         assert_eq!(calls[1].arguments, json!({"summary": "done"}));
         assert_eq!(deltas.len(), 6, "two starts and four fragments: {deltas:?}");
@@ -160,8 +163,20 @@ mod tests {
     fn ollama_calls_all_at_index_zero_are_told_apart_by_id() {
         let mut calls = ToolCallAssembler::default();
         let mut on = |_| {};
-        calls.fragment(0, Some("call_x"), Some("bash"), "{\"command\":\"ls\"}", &mut on);
-        calls.fragment(0, Some("call_y"), Some("bash"), "{\"command\":\"pwd\"}", &mut on);
+        calls.fragment(
+            0,
+            Some("call_x"),
+            Some("bash"),
+            "{\"command\":\"ls\"}",
+            &mut on,
+        );
+        calls.fragment(
+            0,
+            Some("call_y"),
+            Some("bash"),
+            "{\"command\":\"pwd\"}",
+            &mut on,
+        );
         let calls = calls.finish();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[1].id, "call_y");
