@@ -331,6 +331,27 @@ async fn a_hung_server_times_out_retryably() {
 }
 
 #[tokio::test]
+async fn a_stream_silent_midway_times_out_retryably() {
+    for provider in [LlmProvider::Openai, LlmProvider::Anthropic] {
+        let mut deltas = 0;
+        let peer = LlmPeer::start([Turn::Fault(Fault::StallMidway(Reply::text(
+            "an answer that stops arriving",
+        )))])
+        .await;
+        let err = client(&peer, provider)
+            .stream(&first_request(), |_| deltas += 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LlmError::Timeout { .. }),
+            "{provider:?}: {err}"
+        );
+        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert!(deltas > 0, "the first half arrived before the silence");
+    }
+}
+
+#[tokio::test]
 async fn a_stream_dropped_midway_is_retryable() {
     for (provider, stream) in BOTH {
         let err = failure(

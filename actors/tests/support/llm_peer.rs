@@ -5,7 +5,7 @@
 //!
 //! It plays a script of [`Turn`]s, one per request, in order: a [`Reply`] (text and tool
 //! calls, with usage) rendered in the dialect and mode of the request, or a [`Fault`] (a 429
-//! with `retry-after`, a 529, a 500, a hang, a stream dropped midway, a context overflow in a
+//! with `retry-after`, a 529, a 500, a hang, a stream dropped or stalled midway, a context overflow in a
 //! vendor's shape, an error event inside a stream, any raw response). It records every
 //! request (headers and body) for assertions. When the script runs out it answers 500 and
 //! the peer panics when dropped, so a test that asks more than it scripted fails loudly.
@@ -66,6 +66,8 @@ pub enum Fault {
     Hang,
     /// Starts the answer (JSON or SSE) and closes the socket halfway.
     DropMidway(Reply),
+    /// Starts a streamed answer and goes silent halfway, the socket left open.
+    StallMidway(Reply),
     /// 400 with a context-overflow body in a vendor's shape.
     ContextOverflow(OverflowShape),
     /// A stream that starts, then sends an error event (Anthropic `overloaded_error`, or an
@@ -273,6 +275,12 @@ async fn play_fault(
         Fault::DropMidway(reply) if stream => {
             let events = sse_events(dialect, &reply, include_usage);
             write_sse(socket, &events, events.len() / 2).await;
+        }
+        Fault::StallMidway(reply) => {
+            let events = sse_events(dialect, &reply, include_usage);
+            write_sse_head(socket).await;
+            write_events(socket, &events[..events.len() / 2]).await;
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
         Fault::DropMidway(reply) => {
             let body = json_reply(dialect, &reply).to_string();
@@ -575,11 +583,21 @@ async fn respond(
 /// Writes the first `send` events as a chunked SSE body, each event split across two
 /// chunks; the terminating chunk only when all were sent (else the body is cut short).
 async fn write_sse(socket: &mut TcpStream, events: &[Event], send: usize) {
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    if socket.write_all(head.as_bytes()).await.is_err() {
-        return;
+    write_sse_head(socket).await;
+    write_events(socket, &events[..send]).await;
+    if send == events.len() {
+        let _ = socket.write_all(b"0\r\n\r\n").await;
     }
-    for (name, data) in &events[..send] {
+    let _ = socket.shutdown().await;
+}
+
+async fn write_sse_head(socket: &mut TcpStream) {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let _ = socket.write_all(head.as_bytes()).await;
+}
+
+async fn write_events(socket: &mut TcpStream, events: &[Event]) {
+    for (name, data) in events {
         let text = match name {
             Some(name) => format!("event: {name}\ndata: {data}\n\n"),
             None => format!("data: {data}\n\n"),
@@ -593,10 +611,6 @@ async fn write_sse(socket: &mut TcpStream, events: &[Event], send: usize) {
             let _ = socket.flush().await;
         }
     }
-    if send == events.len() {
-        let _ = socket.write_all(b"0\r\n\r\n").await;
-    }
-    let _ = socket.shutdown().await;
 }
 
 async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
