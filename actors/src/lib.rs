@@ -24,6 +24,8 @@
 //! - [`pipeline`] — the step runner mapping each journaled step to its role's message.
 //! - [`sessions`] — one SessionActor per conversation, the ProductOwner, the news herald.
 //! - [`jobs`] — the scheduler's jobs: deployment health, session and worker reapers, repos.
+//! - [`llm`] — LLM providers: OpenAI-compatible and Anthropic clients, streamed or not, with
+//!   classified errors and costs from the price table.
 //! - [`runtime`] — all of the above assembled from `Settings` for `artel up` and `artel new`.
 
 pub mod acceptance;
@@ -35,6 +37,7 @@ pub mod git;
 pub mod health;
 pub mod intent;
 pub mod jobs;
+pub mod llm;
 pub mod managed_postgres;
 pub mod pipeline;
 pub mod roles;

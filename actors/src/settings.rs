@@ -44,6 +44,114 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// Periodic jobs.
     pub scheduler: SchedulerSettings,
+    /// The LLM provider the roles that use a model talk to.
+    pub llm: LlmSettings,
+}
+
+/// `[llm]` — one provider endpoint and model (`ARTEL_LLM__PROVIDER`, `ARTEL_LLM__BASE_URL`,
+/// `ARTEL_LLM__API_KEY`, `ARTEL_LLM__MODEL`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// The dialect: `openai` (OpenAI and compatible servers: vLLM, llama.cpp, Ollama,
+    /// LiteLLM) or `anthropic`.
+    pub provider: LlmProvider,
+    /// Where the API lives. OpenAI-style bases include the version (`http://localhost:11434/v1`;
+    /// `/chat/completions` is appended); Anthropic's do not (`/v1/messages` is appended).
+    /// Unset: the vendor's own API.
+    pub base_url: Option<String>,
+    /// The API key (local servers may need none).
+    pub api_key: Option<SecretValue>,
+    /// The model name, as the provider spells it. Required by any role that uses a model.
+    pub model: Option<String>,
+    /// Seconds an answer may take; for a stream, to start and between two chunks.
+    pub timeout_secs: u64,
+    /// Output tokens one answer may have.
+    pub max_output_tokens: u32,
+    /// USD per million tokens, by model name: `[llm.prices."gpt-4.1"] input = 2.0`.
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            provider: LlmProvider::Openai,
+            base_url: None,
+            api_key: None,
+            model: None,
+            timeout_secs: 300,
+            max_output_tokens: 8192,
+            prices: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// `llm.provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmProvider {
+    /// OpenAI Chat Completions (and compatible servers).
+    Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
+}
+
+impl LlmProvider {
+    /// The lowercase name, as in settings and `llm_requests.provider`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+
+    /// The vendor's own API, when `llm.base_url` is unset.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Self::Openai => "https://api.openai.com/v1",
+            Self::Anthropic => "https://api.anthropic.com",
+        }
+    }
+}
+
+/// One model's prices, USD per million tokens.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Uncached input tokens.
+    #[serde(deserialize_with = "number")]
+    pub input: f64,
+    /// Output tokens.
+    #[serde(deserialize_with = "number")]
+    pub output: f64,
+    /// Input tokens read from the prompt cache; unset means the input price.
+    #[serde(default, deserialize_with = "optional_number")]
+    pub cached_input: Option<f64>,
+}
+
+/// A TOML number, integer or float (`input = 3` is as good as `input = 3.0`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Integer(i64),
+    Float(f64),
+}
+
+impl From<Number> for f64 {
+    fn from(n: Number) -> f64 {
+        match n {
+            Number::Integer(i) => i as f64,
+            Number::Float(x) => x,
+        }
+    }
+}
+
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Number::deserialize(d).map(f64::from)
+}
+
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<Number>::deserialize(d).map(|n| n.map(f64::from))
 }
 
 /// `[agent]`
@@ -352,6 +460,7 @@ impl Default for Settings {
             deploy: DeploySettings::default(),
             sessions: SessionSettings::default(),
             scheduler: SchedulerSettings::default(),
+            llm: LlmSettings::default(),
         }
     }
 }
@@ -613,11 +722,48 @@ impl Settings {
                 message: "timeouts and iteration limits must be at least 1".into(),
             });
         }
+        self.validate_llm()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(SettingsError::OutOfRange {
                 key: "data_dir",
                 message: "must not be empty".into(),
             });
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_llm(&self) -> Result<(), SettingsError> {
+        let llm = &self.llm;
+        if let Some(url) = &llm.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(SettingsError::OutOfRange {
+                key: "llm.base_url",
+                message: format!("{url:?} is not an http:// or https:// URL"),
+            });
+        }
+        if llm.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            return Err(SettingsError::OutOfRange {
+                key: "llm.model",
+                message: "must not be empty when set".into(),
+            });
+        }
+        if llm.timeout_secs == 0 || llm.max_output_tokens == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "llm.timeout_secs",
+                message: "the timeout and max_output_tokens must be at least 1".into(),
+            });
+        }
+        for (model, price) in &llm.prices {
+            let prices = [price.input, price.output, price.cached_input.unwrap_or(0.0)];
+            if prices.iter().any(|p| !p.is_finite() || *p < 0.0) {
+                return Err(SettingsError::OutOfRange {
+                    key: "llm.prices",
+                    message: format!("{model:?}: prices are USD per million tokens, 0 or more"),
+                });
+            }
         }
         Ok(())
     }
@@ -756,6 +902,61 @@ mod tests {
             ("ARTEL_DEPLOY__TARGET", "kubernetes", "kubernetes"),
         ] {
             let err = Settings::load(None, false, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn llm_settings_come_from_the_file_and_environment() {
+        let dir = std::env::temp_dir().join(format!("artel-llm-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("artel.toml");
+        std::fs::write(
+            &file,
+            "[llm]\ntimeout_secs = 30\n[llm.prices.\"claude-sonnet-4-5\"]\ninput = 3\noutput = 15.0\ncached_input = 0.3\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&file),
+            true,
+            env(&[
+                ("ARTEL_LLM__PROVIDER", "anthropic"),
+                ("ARTEL_LLM__BASE_URL", "http://127.0.0.1:9999"),
+                ("ARTEL_LLM__API_KEY", "sk-ant-hunter2"),
+                ("ARTEL_LLM__MODEL", "claude-sonnet-4-5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.llm.provider, LlmProvider::Anthropic);
+        assert_eq!(s.llm.base_url.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(s.llm.api_key.as_ref().unwrap().expose(), "sk-ant-hunter2");
+        assert_eq!(s.llm.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(s.llm.timeout_secs, 30);
+        let price = &s.llm.prices["claude-sonnet-4-5"];
+        assert_eq!(
+            (price.input, price.output, price.cached_input),
+            (3.0, 15.0, Some(0.3))
+        );
+        assert!(
+            !format!("{s:?}").contains("hunter2"),
+            "the key never prints"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+
+        let defaults = Settings::load(None, false, env(&[])).unwrap();
+        assert_eq!(defaults.llm.provider, LlmProvider::Openai);
+        assert!(defaults.llm.model.is_none() && defaults.llm.api_key.is_none());
+        for (key, value, named) in [
+            ("ARTEL_LLM__PROVIDER", "gemini", "gemini"),
+            ("ARTEL_LLM__BASE_URL", "localhost:11434", "llm.base_url"),
+            ("ARTEL_LLM__TIMEOUT_SECS", "0", "llm.timeout_secs"),
+            ("ARTEL_LLM__PRICES__M__INPUT", "-1", "llm.prices"),
+        ] {
+            let mut pairs = vec![(key, value)];
+            if key.contains("PRICES") {
+                pairs.push(("ARTEL_LLM__PRICES__M__OUTPUT", "1"));
+            }
+            let err = Settings::load(None, false, env(&pairs)).unwrap_err();
             assert!(err.to_string().contains(named), "{key}={value}: {err}");
         }
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod llm_peer;
 pub mod python_service;
 
 use artel_actors::store::{NewTask, Store};
