@@ -4,7 +4,11 @@
 //! its step journal. That makes resuming after a crash the same code path as going on after
 //! a step, and it makes the loops explicit and bounded:
 //!
-//! - **Engineering**: scaffold → develop → test. A test report with `"success": false` sends
+//! - **Engineering**: write_spec → scaffold → develop → test. The spec waits for the user
+//!   (unless `analyst.confirm` is off): the task goes `needs_human` with a reason starting
+//!   [`SPEC_QUESTION`]; a resume with new guidance is a correction (write_spec again, and ask
+//!   again), a resume without is the yes. Guidance given later (after failing tests) edits the
+//!   spec first, then the work goes on. A test report with `"success": false` sends
 //!   the work back to develop with that report (the rework loop), at most
 //!   [`PlanLimits::max_rework_iterations`] develop runs per round; past that the task waits
 //!   for a human with the last test output.
@@ -62,6 +66,9 @@ pub enum Next {
     },
 }
 
+/// How the reason of a task that waits for the user's yes on its spec starts.
+pub const SPEC_QUESTION: &str = "please confirm the spec";
+
 /// True unless the output is a test report that says the tests failed.
 pub fn tests_passed(output: &Value) -> bool {
     output.get("success") != Some(&Value::Bool(false))
@@ -99,10 +106,37 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
     };
     let output = last.output.clone().unwrap_or(Value::Null);
     let this_round = last.id > task.journal_mark;
+    let done = |step: StepKind| succeeded.iter().any(|s| s.step == step);
+    // Guidance the latest spec has not taken in yet: a correction to make first.
+    let applied = succeeded
+        .iter()
+        .rev()
+        .find(|s| s.step == StepKind::WriteSpec)
+        .and_then(|s| s.output.as_ref())
+        .and_then(|o| o.get("guidance"))
+        .and_then(Value::as_str);
+    let fresh_guidance =
+        done(StepKind::WriteSpec) && task.guidance.as_deref().is_some_and(|g| Some(g) != applied);
     match last.step {
+        StepKind::WriteSpec => {
+            let confirmed = output.get("confirmed") == Some(&Value::Bool(true));
+            if !confirmed && this_round {
+                Next::NeedsHuman {
+                    reason: spec_question(&output),
+                    waiting_for: Vec::new(),
+                }
+            } else if !confirmed && fresh_guidance {
+                run(StepKind::WriteSpec)
+            } else if done(StepKind::Scaffold) {
+                run(StepKind::Develop)
+            } else {
+                run(StepKind::Scaffold)
+            }
+        }
         StepKind::Scaffold => run(StepKind::Develop),
         StepKind::Develop => run(StepKind::Test),
         StepKind::Test if tests_passed(&output) => Next::Complete,
+        StepKind::Test if !this_round && fresh_guidance => run(StepKind::WriteSpec),
         StepKind::Test => {
             let iterations = succeeded
                 .iter()
@@ -150,7 +184,7 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
 
 fn first_step(kind: TaskKind) -> StepKind {
     match kind {
-        TaskKind::Engineering => StepKind::Scaffold,
+        TaskKind::Engineering => StepKind::WriteSpec,
         TaskKind::Deploy => StepKind::AnalyzeEnv,
     }
 }
@@ -168,6 +202,29 @@ fn context(task: &TaskRecord, succeeded: &[&StepRecord], iteration: u32) -> Valu
         );
     }
     Value::Object(context)
+}
+
+/// The question a written spec asks: [`SPEC_QUESTION`], the version, the spec, and what of
+/// the last correction could not be applied.
+fn spec_question(output: &Value) -> String {
+    let version = output
+        .pointer("/spec/version")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let summary = output.get("summary").and_then(Value::as_str).unwrap_or("");
+    let mut reason = format!("{SPEC_QUESTION} (version {version}):\n{summary}");
+    let not_applied: Vec<&str> = output
+        .get("not_applied")
+        .and_then(Value::as_array)
+        .map(|parts| parts.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !not_applied.is_empty() {
+        reason.push_str(&format!(
+            "\nI could not apply: {} (the Developer still gets it as guidance).",
+            not_applied.join("; ")
+        ));
+    }
+    reason
 }
 
 fn last_lines(text: &str, n: usize) -> String {
