@@ -73,7 +73,7 @@ pub async fn run_tests(crew: &Crew, msg: RunTests) -> Result<TestReport, Failure
     .await?;
     let outcome = match &msg.spec {
         Some(spec) => {
-            let suite = acceptance::suite(spec);
+            let suite = acceptance::suite(&judged_by(spec));
             let file = GeneratedFile {
                 path: format!("{SUITE_DIR}/{}", suite.path),
                 contents: suite.contents,
@@ -114,6 +114,19 @@ pub async fn run_tests(crew: &Crew, msg: RunTests) -> Result<TestReport, Failure
         .await
         .map_err(|e| e.to_failure())?;
     Ok(report)
+}
+
+/// What the acceptance suite holds the service to: the spec's resources — unless the request
+/// is not a resource API at all (a bot an LLM agent builds): then only that it runs and
+/// answers its health path.
+fn judged_by(spec: &Spec) -> Spec {
+    match spec.out_of_range {
+        Some(_) => Spec {
+            resources: Vec::new(),
+            ..spec.clone()
+        },
+        None => spec.clone(),
+    }
 }
 
 /// `words`, quoted for `sh`.
@@ -338,6 +351,66 @@ mod tests {
         assert_eq!(
             (report.passed, report.failed, report.success),
             (3, 2, false)
+        );
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            version: 2,
+            ..Spec::default()
+        }
+    }
+
+    #[test]
+    fn a_test_command_that_runs_no_tests_fails() {
+        let report = judge("ARTEL_OWN_TESTS_EXIT=0\n", "", true, None);
+        assert!(!report.success);
+        assert!(
+            report.output_tail.contains("no unittest or pytest summary"),
+            "{report:?}"
+        );
+        let zero = "Ran 0 tests in 0.000s\n\nNO TESTS RAN\nARTEL_OWN_TESTS_EXIT=0\n";
+        let report = judge(zero, "", true, None);
+        assert!(!report.success);
+        assert!(report.output_tail.contains("ran 0 tests"), "{report:?}");
+    }
+
+    #[test]
+    fn own_tests_then_the_acceptance_suite_decide_the_report() {
+        let own = "Ran 3 tests in 0.1s\n\nOK\nARTEL_OWN_TESTS_EXIT=0\n";
+        let report = judge(own, "", true, None);
+        assert_eq!((report.success, report.passed), (true, 3));
+        let passed = format!("{own}test_health ... ok\nACCEPTANCE: ran=5 failures=0\n");
+        let report = judge(&passed, "", true, Some(&spec()));
+        assert_eq!((report.success, report.passed, report.failed), (true, 8, 0));
+        let failed = format!("{own}FAIL: test_books_isbn_unique\nACCEPTANCE: ran=5 failures=2\n");
+        let report = judge(&failed, "", false, Some(&spec()));
+        assert_eq!(
+            (report.success, report.passed, report.failed),
+            (false, 6, 2)
+        );
+        assert!(
+            report.output_tail.contains("acceptance suite"),
+            "{report:?}"
+        );
+        assert!(
+            report.output_tail.contains("test_books_isbn_unique"),
+            "{report:?}"
+        );
+        // A service that never answered is a failure of the acceptance step, not a pass.
+        let silent = format!("{own}ACCEPTANCE: ran=0 failures=1 (the service exited)\n");
+        assert!(!judge(&silent, "Traceback", false, Some(&spec())).success);
+        // Failing own tests: no acceptance run, the project's output goes back.
+        let own_failed = "Ran 3 tests\n\nFAILED (failures=1)\nARTEL_OWN_TESTS_EXIT=1\n";
+        let report = judge(own_failed, "", false, Some(&spec()));
+        assert_eq!((report.success, report.failed), (false, 1));
+    }
+
+    #[test]
+    fn arguments_are_quoted_for_the_shell() {
+        assert_eq!(
+            shell_line(&["python3".into(), "it's here.py".into()]),
+            "'python3' 'it'\\''s here.py'"
         );
     }
 

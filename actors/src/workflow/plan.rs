@@ -287,22 +287,33 @@ mod tests {
         max_rework_iterations: 2,
     };
 
+    fn spec(confirmed: bool, guidance: Option<&str>) -> Value {
+        json!({"spec": {"version": 1}, "confirmed": confirmed, "guidance": guidance,
+               "summary": "Todo list: todos (title)", "not_applied": []})
+    }
+
     #[test]
     fn engineering_runs_in_order_and_completes_when_tests_pass() {
         let t = task(TaskKind::Engineering, 0);
-        assert_eq!(step_of(&next(&t, &[], LIMITS)), Some(StepKind::Scaffold));
-        let mut journal = vec![ok(1, StepKind::Scaffold, json!({"repo": "r"}))];
+        assert_eq!(step_of(&next(&t, &[], LIMITS)), Some(StepKind::WriteSpec));
+        let mut journal = vec![ok(1, StepKind::WriteSpec, spec(true, None))];
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Scaffold)
+        );
+        journal.push(ok(2, StepKind::Scaffold, json!({"repo": "r"})));
         assert_eq!(
             step_of(&next(&t, &journal, LIMITS)),
             Some(StepKind::Develop)
         );
-        journal.push(ok(2, StepKind::Develop, json!({"commit": "abc"})));
+        journal.push(ok(3, StepKind::Develop, json!({"commit": "abc"})));
         let Next::Run { input, .. } = next(&t, &journal, LIMITS) else {
             panic!("expected test")
         };
         assert_eq!(input["develop"]["commit"], "abc");
         assert_eq!(input["scaffold"]["repo"], "r");
-        journal.push(ok(3, StepKind::Test, json!({"success": true})));
+        assert_eq!(input["write_spec"]["spec"]["version"], 1);
+        journal.push(ok(4, StepKind::Test, json!({"success": true})));
         assert_eq!(next(&t, &journal, LIMITS), Next::Complete);
     }
 
@@ -335,6 +346,77 @@ mod tests {
         assert!(reason.contains("FAIL: test_create"), "{reason}");
         // The user retries with guidance: a fresh budget, finished steps stay finished.
         t.journal_mark = 5;
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Develop)
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_spec_asks_the_user_and_a_correction_rewrites_it_before_the_yes_builds_it() {
+        let mut t = task(TaskKind::Engineering, 0);
+        let mut journal = vec![ok(1, StepKind::WriteSpec, spec(false, None))];
+        let Next::NeedsHuman {
+            reason,
+            waiting_for,
+        } = next(&t, &journal, LIMITS)
+        else {
+            panic!("expected the spec question")
+        };
+        assert!(reason.starts_with(SPEC_QUESTION), "{reason}");
+        assert!(reason.contains("Todo list: todos (title)"), "{reason}");
+        assert!(waiting_for.is_empty());
+        // The user answers with a correction: the spec is written again, with it.
+        t.journal_mark = 1;
+        t.guidance = Some("add a due date".into());
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::WriteSpec)
+        );
+        journal.push(ok(
+            2,
+            StepKind::WriteSpec,
+            spec(false, Some("add a due date")),
+        ));
+        assert!(matches!(
+            next(&t, &journal, LIMITS),
+            Next::NeedsHuman { .. }
+        ));
+        // Then "yes": the same guidance, already applied, so the build starts.
+        t.journal_mark = 2;
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Scaffold)
+        );
+    }
+
+    #[test]
+    fn guidance_after_failing_tests_edits_the_spec_and_goes_back_to_develop() {
+        let mut t = task(TaskKind::Engineering, 0);
+        let failing = json!({"success": false, "output_tail": "FAIL"});
+        let mut journal = vec![
+            ok(1, StepKind::WriteSpec, spec(true, None)),
+            ok(2, StepKind::Scaffold, json!({})),
+            ok(3, StepKind::Develop, json!({})),
+            ok(4, StepKind::Test, failing.clone()),
+            ok(5, StepKind::Develop, json!({})),
+            ok(6, StepKind::Test, failing),
+        ];
+        assert!(matches!(
+            next(&t, &journal, LIMITS),
+            Next::NeedsHuman { .. }
+        ));
+        t.journal_mark = 6;
+        t.guidance = Some("tags are a list".into());
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::WriteSpec)
+        );
+        journal.push(ok(
+            7,
+            StepKind::WriteSpec,
+            spec(true, Some("tags are a list")),
+        ));
         assert_eq!(
             step_of(&next(&t, &journal, LIMITS)),
             Some(StepKind::Develop)
