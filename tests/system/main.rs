@@ -9,6 +9,7 @@ mod dashboard;
 mod docker;
 mod events_ws;
 mod new;
+mod spec;
 mod support;
 mod tree;
 mod up;
