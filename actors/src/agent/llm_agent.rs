@@ -367,8 +367,14 @@ impl LlmAgent {
             let completion = match answer {
                 Ok(completion) => completion,
                 Err(LlmError::ContextOverflow { message, .. }) => {
-                    let next = keep.map_or(FIRST_KEEP, |n| n / 2);
-                    if next == 0 || history::condense(&request.messages, next).is_none() {
+                    let whole = journal.messages();
+                    let mut next = keep
+                        .map_or(FIRST_KEEP, |n| n / 2)
+                        .min(request.messages.len().saturating_sub(3));
+                    while next > 0 && history::condense(&whole, next).is_none() {
+                        next -= 1;
+                    }
+                    if next == 0 {
                         return Err(Failure::fatal(format!(
                             "the conversation does not fit the Developer's model even condensed \
                              ({message}): use a model with a larger context window"
@@ -468,12 +474,19 @@ impl LlmAgent {
             journal.say(Message::tool_results(results)).await?;
             return Ok(());
         }
-        let last = journal.entries.last().cloned();
+        // A pause not yet followed by a resumption: this run is the user's approval.
+        let pause = journal
+            .entries
+            .iter()
+            .rev()
+            .find(|e| matches!(e, Entry::Paused { .. } | Entry::Resumed))
+            .filter(|e| matches!(e, Entry::Paused { .. }))
+            .cloned();
         if let Some(Entry::Paused {
             raise_micro_usd,
             raise_turns,
             ..
-        }) = &last
+        }) = &pause
         {
             // Only the user moves a task out of needs_human: this run is their approval.
             job.store
@@ -497,7 +510,7 @@ impl LlmAgent {
                 Some(Entry::Committed | Entry::Resumed)
             );
         if at_rest {
-            let text = continuation(job, matches!(last, Some(Entry::Paused { .. })));
+            let text = continuation(job, pause.is_some());
             journal.say(Message::user(masker.mask(&text))).await?;
         }
         Ok(())
