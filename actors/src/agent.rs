@@ -5,7 +5,8 @@
 //!   Python service with a JSON API, file persistence and its own tests.
 //! - [`Agent::Cli`] — any command line (an installed coding CLI, a script), run in the
 //!   checkout with the task in its environment; artel checks that it committed.
-//! - `llm` (artel's own tool-calling loop) plugs in here as a third variant.
+//! - [`Agent::Llm`] — artel's own tool-calling loop ([`llm_agent`]): the model runs on the
+//!   host, its `bash` calls in the worker, so the API key never enters the sandbox.
 //!
 //! - [`spec_service`] — the offline compiler: a confirmed spec becomes a multi-resource
 //!   service with relations, typed validation, actions, filters and its own tests.
@@ -13,15 +14,18 @@
 //! Every project carries a [`manifest`] (`artel.json`) saying how to test it, run it and
 //! check its health, and which environment it needs.
 
+pub mod llm_agent;
 pub mod manifest;
 pub mod spec_service;
 pub mod template;
 
-use crate::settings::AgentSettings;
-use artel_messages::Failure;
+use crate::llm::{Caller, LlmClient};
+use crate::settings::Settings;
+use artel_messages::{Classify, Failure};
+use std::sync::Arc;
 
 /// The agent the Developer runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Agent {
     /// The offline, deterministic template generator.
     Template,
@@ -30,12 +34,21 @@ pub enum Agent {
         /// The command line.
         command: String,
     },
+    /// artel's own tool-calling loop on the `[llm]` provider.
+    Llm(Arc<llm_agent::LlmAgent>),
 }
 
 impl Agent {
-    /// The agent `[agent]` configures.
-    pub fn from_settings(settings: &AgentSettings) -> Result<Self, Failure> {
+    /// The agent `[agent]` configures (`llm` also reads `[llm]`).
+    pub fn from_settings(all: &Settings) -> Result<Self, Failure> {
+        let settings = &all.agent;
         match (settings.kind.as_str(), &settings.command) {
+            ("llm", _) => {
+                let client = LlmClient::from_settings(&all.llm, Caller::new("Developer"))
+                    .map_err(|e| e.to_failure())?;
+                let agent = llm_agent::LlmAgent::new(client, settings, &all.llm)?;
+                Ok(Self::Llm(Arc::new(agent)))
+            }
             ("template", _) => Ok(Self::Template),
             ("cli", Some(command)) if !command.trim().is_empty() => Ok(Self::Cli {
                 command: command.clone(),
@@ -44,7 +57,7 @@ impl Agent {
                 "the `cli` agent needs a command: set agent.command (ARTEL_AGENT__COMMAND)",
             )),
             (other, _) => Err(Failure::fatal(format!(
-                "{other:?} is not an agent: use \"template\" or \"cli\""
+                "{other:?} is not an agent: use \"template\", \"cli\" or \"llm\""
             ))),
         }
     }

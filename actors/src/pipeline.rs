@@ -272,7 +272,7 @@ impl TaskCrew {
         };
         let written = self.ask(analyst, self.policies.analyst, msg).await?;
         let spec = written.spec;
-        if self.crew.agent == Agent::Template && !spec.is_buildable_offline() {
+        if matches!(self.crew.agent, Agent::Template) && !spec.is_buildable_offline() {
             return Err(StepError::Workflow(decline(&spec)));
         }
         // Asked once, before anything is built; later guidance edits the spec and goes on.

@@ -120,7 +120,7 @@ impl Runtime {
         let (workers, worker_manager) = WorkerManagerActor::child_spec("worker-manager", manager);
         restore_deployments(&target).await;
 
-        let agent = Agent::from_settings(&settings.agent)?;
+        let agent = Agent::from_settings(settings)?;
         let limits = worker_limits(settings);
         let crew = Crew {
             store: store.clone(),

@@ -175,7 +175,8 @@ fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentSettings {
-    /// `template` (offline, deterministic; the default) or `cli` (any command line).
+    /// `template` (offline, deterministic; the default), `cli` (any command line) or `llm`
+    /// (artel's own tool-calling loop on the `[llm]` provider).
     pub kind: String,
     /// For `cli`: the shell command run in the worker's checkout. It gets the task in
     /// `ARTEL_TASK`, the failing test output in `ARTEL_REWORK`, the user's guidance in
@@ -185,6 +186,16 @@ pub struct AgentSettings {
     /// needs it). Off by default: a worker is offline unless its task needs otherwise. Test
     /// commands never get the network.
     pub network: bool,
+    /// For `llm`: model turns one task may take before it asks the user for more.
+    pub max_turns: u32,
+    /// For `llm`: USD one task may spend on the model before it asks the user for more
+    /// (unset: no cap). With a cap, the model must have a price in `[llm.prices]`.
+    pub budget_usd: Option<f64>,
+    /// For `llm`: seconds one `bash` tool call may run before its process group is killed
+    /// (the model may ask for less with `timeout_s`).
+    pub tool_timeout_secs: u64,
+    /// For `llm`: characters of one tool observation the model sees (head and tail kept).
+    pub max_observation_chars: usize,
 }
 
 impl Default for AgentSettings {
@@ -193,6 +204,10 @@ impl Default for AgentSettings {
             kind: "template".to_owned(),
             command: None,
             network: false,
+            max_turns: 60,
+            budget_usd: None,
+            tool_timeout_secs: 120,
+            max_observation_chars: 12_000,
         }
     }
 }
@@ -662,7 +677,7 @@ impl Settings {
                 ),
             });
         }
-        if let Err(failure) = crate::agent::Agent::from_settings(&self.agent) {
+        if let Err(failure) = crate::agent::Agent::from_settings(self) {
             return Err(SettingsError::OutOfRange {
                 key: "agent",
                 message: failure.reason,

@@ -47,4 +47,8 @@ pub struct Developed {
     pub branch: String,
     /// What the agent says it did, for the user.
     pub summary: String,
+    /// Set when the agent stopped for a human (a budget reached, stuck): why, in words for
+    /// the user. The commit then holds the work so far; the task waits in `needs_human`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_human: Option<String>,
 }

@@ -9,6 +9,7 @@
 use super::workspace::{Checkout, CheckoutSpec, host_git};
 use super::{Crew, task_branch};
 use crate::acceptance;
+use crate::agent::llm_agent::{self, LlmAgent};
 use crate::agent::{Agent, spec_service, template};
 use artel_messages::developer::{Develop, Developed};
 use artel_messages::event::{EventBody, NewEvent};
@@ -48,15 +49,20 @@ pub async fn develop(crew: &Crew, msg: Develop) -> Result<Developed, Failure> {
         },
     )
     .await?;
-    let result = run_agent(crew, &checkout, &msg, &repo.project_name).await;
-    let result = match result {
-        Ok(summary) => collect(crew, &checkout, &repo.name, &branch, &base)
+    let result = match &crew.agent {
+        Agent::Llm(agent) => run_llm_agent(crew, agent, &checkout, &msg).await,
+        _ => run_agent(crew, &checkout, &msg, &repo.project_name)
             .await
-            .map(|commit| (commit, summary)),
+            .map(|summary| (summary, None)),
+    };
+    let result = match result {
+        Ok((summary, needs_human)) => collect(crew, &checkout, &repo.name, &branch, &base)
+            .await
+            .map(|commit| (commit, summary, needs_human)),
         Err(failure) => Err(failure),
     };
     checkout.close("the developer's agent finished").await;
-    let (commit, summary) = result?;
+    let (commit, summary, needs_human) = result?;
     crew.store
         .append_event(
             NewEvent::new(EventBody::CommitCreated {
@@ -72,6 +78,39 @@ pub async fn develop(crew: &Crew, msg: Develop) -> Result<Developed, Failure> {
         commit,
         branch,
         summary,
+        needs_human,
+    })
+}
+
+/// Runs the built-in LLM agent (it commits itself); answers its summary and, when it
+/// stopped for a human, why.
+async fn run_llm_agent(
+    crew: &Crew,
+    agent: &LlmAgent,
+    checkout: &Checkout,
+    msg: &Develop,
+) -> Result<(String, Option<String>), Failure> {
+    // The spec as JSON and the contract the acceptance suite holds the service to, in words.
+    let spec = msg.spec.as_ref().map(|spec| {
+        format!(
+            "{}\n\n{}",
+            serde_json::to_string_pretty(spec).unwrap_or_default(),
+            acceptance::contract(spec)
+        )
+    });
+    let job = llm_agent::Assignment {
+        store: &crew.store,
+        project: msg.project,
+        task: msg.task,
+        checkout,
+        description: &msg.description,
+        spec,
+        rework: msg.rework.as_ref().map(|r| r.output_tail.as_str()),
+        guidance: msg.guidance.as_deref(),
+    };
+    Ok(match agent.run(&job).await? {
+        llm_agent::Outcome::Finished(summary) => (summary, None),
+        llm_agent::Outcome::Paused(reason) => (format!("paused: {reason}"), Some(reason)),
     })
 }
 
@@ -146,6 +185,11 @@ async fn run_agent(
             vec!["-c".into(), command.clone()],
             format!("ran `{command}`"),
         ),
+        Agent::Llm(_) => {
+            return Err(Failure::fatal(
+                "the LLM agent runs through run_llm_agent, not as a command",
+            ));
+        }
     };
     let outcome = checkout.run(&program, args).await?;
     if outcome.timed_out {

@@ -137,6 +137,12 @@ impl Checkout {
         self.worker
     }
 
+    /// The road to the worker (for a command that runs beside the caller, like the LLM
+    /// agent's tool runner).
+    pub fn workers(&self) -> &Workers {
+        &self.workers
+    }
+
     /// Runs the one command in the checkout.
     pub async fn run(&self, program: &str, args: Vec<String>) -> Result<CommandOutcome, Failure> {
         self.workers

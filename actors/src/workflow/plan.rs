@@ -134,7 +134,16 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
             }
         }
         StepKind::Scaffold => run(StepKind::Develop),
-        StepKind::Develop => run(StepKind::Test),
+        // The agent stopped for a human (budget, stuck): wait for them; once they resumed the
+        // task (a new round), develop again.
+        StepKind::Develop => match output.get("needs_human").and_then(Value::as_str) {
+            Some(reason) if this_round => Next::NeedsHuman {
+                reason: reason.to_owned(),
+                waiting_for: Vec::new(),
+            },
+            Some(_) => run(StepKind::Develop),
+            None => run(StepKind::Test),
+        },
         StepKind::Test if tests_passed(&output) => Next::Complete,
         StepKind::Test if !this_round && fresh_guidance => run(StepKind::WriteSpec),
         StepKind::Test => {
