@@ -217,12 +217,13 @@ impl Artel {
             })
             .expect("a develop commit");
         let repos = dir.0.join("repos");
+        // The bare repository (the directory may hold others, e.g. lock files).
         let repo = std::fs::read_dir(&repos)
             .expect("repos")
             .flatten()
-            .next()
-            .expect("a repository")
-            .path();
+            .map(|e| e.path())
+            .find(|p| p.join("HEAD").is_file())
+            .expect("a repository");
         let out = std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&repo)
@@ -291,6 +292,7 @@ async fn the_scripted_model_builds_the_service_and_every_call_is_recorded() {
     assert_eq!(
         kinds,
         [
+            (StepKind::WriteSpec, StepStatus::Succeeded),
             (StepKind::Scaffold, StepStatus::Succeeded),
             (StepKind::Develop, StepStatus::Succeeded),
             (StepKind::Test, StepStatus::Succeeded),
