@@ -1105,7 +1105,7 @@ async fn sigterm_drains_new_work_is_refused_and_the_running_step_finishes() {
     let (status, task) = operator
         .post(
             "/api/v1/projects/slowpoke/tasks",
-            json!({ "kind": "engineering", "description": "a todo list API" }),
+            json!({ "kind": "engineering", "description": "a Telegram bot that says hi" }),
         )
         .await;
     assert_eq!(status, 202, "{task}");
@@ -1194,7 +1194,7 @@ async fn the_tree_shows_a_running_tasks_crew_through_the_api() {
     let (status, task) = operator
         .post(
             "/api/v1/projects/crewed/tasks",
-            json!({ "kind": "engineering", "description": "a todo list API" }),
+            json!({ "kind": "engineering", "description": "a Telegram bot that says hi" }),
         )
         .await;
     assert_eq!(status, 202, "{task}");
@@ -1225,7 +1225,10 @@ async fn the_tree_shows_a_running_tasks_crew_through_the_api() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(crew, ["workflow", "scaffolder", "developer", "tester"]);
+    assert_eq!(
+        crew,
+        ["workflow", "analyst", "scaffolder", "developer", "tester"]
+    );
     for member in node["children"].as_array().unwrap() {
         assert_eq!(member["labels"]["task"], task_id.as_str(), "{member}");
         assert_eq!(member["labels"]["project"], project["id"], "{member}");

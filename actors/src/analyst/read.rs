@@ -697,7 +697,12 @@ pub(super) fn field_of(words: &[&Word], choices: &[String]) -> Option<Field> {
             _ => kept.push(w),
         }
     }
-    if kept.is_empty() {
+    // "a REST API", "a JSON interface": how it is served, not what it keeps.
+    if kept.iter().all(|w| {
+        NOT_RECORDS.contains(&w.text.as_str())
+            || SERVICE_WORDS.contains(&w.text.as_str())
+            || ["interface", "endpoint", "endpoints", "frontend", "ui"].contains(&w.text.as_str())
+    }) {
         return None;
     }
     let phrase: String = kept

@@ -378,7 +378,7 @@ pub(super) async fn news<R: Staffing>(
         EventBody::SpecWritten {
             version, summary, ..
         } => Some(format!(
-            "{project} — the spec I'm building to (version {version}):\n{summary}"
+            "{project} will be built to this spec (version {version}):\n{summary}"
         )),
         EventBody::SecretRequested { name } => Some(format!(
             "{project} needs {name}, which only you can give. Reply with {name}=<value> — I \
