@@ -191,6 +191,7 @@ impl EventBody {
         "worker_status_changed",
         "worker_output",
         "commit_created",
+        "spec_written",
         "tests_finished",
         "secret_requested",
         "deploy_started",
