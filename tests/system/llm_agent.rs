@@ -15,47 +15,12 @@ use std::time::Duration;
 
 const KEY: &str = "sk-system-test-key-5c1e";
 
-/// The skeleton with a `/hello` route, written by the model's `bash` call.
-const WRITE_APP: &str = r#"cat > app.py <<'PY'
-"""A service that says hello — written by the scripted model from the skeleton."""
-
-import json
-import os
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, fmt, *args):
-        if not self.server.quiet:
-            sys.stderr.write("%s %s\n" % (self.command, self.path))
-
-    def do_GET(self):
-        if self.path == "/health":
-            status, payload = 200, {"status": "ok"}
-        elif self.path == "/hello":
-            status, payload = 200, {"message": "hello"}
-        else:
-            status, payload = 404, {"error": {"code": "not_found", "message": "no such path"}}
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def make_server(port, host="127.0.0.1", quiet=False):
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.quiet = quiet
-    return server
-
-
-if __name__ == "__main__":
-    if not os.environ.get("PORT"):
-        sys.stderr.write("refusing to start: set PORT\n")
-        sys.exit(2)
-    make_server(int(os.environ["PORT"]), os.environ.get("HOST", "127.0.0.1")).serve_forever()
+/// The skeleton's `app.py` given a `/hello` route, by the model's `bash` call.
+const WRITE_APP: &str = r#"python3 - <<'PY'
+app = open("app.py").read()
+route = '        elif self.path == "/hello":\n            status, payload = 200, {"message": "hello"}\n'
+assert "        else:\n" in app, "not the skeleton"
+open("app.py", "w").write(app.replace("        else:\n", route + "        else:\n", 1))
 PY
 python3 -m unittest 2>&1 | tail -3"#;
 
