@@ -177,3 +177,43 @@ async fn kill_9_mid_agent_then_up_resumes_from_the_journal_without_asking_again(
     );
     tokio::task::block_in_place(|| up.terminate());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_turn_budget_reached_asks_the_user_whose_yes_approves_and_completes() {
+    let home = Home::new("llm-budget").await;
+    let peer = LlmPeer::start([
+        bash("c1", WRITE_APP),
+        bash("c2", "git status --short"),
+        Reply::tool_call("c3", "finish", json!({"summary": "GET /hello says hello"}))
+            .usage(1500, 40, 0)
+            .turn(),
+    ])
+    .await;
+    let base = peer.openai_base();
+    let env = [
+        ("ARTEL_AGENT__KIND", "llm"),
+        ("ARTEL_AGENT__MAX_TURNS", "2"),
+        ("ARTEL_LLM__BASE_URL", base.as_str()),
+        ("ARTEL_LLM__MODEL", "scripted-coder"),
+    ];
+    let mut run = home.new_job("a service that says hello", &env);
+    tokio::task::block_in_place(|| {
+        run.wait_for("I need your help with", crate::new::JOB);
+    });
+    let asked = run.seen.join("\n");
+    assert!(
+        asked.contains("used 2 of its 2 turns; approve 2 more turns or cancel"),
+        "{asked}"
+    );
+    assert_eq!(peer.requests().len(), 2, "it never went over");
+    run.say("yes");
+    let url = tokio::task::block_in_place(|| run.wait_live());
+    let (status, body) = get(&format!("{url}/hello")).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (200, Some("hello")),
+        "{body}"
+    );
+    assert_eq!(peer.requests().len(), 3);
+    tokio::task::block_in_place(|| run.terminate());
+}
