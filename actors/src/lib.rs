@@ -20,7 +20,9 @@
 //! - [`bus`] — a gapless, ordered feed of the event journal for in-process readers.
 //! - [`acceptance`] — the Tester's HTTP acceptance suite and API contract, generated from a spec.
 //! - [`agent`] — what writes code: the offline `template` generator, any `cli`; the manifest.
-//! - [`roles`] — Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver, Deployer.
+//! - [`analyst`] — the offline Analyst: a request (English or Russian) becomes a spec, and a
+//!   correction in words edits it.
+//! - [`roles`] — Analyst, Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver, Deployer.
 //! - [`pipeline`] — the step runner mapping each journaled step to its role's message.
 //! - [`sessions`] — one SessionActor per conversation, the ProductOwner, the news herald.
 //! - [`jobs`] — the scheduler's jobs: deployment health, session and worker reapers, repos.
@@ -30,6 +32,7 @@
 
 pub mod acceptance;
 pub mod agent;
+pub mod analyst;
 pub mod bus;
 pub mod demo;
 pub mod deploy_target;

@@ -10,14 +10,21 @@
 //!
 //! | step | role actor | message → output |
 //! |---|---|---|
+//! | write_spec | `<task>/analyst` | `WriteSpec` → `SpecWritten` + `confirmed`, `guidance`, `summary` |
 //! | scaffold | `<task>/scaffolder` | `Scaffold` → `Scaffolded` |
-//! | develop | `<task>/developer` | `Develop` → `Developed` |
-//! | test | `<task>/tester` (+ merge to `main` when green) | `RunTests` → `TestReport` + `merged` |
+//! | develop | `<task>/developer` | `Develop` (+ the spec) → `Developed` |
+//! | test | `<task>/tester` (+ merge to `main` when green) | `RunTests` (+ the spec) → `TestReport` + `merged` |
+//!
+//! The spec the develop and test steps get is the latest `write_spec` output's. A request the
+//! offline (`template`) agent cannot build ends the task at `write_spec` with an honest answer:
+//! what it builds offline, and the setting that turns on an agent that builds the rest.
 //! | analyze_env | `<task>/env-analyzer` | `AnalyzeEnv` → `EnvAnalysis` + `commit` |
 //! | resolve_secrets | `<task>/secret-resolver` | `ResolveSecrets` → `SecretResolution` |
 //! | deploy | `deployers/<target>` | `Deploy` → `Deployed` |
 //! | health_check | `deployers/<target>` | `CheckHealth` → `Health` (or the rollback's failure) |
 
+use crate::agent::Agent;
+use crate::analyst;
 use crate::roles::deployer::Deployers;
 use crate::roles::policy::{RolePolicies, RolePolicy};
 use crate::roles::role::{Role, RoleWork, answer_of};
@@ -27,13 +34,15 @@ use crate::workflow::{Staffing, StepCall, StepError, StepRunner};
 use artel_messages::deployer::{CheckHealth, Deploy};
 use artel_messages::developer::Develop;
 use artel_messages::env_analyzer::{AnalyzeEnv, EnvVar};
+use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::scaffolder::Scaffold;
 use artel_messages::secret_resolver::ResolveSecrets;
+use artel_messages::spec::{Spec, WriteSpec};
 use artel_messages::tester::{RunTests, TestReport};
 use artel_messages::tree_labels;
 use artel_messages::{Classify, DeploymentId, DeploymentStatus, Failure, StepKind, TaskKind};
 use artel_supervisors::{Addr, ChildSpec, Restart};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tracing::Instrument;
@@ -88,6 +97,7 @@ impl Pipeline {
 /// The role actors of one task.
 enum Hands {
     Engineering {
+        analyst: Addr<Role<WriteSpec>>,
         scaffolder: Addr<Role<Scaffold>>,
         developer: Addr<Role<Develop>>,
         tester: Addr<Role<RunTests>>,
@@ -105,15 +115,17 @@ impl Staffing for Pipeline {
         let p = &self.policies;
         let (hands, children) = match task.kind {
             TaskKind::Engineering => {
-                let (scaffolder, a) = self.role::<Scaffold>(task, p.scaffolder);
-                let (developer, b) = self.role::<Develop>(task, p.developer);
-                let (tester, c) = self.role::<RunTests>(task, p.tester);
+                let (analyst, a) = self.role::<WriteSpec>(task, p.analyst);
+                let (scaffolder, b) = self.role::<Scaffold>(task, p.scaffolder);
+                let (developer, c) = self.role::<Develop>(task, p.developer);
+                let (tester, d) = self.role::<RunTests>(task, p.tester);
                 let hands = Hands::Engineering {
+                    analyst,
                     scaffolder,
                     developer,
                     tester,
                 };
-                (hands, vec![a, b, c])
+                (hands, vec![a, b, c, d])
             }
             TaskKind::Deploy => {
                 let (env_analyzer, a) = self.role::<AnalyzeEnv>(task, p.env_analyzer);
@@ -154,6 +166,7 @@ impl StepRunner for TaskCrew {
         );
         async move {
             match call.step {
+                StepKind::WriteSpec => self.write_spec(call).await,
                 StepKind::Scaffold => self.scaffold(call).await,
                 StepKind::Develop => self.develop(call).await,
                 StepKind::Test => self.test(call).await,
@@ -198,7 +211,96 @@ impl TaskCrew {
     }
 }
 
+/// What the `write_spec` step journals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpecStep {
+    /// The spec, as written or edited.
+    pub spec: Spec,
+    /// False while it waits for the user's yes or correction (see [`plan`](crate::workflow::plan)).
+    pub confirmed: bool,
+    /// The task's guidance this run applied (or found already applied), so the plan can tell
+    /// a new correction from one already made.
+    pub guidance: Option<String>,
+    /// The spec as the user reads it.
+    pub summary: String,
+    /// What the correction asked that the Analyst could not apply.
+    pub not_applied: Vec<String>,
+}
+
+/// The spec the steps after `write_spec` work to, from their input.
+fn spec_of(input: &Value) -> Option<Spec> {
+    input
+        .get(StepKind::WriteSpec.as_str())
+        .and_then(|out| out.get("spec"))
+        .and_then(|spec| serde_json::from_value(spec.clone()).ok())
+}
+
+/// What artel says to a request the offline agent cannot build.
+fn decline(spec: &Spec) -> Failure {
+    let what = match &spec.out_of_range {
+        Some(what) => format!("{what} is not something the offline agent builds"),
+        None => "the offline agent found no records to keep in this request".to_owned(),
+    };
+    Failure::fatal(format!(
+        "{what}. Offline, artel builds resource APIs: records with typed fields, relations \
+         and actions, e.g. \"a library catalog where I can add books with author and ISBN, \
+         and mark a book as borrowed\". An LLM agent builds the rest: set \
+         ARTEL_AGENT__KIND=llm with ARTEL_LLM__BASE_URL, ARTEL_LLM__MODEL and \
+         ARTEL_LLM__API_KEY (or ARTEL_AGENT__KIND=cli with ARTEL_AGENT__COMMAND). Nothing was \
+         built or deployed."
+    ))
+}
+
 impl TaskCrew {
+    async fn write_spec(&self, call: StepCall) -> Result<Value, StepError> {
+        let Hands::Engineering { analyst, .. } = &self.hands else {
+            return Err(self.wrong_kind(call.step));
+        };
+        let previous: Option<SpecStep> = call
+            .input
+            .get(StepKind::WriteSpec.as_str())
+            .and_then(|out| serde_json::from_value(out.clone()).ok());
+        let guidance: Option<String> = field(&call.input, &["guidance"])?;
+        let applied = previous.as_ref().and_then(|p| p.guidance.clone());
+        let correction = guidance.clone().filter(|g| Some(g) != applied.as_ref());
+        let msg = WriteSpec {
+            project: call.project,
+            task: call.task,
+            request: field(&call.input, &["description"])?,
+            current: previous.map(|p| p.spec),
+            correction,
+        };
+        let written = self.ask(analyst, self.policies.analyst, msg).await?;
+        let spec = written.spec;
+        if matches!(self.crew.agent, Agent::Template) && !spec.is_buildable_offline() {
+            return Err(StepError::Workflow(decline(&spec)));
+        }
+        // Asked once, before anything is built; later guidance edits the spec and goes on.
+        let built = call.input.get(StepKind::Scaffold.as_str()).is_some();
+        let confirmed = !self.crew.confirm_spec || built;
+        let summary = analyst::summary(&spec);
+        self.crew
+            .store
+            .append_event(
+                NewEvent::new(EventBody::SpecWritten {
+                    version: spec.version,
+                    summary: summary.clone(),
+                    confirmed,
+                })
+                .project(call.project)
+                .task(call.task),
+            )
+            .await
+            .map_err(|e| e.to_failure())?;
+        output(SpecStep {
+            spec,
+            confirmed,
+            guidance,
+            summary,
+            not_applied: written.not_applied,
+        })
+    }
+
     async fn scaffold(&self, call: StepCall) -> Result<Value, StepError> {
         let Hands::Engineering { scaffolder, .. } = &self.hands else {
             return Err(self.wrong_kind(call.step));
@@ -232,6 +334,7 @@ impl TaskCrew {
             attempt: field(&call.input, &["iteration"])?,
             rework,
             guidance: field(&call.input, &["guidance"])?,
+            spec: spec_of(&call.input),
         };
         output(self.ask(developer, self.policies.developer, msg).await?)
     }
@@ -246,6 +349,7 @@ impl TaskCrew {
             repo_url: field(&call.input, &["scaffold", "repo_url"])?,
             commit: field(&call.input, &["develop", "commit"])?,
             command: None,
+            spec: spec_of(&call.input),
         };
         let report = self.ask(tester, self.policies.tester, msg).await?;
         let mut out = output(&report)?;

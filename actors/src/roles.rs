@@ -1,4 +1,4 @@
-//! The pipeline's roles: Scaffolder, Developer, Tester (engineering) and EnvAnalyzer,
+//! The pipeline's roles: Analyst, Scaffolder, Developer, Tester (engineering) and EnvAnalyzer,
 //! SecretResolver, Deployer (deploy), each an actor answering its message from the catalog.
 //!
 //! A role's logic is a function of this module's children (`developer::develop`, …); the
@@ -11,6 +11,7 @@
 //! what the journal gives it (a repository that exists is reused, a deployment of the task is
 //! found again), because after a crash a step runs again.
 
+pub mod analyst;
 pub mod deployer;
 pub mod developer;
 pub mod env_analyzer;
@@ -47,6 +48,8 @@ pub struct Crew {
     /// Whether the agent's worker may reach the network (`agent.network`); test commands
     /// never do.
     pub agent_network: bool,
+    /// Whether the user confirms the spec before anything is built (`analyst.confirm`).
+    pub confirm_spec: bool,
     /// Runs before every role's work (fault injection in tests); `None` in production.
     pub hook: Option<role::RoleHook>,
 }

@@ -130,6 +130,7 @@ impl Runtime {
             agent,
             limits,
             agent_network: settings.agent.network,
+            confirm_spec: settings.analyst.confirm,
             hook: options.hook,
         };
         let policies = options

@@ -46,6 +46,23 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     /// The LLM provider the roles that use a model talk to.
     pub llm: LlmSettings,
+    /// The Analyst: the spec written before anything is built.
+    pub analyst: AnalystSettings,
+}
+
+/// `[analyst]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalystSettings {
+    /// Ask the user to confirm (or correct) the spec before anything is built
+    /// (`ARTEL_ANALYST__CONFIRM`; `artel new --yes` turns it off for one job).
+    pub confirm: bool,
+}
+
+impl Default for AnalystSettings {
+    fn default() -> Self {
+        Self { confirm: true }
+    }
 }
 
 /// `[llm]` — one provider endpoint and model (`ARTEL_LLM__PROVIDER`, `ARTEL_LLM__BASE_URL`,
@@ -476,6 +493,7 @@ impl Default for Settings {
             sessions: SessionSettings::default(),
             scheduler: SchedulerSettings::default(),
             llm: LlmSettings::default(),
+            analyst: AnalystSettings::default(),
         }
     }
 }

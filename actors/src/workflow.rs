@@ -39,7 +39,12 @@ pub use plan::{Next, PlanLimits};
 /// The steps of each kind of task, in the order a task without rework runs them.
 pub fn plan(kind: TaskKind) -> &'static [StepKind] {
     match kind {
-        TaskKind::Engineering => &[StepKind::Scaffold, StepKind::Develop, StepKind::Test],
+        TaskKind::Engineering => &[
+            StepKind::WriteSpec,
+            StepKind::Scaffold,
+            StepKind::Develop,
+            StepKind::Test,
+        ],
         TaskKind::Deploy => &[
             StepKind::AnalyzeEnv,
             StepKind::ResolveSecrets,

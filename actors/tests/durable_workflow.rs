@@ -48,7 +48,12 @@ impl StepRunner for CountingRunner {
         if call.step == StepKind::Develop {
             tokio::time::sleep(Duration::from_millis(self.develop_ms)).await;
         }
-        Ok(json!({ "after": call.step.as_str(), "input": call.input }))
+        let mut output = json!({ "after": call.step.as_str(), "input": call.input });
+        if call.step == StepKind::WriteSpec {
+            // A spec taken as written, as with `analyst.confirm = false`.
+            output["confirmed"] = json!(true);
+        }
+        Ok(output)
     }
 }
 
@@ -159,20 +164,24 @@ async fn a_task_runs_its_steps_in_order_and_completes() {
     assert_eq!(
         done,
         [
+            (StepKind::WriteSpec, StepStatus::Succeeded),
             (StepKind::Scaffold, StepStatus::Succeeded),
             (StepKind::Develop, StepStatus::Succeeded),
             (StepKind::Test, StepStatus::Succeeded)
         ]
     );
     // Each step got the outputs of the steps before it, by step name.
-    assert_eq!(steps[1].input["scaffold"]["after"], "scaffold");
-    assert_eq!(steps[2].input["develop"]["after"], "develop");
+    assert_eq!(steps[1].input["write_spec"]["after"], "write_spec");
     assert_eq!(steps[2].input["scaffold"]["after"], "scaffold");
+    assert_eq!(steps[3].input["develop"]["after"], "develop");
+    assert_eq!(steps[3].input["scaffold"]["after"], "scaffold");
     assert_eq!(
         event_kinds(&db.store, task).await,
         [
             "task_created",
             "task_status_changed",
+            "step_started",
+            "step_succeeded",
             "step_started",
             "step_succeeded",
             "step_started",

@@ -91,6 +91,8 @@ fn settings(dir: &DataDir, slot: u16, agent: Option<&Path>) -> Settings {
         settings.agent.kind = "cli".to_owned();
         settings.agent.command = Some(agent.display().to_string());
     }
+    // These tests drive the workflow without a user: the spec is taken as written.
+    settings.analyst.confirm = false;
     settings.deploy.first_port = FIRST_PORT + slot * 100;
     settings.deploy.last_port = FIRST_PORT + slot * 100 + 99;
     settings.workers.first_uid = uid_range(u32::from(slot)).start;
@@ -208,12 +210,19 @@ impl Artel {
     }
 }
 
-fn engineering(project: ProjectId) -> NewTask {
+/// What the template agent builds in these tests.
+const SHORTENER: &str = "A URL shortener with a REST API";
+
+/// A request that is not a resource API (a bot): the CLI agents of these tests, which only
+/// take notes, are held to the skeleton's health path and nothing more.
+const BOT: &str = "A Telegram bot that greets people";
+
+fn engineering(project: ProjectId, request: &str) -> NewTask {
     NewTask {
         id: TaskId::new(),
         project,
         kind: TaskKind::Engineering,
-        description: "A URL shortener with a REST API".into(),
+        description: request.into(),
         session: None,
     }
 }
@@ -325,7 +334,7 @@ async fn five_tasks_under_a_limit_of_two_never_run_more_than_two_commands() {
         let task = artel
             .runtime
             .workflows
-            .submit(engineering(project))
+            .submit(engineering(project, BOT))
             .await
             .expect("submit");
         tasks.push(task.id);
@@ -356,6 +365,7 @@ async fn five_tasks_under_a_limit_of_two_never_run_more_than_two_commands() {
         assert_eq!(
             steps,
             [
+                (StepKind::WriteSpec, StepStatus::Succeeded),
                 (StepKind::Scaffold, StepStatus::Succeeded),
                 (StepKind::Develop, StepStatus::Succeeded),
                 (StepKind::Test, StepStatus::Succeeded),
@@ -397,7 +407,7 @@ async fn a_timed_out_agent_leaves_no_process_behind() {
     let task = artel
         .runtime
         .workflows
-        .submit(engineering(project))
+        .submit(engineering(project, BOT))
         .await
         .expect("submit")
         .id;
@@ -502,7 +512,7 @@ async fn the_health_job_restarts_a_service_whose_process_group_was_killed() {
     let task = artel
         .runtime
         .workflows
-        .submit_with_follow_up(engineering(project), deploy)
+        .submit_with_follow_up(engineering(project, SHORTENER), deploy)
         .await
         .expect("submit")
         .id;
@@ -636,7 +646,7 @@ async fn the_tree_shows_each_tasks_crew_and_the_worker_queue() {
         let task = artel
             .runtime
             .workflows
-            .submit(engineering(project))
+            .submit(engineering(project, BOT))
             .await
             .expect("submit");
         tasks.push((task.id, project));
@@ -666,7 +676,10 @@ async fn the_tree_shows_each_tasks_crew_and_the_worker_queue() {
             .expect("the task's subtree is in the tree");
         assert_eq!(node.role, "engineering_task");
         let names: Vec<&str> = node.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["workflow", "scaffolder", "developer", "tester"]);
+        assert_eq!(
+            names,
+            ["workflow", "analyst", "scaffolder", "developer", "tester"]
+        );
         for child in &node.children {
             assert_eq!(
                 child.labels.get("task"),
@@ -748,7 +761,7 @@ async fn a_developer_that_panics_once_is_restarted_by_its_spec_and_the_task_comp
     let task = artel
         .runtime
         .workflows
-        .submit(engineering(project))
+        .submit(engineering(project, SHORTENER))
         .await
         .expect("submit")
         .id;
@@ -778,7 +791,7 @@ async fn a_developer_that_panics_once_is_restarted_by_its_spec_and_the_task_comp
             .is_some_and(|e| e.contains("a bug in the developer")),
         "{developer:?}"
     );
-    for other in ["workflow", "scaffolder", "tester"] {
+    for other in ["workflow", "analyst", "scaffolder", "tester"] {
         assert_eq!(node.find(other).unwrap().restarts, 0, "{other} restarted");
     }
     gate.notify_one();
@@ -826,7 +839,7 @@ async fn a_role_stuck_past_its_deadline_is_restarted_and_the_task_completes() {
     let task = artel
         .runtime
         .workflows
-        .submit(engineering(project))
+        .submit(engineering(project, SHORTENER))
         .await
         .expect("submit")
         .id;
@@ -841,6 +854,52 @@ async fn a_role_stuck_past_its_deadline_is_restarted_and_the_task_completes() {
     assert!(
         develop[0].1.contains("stuck past its 2s deadline"),
         "{develop:?}"
+    );
+    artel.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Tester holds every agent to real tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cli_agent_whose_manifest_tests_nothing_does_not_pass_the_tester() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("notests");
+    // The agent's own manifest says its tests are `true`: a command that cannot fail.
+    let agent = dir.agent_script(
+        "python3 -c 'import json; m = json.load(open(\"artel.json\")); m[\"test\"] = [\"true\"]; \
+         json.dump(m, open(\"artel.json\", \"w\"))'\n\
+         git add -A && git commit -qm 'agent: tests are true'",
+    );
+    let mut settings = settings(&dir, 6, Some(&agent));
+    settings.workflows.max_rework_iterations = 1;
+    let artel = start(&db, &settings).await;
+    let project = artel.project("trusting").await;
+    let task = artel
+        .runtime
+        .workflows
+        .submit(engineering(project, BOT))
+        .await
+        .expect("submit")
+        .id;
+    assert_eq!(
+        artel.settle(task, TaskStatus::NeedsHuman).await,
+        TaskStatus::NeedsHuman,
+        "{}",
+        artel.failures(task).await
+    );
+    let steps = artel.store.steps(task).await.expect("steps");
+    let test = steps
+        .iter()
+        .find(|s| s.step == StepKind::Test)
+        .expect("the tests ran");
+    let report = test.output.as_ref().expect("a report");
+    assert_eq!(report["success"], false, "{report}");
+    assert!(
+        report["output_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("no unittest or pytest summary")),
+        "{report}"
     );
     artel.stop().await;
 }

@@ -28,7 +28,8 @@ impl StepRunner for SlowRunner {
         if call.step == StepKind::Develop {
             tokio::time::sleep(Duration::from_millis(1500)).await;
         }
-        Ok(json!({ "step": call.step.as_str() }))
+        // A spec taken as written (`analyst.confirm = false`).
+        Ok(json!({ "step": call.step.as_str(), "confirmed": true }))
     }
 }
 
@@ -99,7 +100,10 @@ async fn a_database_outage_pauses_work_and_the_task_completes_after_it() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(effects, 3, "one effect per step, none twice");
+    assert_eq!(
+        effects, 4,
+        "one effect per step (write_spec, scaffold, develop, test), none twice"
+    );
     let events = store
         .events_since(EventScope::Task(task), EventId::new(0), 1000)
         .await

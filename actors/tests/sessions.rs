@@ -48,6 +48,9 @@ struct QuickRunner {
     /// When set, the missing secret is stored just as `resolve_secrets` reports it missing:
     /// the user answered between the question and the deploy's `needs_human`.
     secret_arrives_while_asking: bool,
+    /// When set, the spec waits for the user's yes (as with `analyst.confirm`); its summary
+    /// lists every correction it was given.
+    confirm_spec: bool,
 }
 
 impl QuickRunner {
@@ -57,6 +60,7 @@ impl QuickRunner {
             needs_secret: None,
             tests_need_guidance: false,
             secret_arrives_while_asking: false,
+            confirm_spec: false,
         }
     }
 }
@@ -64,6 +68,30 @@ impl QuickRunner {
 impl StepRunner for QuickRunner {
     async fn run(&self, call: StepCall) -> Result<Value, StepError> {
         Ok(match call.step {
+            StepKind::WriteSpec => {
+                let mut corrections: Vec<String> = call.input["write_spec"]["corrections"]
+                    .as_array()
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let guidance = call.input["guidance"].as_str();
+                if let Some(g) = guidance
+                    && call.input["write_spec"]["guidance"].as_str() != Some(g)
+                {
+                    corrections.push(g.to_owned());
+                }
+                json!({
+                    "spec": {"version": 1 + corrections.len()},
+                    "confirmed": !self.confirm_spec,
+                    "guidance": guidance,
+                    "corrections": corrections,
+                    "summary": format!("Todo list: todos (title) {}", corrections.join(", ")),
+                    "not_applied": [],
+                })
+            }
             StepKind::Test => {
                 let guided = call.input["guidance"].as_str().is_some();
                 if self.tests_need_guidance && !guided {
@@ -674,6 +702,65 @@ async fn a_task_that_needs_the_user_takes_guidance_or_is_cancelled() {
     assert_eq!(h.status(stuck).await, Some(TaskStatus::Cancelled));
     // The first session's finished work is untouched.
     assert_eq!(h.status(task).await, Some(TaskStatus::Completed));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_spec_is_shown_first_corrected_in_words_and_built_on_yes() {
+    let h = Harness::start(|r| r.confirm_spec = true, Duration::from_secs(60)).await;
+    let session = h.open().await;
+    let task = h.build(session, "make me a todo list API").await;
+    eventually(SOON, "the spec waits for the user", || async {
+        h.status(task).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+    eventually(SOON, "the session shows the spec and asks", || async {
+        !h.said(session, "Here is what I understood")
+            .await
+            .is_empty()
+    })
+    .await;
+    let question = h.said(session, "Here is what I understood").await;
+    assert!(
+        question[0].text.contains("Todo list: todos (title)") && question[0].text.contains("yes"),
+        "{question:?}"
+    );
+    // What reads like a new request is a correction while the spec waits.
+    let answer = h.ask(session, "add a due date").await;
+    assert!(answer.contains("Updating the spec"), "{answer}");
+    eventually(SOON, "the corrected spec is shown", || async {
+        h.said(session, "Here is what I understood")
+            .await
+            .iter()
+            .any(|line| line.text.contains("add a due date"))
+    })
+    .await;
+    assert_eq!(h.store.session_tasks(session).await.unwrap().len(), 1);
+    let answer = h.ask(session, "yes").await;
+    assert!(answer.contains("Building it"), "{answer}");
+    eventually(SOON, "the confirmed task completes", || async {
+        h.status(task).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    let steps: Vec<StepKind> = h
+        .store
+        .steps(task)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.step)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            StepKind::WriteSpec,
+            StepKind::WriteSpec,
+            StepKind::Scaffold,
+            StepKind::Develop,
+            StepKind::Test
+        ],
+        "written, corrected, then built"
+    );
     h.stop().await;
 }
 

@@ -7,11 +7,12 @@
 use crate::error::Failure;
 use crate::ids::{ProjectId, TaskId};
 use crate::request::Request;
+use crate::spec::Spec;
 use crate::tester::TestReport;
 use serde::{Deserialize, Serialize};
 
 /// Write code for a task and commit it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Develop {
     /// The project.
     pub project: ProjectId,
@@ -29,6 +30,8 @@ pub struct Develop {
     pub rework: Option<TestReport>,
     /// What the user said when retrying a stuck or failed task.
     pub guidance: Option<String>,
+    /// The spec the user confirmed: what to build.
+    pub spec: Option<Spec>,
 }
 
 impl Request for Develop {

@@ -94,6 +94,15 @@ pub enum EventBody {
         /// The line, without its newline.
         line: String,
     },
+    /// The Analyst wrote (or edited) the task's spec.
+    SpecWritten {
+        /// The spec's version.
+        version: u32,
+        /// The spec as the user reads it.
+        summary: String,
+        /// False while it waits for the user's yes or correction.
+        confirmed: bool,
+    },
     /// The Developer committed.
     CommitCreated {
         /// The commit's full hash.
@@ -204,6 +213,7 @@ impl EventBody {
             Self::StepResumed { .. } => "step_resumed",
             Self::WorkerStatusChanged { .. } => "worker_status_changed",
             Self::WorkerOutput { .. } => "worker_output",
+            Self::SpecWritten { .. } => "spec_written",
             Self::CommitCreated { .. } => "commit_created",
             Self::TestsFinished { .. } => "tests_finished",
             Self::SecretRequested { .. } => "secret_requested",
@@ -349,6 +359,11 @@ mod tests {
             EventBody::CommitCreated {
                 sha: "0123456789abcdef0123456789abcdef01234567".into(),
                 branch: "main".into(),
+            },
+            EventBody::SpecWritten {
+                version: 1,
+                summary: "Library catalog: books (title, author, isbn)".into(),
+                confirmed: false,
             },
             EventBody::TestsFinished {
                 passed: 12,

@@ -112,6 +112,8 @@ impl TaskStatus {
 named_enum! {
     /// The steps a workflow journals, in the order each workflow runs them.
     pub enum StepKind("step kind") {
+        /// Turn the request into a spec the user confirms (the Analyst).
+        WriteSpec = "write_spec",
         /// Create the repository from a template.
         Scaffold = "scaffold",
         /// Have an agent write and commit code.
@@ -133,7 +135,7 @@ impl StepKind {
     /// The kind of task whose workflow runs this step.
     pub const fn task_kind(self) -> TaskKind {
         match self {
-            Self::Scaffold | Self::Develop | Self::Test => TaskKind::Engineering,
+            Self::WriteSpec | Self::Scaffold | Self::Develop | Self::Test => TaskKind::Engineering,
             Self::AnalyzeEnv | Self::ResolveSecrets | Self::Deploy | Self::HealthCheck => {
                 TaskKind::Deploy
             }
@@ -373,7 +375,7 @@ mod tests {
     #[test]
     fn steps_belong_to_their_workflow() {
         use StepKind::*;
-        for step in [Scaffold, Develop, Test] {
+        for step in [WriteSpec, Scaffold, Develop, Test] {
             assert_eq!(step.task_kind(), TaskKind::Engineering);
         }
         for step in [AnalyzeEnv, ResolveSecrets, Deploy, HealthCheck] {

@@ -154,8 +154,9 @@ impl Resource {
     }
 }
 
-/// Write the spec of an engineering task's request (the Analyst's message).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Write the spec of an engineering task's request, or edit the current one (the Analyst's
+/// message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteSpec {
     /// The project.
     pub project: ProjectId,
@@ -163,10 +164,23 @@ pub struct WriteSpec {
     pub task: TaskId,
     /// The user's request, as typed.
     pub request: String,
-    /// Corrections and guidance the user gave since, oldest first; each edits the spec.
-    pub corrections: Vec<String>,
+    /// The spec written so far, when this is an edit; `None` writes version 1 from the
+    /// request.
+    pub current: Option<Spec>,
+    /// What the user said to change, in their words ("add a due date").
+    pub correction: Option<String>,
 }
 
 impl Request for WriteSpec {
-    type Reply = Result<Spec, Failure>;
+    type Reply = Result<SpecWritten, Failure>;
+}
+
+/// The spec a [`WriteSpec`] wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecWritten {
+    /// The spec: a new version when the correction changed anything.
+    pub spec: Spec,
+    /// The parts of the correction the Analyst could not apply, in the user's words (they
+    /// still reach the Developer as guidance).
+    pub not_applied: Vec<String>,
 }

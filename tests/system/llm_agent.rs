@@ -47,6 +47,7 @@ async fn artel_new_with_the_llm_agent_builds_tests_and_deploys_what_the_model_wr
     let base = peer.openai_base();
     let env = [
         ("ARTEL_AGENT__KIND", "llm"),
+        ("ARTEL_ANALYST__CONFIRM", "false"),
         ("ARTEL_LLM__PROVIDER", "openai"),
         ("ARTEL_LLM__BASE_URL", base.as_str()),
         ("ARTEL_LLM__API_KEY", KEY),
@@ -125,6 +126,7 @@ async fn kill_9_mid_agent_then_up_resumes_from_the_journal_without_asking_again(
     let base = peer.openai_base();
     let env = [
         ("ARTEL_AGENT__KIND", "llm"),
+        ("ARTEL_ANALYST__CONFIRM", "false"),
         ("ARTEL_LLM__BASE_URL", base.as_str()),
         ("ARTEL_LLM__API_KEY", KEY),
         ("ARTEL_LLM__MODEL", "scripted-coder"),
@@ -192,6 +194,7 @@ async fn a_turn_budget_reached_asks_the_user_whose_yes_approves_and_completes() 
     let base = peer.openai_base();
     let env = [
         ("ARTEL_AGENT__KIND", "llm"),
+        ("ARTEL_ANALYST__CONFIRM", "false"),
         ("ARTEL_AGENT__MAX_TURNS", "2"),
         ("ARTEL_LLM__BASE_URL", base.as_str()),
         ("ARTEL_LLM__MODEL", "scripted-coder"),

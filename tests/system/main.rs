@@ -10,6 +10,7 @@ mod docker;
 mod events_ws;
 mod llm_agent;
 mod new;
+mod spec;
 mod support;
 mod tree;
 mod up;

@@ -59,6 +59,8 @@ impl Home {
             ("ARTEL_WORKERS__FIRST_UID", self.first_uid.to_string()),
             ("ARTEL_WORKERS__UID_COUNT", "1000".to_owned()),
             ("ARTEL_WORKERS__RUNTIME", "process".to_owned()),
+            // Nobody answers the spec question unless a test says so.
+            ("ARTEL_ANALYST__CONFIRM", "false".to_owned()),
         ]
     }
 
@@ -80,6 +82,8 @@ impl Home {
             // The default (`auto`) would pick Docker on a machine with the worker image;
             // these tests are about local workers unless they say otherwise.
             .env("ARTEL_WORKERS__RUNTIME", "process")
+            // The spec is taken as written unless a test answers the question itself.
+            .env("ARTEL_ANALYST__CONFIRM", "false")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -380,6 +384,10 @@ async fn three_requests_become_three_working_services() {
     }
 }
 
+/// What the reworking agent is asked for: not a resource API, so only an LLM or CLI agent
+/// builds it.
+const ADDER: &str = "a Slack bot that adds two numbers";
+
 /// A scripted `cli` agent: on its first iteration it commits an adder with a bug; when it is
 /// given the failing test output (ARTEL_REWORK) it commits the fix.
 const REWORKING_AGENT: &str = r#"#!/bin/sh
@@ -407,8 +415,10 @@ async fn failing_tests_go_back_to_the_developer_and_pass_on_iteration_two() {
     let home = Home::new("rework").await;
     let agent = home.script("agent.sh", REWORKING_AGENT);
     let agent = agent.to_str().unwrap();
+    // Not a resource API: the acceptance suite holds this agent's service to its health path,
+    // and the rework loop is about the agent's own test.
     let mut run = home.new_job(
-        "a calculator service",
+        ADDER,
         &[
             ("ARTEL_AGENT__KIND", "cli"),
             ("ARTEL_AGENT__COMMAND", agent),
@@ -440,7 +450,7 @@ async fn past_the_iteration_limit_the_task_needs_a_human_who_is_told() {
     let never_fixing = REWORKING_AGENT.replace("set -e\n", "set -e\nNEVER_FIX=1\n");
     let agent = home.script("agent.sh", &never_fixing);
     let mut run = home.new_job(
-        "a calculator service",
+        ADDER,
         &[
             ("ARTEL_AGENT__KIND", "cli"),
             ("ARTEL_AGENT__COMMAND", agent.to_str().unwrap()),
@@ -520,6 +530,10 @@ async fn a_deploy_that_fails_its_health_check_leaves_the_previous_one_serving() 
     run.terminate();
 }
 
+/// What the slow agent is asked for: not a resource API, so its notes-only service is held
+/// to its health path.
+const GREETER: &str = "a Discord bot that greets guests";
+
 /// A `cli` agent slow enough to be killed in the middle of.
 pub const SLOW_AGENT: &str = r#"#!/bin/sh
 set -e
@@ -537,7 +551,7 @@ async fn kill_9_during_engineering_then_up_resumes_the_task_and_the_session_reme
         ("ARTEL_AGENT__KIND", "cli"),
         ("ARTEL_AGENT__COMMAND", agent.to_str().unwrap()),
     ];
-    let mut run = home.new_job("a guestbook service", &env);
+    let mut run = home.new_job(GREETER, &env);
     run.wait_for("engineering › develop", JOB);
     run.kill();
 
@@ -592,7 +606,7 @@ async fn kill_9_during_engineering_then_up_resumes_the_task_and_the_session_reme
         .fetch_all(&mut db)
         .await
         .unwrap();
-    assert_eq!(lines[0], "a guestbook service");
+    assert_eq!(lines[0], GREETER);
     assert!(lines[1].contains("building"), "{lines:?}");
     assert!(
         lines.iter().any(|l| l.contains("is live at http://")),

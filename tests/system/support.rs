@@ -88,6 +88,8 @@ impl Artel {
             .env("ARTEL_LOG", "info")
             // Local workers unless a test asks for Docker (`auto` would pick it here).
             .env("ARTEL_WORKERS__RUNTIME", "process")
+            // The spec is taken as written unless a test answers the question itself.
+            .env("ARTEL_ANALYST__CONFIRM", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

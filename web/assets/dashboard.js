@@ -74,6 +74,7 @@ function describe(event) {
     case "step_resumed": return `task ${task}: ${p.step} resumed`;
     case "worker_status_changed": return `task ${task}: worker ${p.status}`;
     case "worker_output": return `task ${task}: │ ${p.line}`;
+    case "spec_written": return `task ${task}: spec v${p.version}${p.confirmed ? "" : " (waiting for your yes)"} — ${String(p.summary).split("\n")[0]}`;
     case "commit_created": return `task ${task}: commit ${String(p.sha).slice(0, 10)} on ${p.branch}`;
     case "tests_finished": return `task ${task}: tests ${p.passed} passed, ${p.failed} failed`;
     case "secret_requested": return `task ${task}: needs the secret ${p.name} — give it in the chat as ${p.name}=value`;

@@ -5,6 +5,7 @@
 //! the session's conversation lines and the events of the tasks the session started.
 
 use artel_actors::store::Store;
+use artel_actors::workflow::plan::SPEC_QUESTION;
 use artel_messages::event::ChatRole;
 use artel_messages::{Event, EventBody, SessionId, StepKind, TaskId, TaskKind, TaskStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,8 +18,15 @@ use std::time::{Duration, Instant};
 pub enum Ended {
     /// The service is live at this URL.
     Live(String),
+    /// The spec waits for the user's yes or correction (the question is in the session).
+    SpecQuestion,
     /// A task failed, was cancelled, or waits for the user; the reason says which.
     Stuck(String),
+}
+
+/// True for the reason of a task whose spec waits for the user.
+fn is_spec_question(reason: Option<&str>) -> bool {
+    reason.is_some_and(|r| r.starts_with(SPEC_QUESTION))
 }
 
 /// Where the view learns which tasks belong to its session.
@@ -101,6 +109,11 @@ impl Progress {
         match &event.body {
             EventBody::DeploySucceeded { url, .. } => Some(Ended::Live(url.clone())),
             EventBody::TaskStatusChanged {
+                to: TaskStatus::NeedsHuman,
+                reason,
+                ..
+            } if is_spec_question(reason.as_deref()) => Some(Ended::SpecQuestion),
+            EventBody::TaskStatusChanged {
                 to: to @ (TaskStatus::Failed | TaskStatus::NeedsHuman | TaskStatus::Cancelled),
                 reason,
                 ..
@@ -182,6 +195,8 @@ impl Progress {
             EventBody::DeployRolledBack { .. } => {
                 self.line("  rolled back: the previous deployment keeps serving");
             }
+            // The ProductOwner's message in the session shows the spec and the question.
+            EventBody::TaskStatusChanged { reason, .. } if is_spec_question(reason.as_deref()) => {}
             EventBody::TaskStatusChanged { to, reason, .. } => {
                 if matches!(
                     to,

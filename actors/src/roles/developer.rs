@@ -8,8 +8,9 @@
 
 use super::workspace::{Checkout, CheckoutSpec, host_git};
 use super::{Crew, task_branch};
+use crate::acceptance;
 use crate::agent::llm_agent::{self, LlmAgent};
-use crate::agent::{Agent, template};
+use crate::agent::{Agent, spec_service, template};
 use artel_messages::developer::{Develop, Developed};
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::{Classify, Failure};
@@ -89,13 +90,21 @@ async fn run_llm_agent(
     checkout: &Checkout,
     msg: &Develop,
 ) -> Result<(String, Option<String>), Failure> {
+    // The spec as JSON and the contract the acceptance suite holds the service to, in words.
+    let spec = msg.spec.as_ref().map(|spec| {
+        format!(
+            "{}\n\n{}",
+            serde_json::to_string_pretty(spec).unwrap_or_default(),
+            acceptance::contract(spec)
+        )
+    });
     let job = llm_agent::Assignment {
         store: &crew.store,
         project: msg.project,
         task: msg.task,
         checkout,
         description: &msg.description,
-        spec: None,
+        spec,
         rework: msg.rework.as_ref().map(|r| r.output_tail.as_str()),
         guidance: msg.guidance.as_deref(),
     };
@@ -105,7 +114,9 @@ async fn run_llm_agent(
     })
 }
 
-/// What the agent is told, as environment variables (the `cli` agent's interface).
+/// What the agent is told, as environment variables (the `cli` agent's interface):
+/// `ARTEL_TASK`, `ARTEL_ITERATION`, `ARTEL_REWORK`, `ARTEL_GUIDANCE`, `ARTEL_SPEC` (JSON) and
+/// `ARTEL_CONTRACT`.
 fn agent_env(msg: &Develop) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("ARTEL_TASK".to_owned(), msg.description.clone());
@@ -115,6 +126,14 @@ fn agent_env(msg: &Develop) -> BTreeMap<String, String> {
     }
     if let Some(guidance) = &msg.guidance {
         env.insert("ARTEL_GUIDANCE".to_owned(), guidance.clone());
+    }
+    if let Some(spec) = &msg.spec {
+        // The spec as JSON, and the API contract the Tester's acceptance suite checks, in
+        // words: what a CLI agent must build.
+        if let Ok(json) = serde_json::to_string(spec) {
+            env.insert("ARTEL_SPEC".to_owned(), json);
+        }
+        env.insert("ARTEL_CONTRACT".to_owned(), acceptance::contract(spec));
     }
     env
 }
@@ -128,13 +147,32 @@ async fn run_agent(
 ) -> Result<String, Failure> {
     let (program, args, summary) = match &crew.agent {
         Agent::Template => {
-            let blueprint = template::blueprint(&msg.description);
-            let files = template::render(&blueprint, project_name, &msg.description);
-            write_files(checkout, &files)?;
-            let message = format!(
-                "Implement the {} API (template agent)",
-                blueprint.resource.name
-            );
+            let (files, message) = match &msg.spec {
+                // The offline compiler builds what the confirmed spec says.
+                Some(spec) => (
+                    spec_service::render(spec, project_name, &msg.description),
+                    format!(
+                        "Implement {}: {} (template agent, spec v{})",
+                        spec.title,
+                        spec.resources
+                            .iter()
+                            .map(|r| r.plural.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        spec.version
+                    ),
+                ),
+                None => {
+                    let blueprint = template::blueprint(&msg.description);
+                    let files = template::render(&blueprint, project_name, &msg.description);
+                    let message = format!(
+                        "Implement the {} API (template agent)",
+                        blueprint.resource.name
+                    );
+                    (files, message)
+                }
+            };
+            checkout.write_files(&files)?;
             let script = "git add -A && git commit --quiet --allow-empty -m \"$1\"";
             (
                 "sh".to_owned(),
@@ -169,25 +207,6 @@ async fn run_agent(
         )));
     }
     Ok(summary)
-}
-
-/// Writes the template agent's files into the checkout, owned like the checkout.
-fn write_files(checkout: &Checkout, files: &[template::GeneratedFile]) -> Result<(), Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let owner = std::fs::metadata(checkout.dir())
-        .map(|m| m.uid())
-        .map_err(|e| Failure::retryable(format!("cannot read the checkout: {e}")))?;
-    for file in files {
-        let path = checkout.dir().join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Failure::retryable(format!("cannot write {}: {e}", file.path)))?;
-        }
-        std::fs::write(&path, &file.contents)
-            .and_then(|()| std::os::unix::fs::lchown(&path, Some(owner), None))
-            .map_err(|e| Failure::retryable(format!("cannot write {}: {e}", file.path)))?;
-    }
-    Ok(())
 }
 
 /// Fetches the agent's branch into the repository and checks it moved forward from `base`.

@@ -29,6 +29,8 @@ pub struct RolePolicy {
 /// The policies of every role.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RolePolicies {
+    /// Writes the spec (no worker: a parse, or one model call).
+    pub analyst: RolePolicy,
     /// Makes the repository and commits the scaffold.
     pub scaffolder: RolePolicy,
     /// Runs the agent in a worker.
@@ -65,6 +67,7 @@ impl RolePolicies {
             deadline: Duration::from_secs(120),
         };
         Self {
+            analyst: quick,
             scaffolder: quick,
             developer: RolePolicy {
                 backoff: doubling(Duration::from_secs(2), Duration::from_secs(60)),
@@ -88,6 +91,7 @@ impl RolePolicies {
     /// (the attempt may wait out a restart first). The workflow waits this long for a reply.
     pub fn longest_step(&self) -> Duration {
         [
+            self.analyst,
             self.scaffolder,
             self.developer,
             self.tester,

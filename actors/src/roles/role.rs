@@ -1,7 +1,7 @@
 //! The role actor: one catalog message in, the role's logic, the reply out — and a failure
 //! that a retry can fix restarts the role by its child spec.
 //!
-//! Every role of a task (Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver) is a
+//! Every role of a task (Analyst, Scaffolder, Developer, Tester, EnvAnalyzer, SecretResolver) is a
 //! [`Role<M>`]: an actor that answers the one message `M` its role handles, by running the
 //! role's function ([`RoleWork::work`]) with the [`Crew`]. A workflow sends it the message and
 //! awaits the reply under a deadline; the actor lives under the task's subtree
@@ -105,13 +105,24 @@ pub fn answer_of<T>(
 mod works {
     //! Which function of which role answers each message.
     use super::RoleWork;
-    use crate::roles::{Crew, developer, env_analyzer, scaffolder, secret_resolver, tester};
+    use crate::roles::{
+        Crew, analyst, developer, env_analyzer, scaffolder, secret_resolver, tester,
+    };
     use artel_messages::Failure;
     use artel_messages::developer::{Develop, Developed};
     use artel_messages::env_analyzer::{AnalyzeEnv, EnvAnalysis};
     use artel_messages::scaffolder::{Scaffold, Scaffolded};
     use artel_messages::secret_resolver::{ResolveSecrets, SecretResolution};
+    use artel_messages::spec::{SpecWritten, WriteSpec};
     use artel_messages::tester::{RunTests, TestReport};
+
+    impl RoleWork for WriteSpec {
+        type Output = SpecWritten;
+        const ROLE: &'static str = "analyst";
+        async fn work(self, _crew: &Crew) -> Result<SpecWritten, Failure> {
+            Ok(analyst::write(self))
+        }
+    }
 
     impl RoleWork for Scaffold {
         type Output = Scaffolded;

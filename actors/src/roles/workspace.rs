@@ -6,6 +6,7 @@
 //! so the command (an agent, a test run) needs no access to artel's repositories, and the
 //! worker never holds more than one checkout.
 
+use crate::agent::template::GeneratedFile;
 use crate::git::LocalGit;
 use crate::worker_manager::Workers;
 use artel_messages::worker_manager::{CommandOutcome, RunCommand, WorkerLimits, WorkerSpec};
@@ -152,6 +153,28 @@ impl Checkout {
                 cwd: Some(CHECKOUT.to_owned()),
             })
             .await
+    }
+
+    /// Writes generated files into the checkout (before its command runs), owned like the
+    /// checkout so the worker's uid can change them.
+    pub fn write_files(&self, files: &[GeneratedFile]) -> Result<(), Failure> {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(&self.dir)
+            .map(|m| m.uid())
+            .map_err(|e| Failure::retryable(format!("cannot read the checkout: {e}")))?;
+        for file in files {
+            let path = self.dir.join(&file.path);
+            let cannot =
+                |e: std::io::Error| Failure::retryable(format!("cannot write {}: {e}", file.path));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(cannot)?;
+                std::os::unix::fs::lchown(parent, Some(owner), None).map_err(cannot)?;
+            }
+            std::fs::write(&path, &file.contents)
+                .and_then(|()| std::os::unix::fs::lchown(&path, Some(owner), None))
+                .map_err(cannot)?;
+        }
+        Ok(())
     }
 
     /// The commit the checkout's `HEAD` is at.

@@ -2,19 +2,21 @@
 //! task's event.
 //!
 //! Without an LLM, the ProductOwner understands users through [`intent::parse`] and acts
-//! through the same workflows every front door uses. A task that waits for the user (tests
-//! that keep failing) turns the next line into its answer: "yes" retries, "cancel" cancels,
-//! anything else is guidance for the Developer.
+//! through the same workflows every front door uses. A task that waits for the user turns
+//! the next line into its answer. While its spec waits, "yes" builds it, "cancel" cancels, and
+//! anything else (even what reads like a new request: "add a due date") corrects the spec.
+//! When tests keep failing, "yes" retries and anything else is guidance for the Developer.
 
 use super::Sessions;
 use crate::agent::template;
 use crate::intent;
 use crate::store::{NewTask, StoreError, TaskRecord};
-use crate::workflow::Staffing;
+use crate::workflow::{Staffing, plan};
 use artel_messages::dto::SessionDto;
 use artel_messages::product_owner::Intent;
 use artel_messages::{
-    Classify, Event, EventBody, Failure, ProjectId, TaskId, TaskKind, TaskStatus,
+    Classify, Event, EventBody, Failure, ProjectId, StepKind, StepStatus, TaskId, TaskKind,
+    TaskStatus,
 };
 
 /// What the ProductOwner answers to `text` in `session`, after doing what it asks.
@@ -24,7 +26,31 @@ pub(super) async fn answer<R: Staffing>(
     text: &str,
 ) -> Result<String, Failure> {
     let waiting = waiting_task(sessions, session).await?;
-    match intent::parse(text) {
+    let spec_waits = match &waiting {
+        Some(task) => waits_on_spec(sessions, task).await?,
+        None => false,
+    };
+    let intent = intent::parse(text);
+    if let Some(task) = waiting.as_ref().filter(|_| spec_waits) {
+        match intent {
+            Intent::Approve => {
+                sessions.inner.workflows.resume(task.id, None).await?;
+                return Ok(
+                    "Building it: scaffold, develop, test, then deploy. I'll tell you \
+                           here when it's live."
+                        .to_owned(),
+                );
+            }
+            Intent::BuildNew { .. } | Intent::Unknown => {
+                sessions.inner.workflows.resume(task.id, Some(text)).await?;
+                return Ok(
+                    "Updating the spec with that — I'll show you the new version.".to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
+    match intent {
         Intent::BuildNew { description } => build(sessions, session, &description).await,
         Intent::Status => status(sessions, session).await,
         Intent::ListProjects => list_projects(sessions, session).await,
@@ -50,6 +76,27 @@ const HELP: &str = "I build and run small web services. Tell me what you need, e
 
 fn fail(err: StoreError) -> Failure {
     err.to_failure()
+}
+
+/// True when `task` waits for the user's yes (or correction) on its spec: its last finished
+/// step wrote a spec that is not confirmed.
+async fn waits_on_spec<R: Staffing>(
+    sessions: &Sessions<R>,
+    task: &TaskRecord,
+) -> Result<bool, Failure> {
+    if task.kind != TaskKind::Engineering || task.status != TaskStatus::NeedsHuman {
+        return Ok(false);
+    }
+    let steps = sessions.store().steps(task.id).await.map_err(fail)?;
+    Ok(steps
+        .iter()
+        .rev()
+        .find(|s| s.status == StepStatus::Succeeded)
+        .is_some_and(|s| {
+            s.step == StepKind::WriteSpec
+                && s.output.as_ref().and_then(|o| o.get("confirmed"))
+                    != Some(&serde_json::Value::Bool(true))
+        }))
 }
 
 /// The newest task of the session that waits for the user, if any.
@@ -114,8 +161,8 @@ async fn build<R: Staffing>(
         .submit_with_follow_up(engineering, TaskId::new())
         .await?;
     Ok(format!(
-        "On it: I'm building {} — scaffold, develop, test, then deploy. I'll tell you here \
-         when it's live.",
+        "On it: I'm building {} — first the spec (what I understood you want), then \
+         scaffold, develop, test and deploy. I'll tell you here as it goes.",
         project.name
     ))
 }
@@ -293,6 +340,10 @@ pub(super) fn is_news(body: &EventBody) -> bool {
     matches!(
         body,
         EventBody::TestsFinished { .. }
+            | EventBody::SpecWritten {
+                confirmed: true,
+                ..
+            }
             | EventBody::SecretRequested { .. }
             | EventBody::DeploySucceeded { .. }
             | EventBody::TaskStatusChanged {
@@ -324,6 +375,11 @@ pub(super) async fn news<R: Staffing>(
              output and reworks it."
         )),
         EventBody::TestsFinished { .. } => None,
+        EventBody::SpecWritten {
+            version, summary, ..
+        } => Some(format!(
+            "{project} — the spec I'm building to (version {version}):\n{summary}"
+        )),
         EventBody::SecretRequested { name } => Some(format!(
             "{project} needs {name}, which only you can give. Reply with {name}=<value> — I \
              store it encrypted and never show it again."
@@ -336,6 +392,21 @@ pub(super) async fn news<R: Staffing>(
             (TaskKind::Engineering, TaskStatus::Completed) => Some(format!(
                 "{project}: the code is written and its tests pass."
             )),
+            (TaskKind::Engineering, TaskStatus::NeedsHuman)
+                if reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(plan::SPEC_QUESTION)) =>
+            {
+                let spec = reason
+                    .as_deref()
+                    .and_then(|r| r.split_once('\n'))
+                    .map_or("", |(_, spec)| spec);
+                Some(format!(
+                    "Here is what I understood for {project}:\n{spec}\nSay \"yes\" to build \
+                     it, tell me what to change (\"add a due date\", \"rename notes to memos\", \
+                     \"tags are a list\"), or \"cancel\"."
+                ))
+            }
             (TaskKind::Engineering, TaskStatus::NeedsHuman) => Some(format!(
                 "I need your help with {project}: {}\nTell me what to change (I'll pass it to \
                  the Developer), say \"yes\" to try again, or \"cancel\".",

@@ -4,7 +4,11 @@
 //! its step journal. That makes resuming after a crash the same code path as going on after
 //! a step, and it makes the loops explicit and bounded:
 //!
-//! - **Engineering**: scaffold → develop → test. A test report with `"success": false` sends
+//! - **Engineering**: write_spec → scaffold → develop → test. The spec waits for the user
+//!   (unless `analyst.confirm` is off): the task goes `needs_human` with a reason starting
+//!   [`SPEC_QUESTION`]; a resume with new guidance is a correction (write_spec again, and ask
+//!   again), a resume without is the yes. Guidance given later (after failing tests) edits the
+//!   spec first, then the work goes on. A test report with `"success": false` sends
 //!   the work back to develop with that report (the rework loop), at most
 //!   [`PlanLimits::max_rework_iterations`] develop runs per round; past that the task waits
 //!   for a human with the last test output.
@@ -62,6 +66,9 @@ pub enum Next {
     },
 }
 
+/// How the reason of a task that waits for the user's yes on its spec starts.
+pub const SPEC_QUESTION: &str = "please confirm the spec";
+
 /// True unless the output is a test report that says the tests failed.
 pub fn tests_passed(output: &Value) -> bool {
     output.get("success") != Some(&Value::Bool(false))
@@ -99,7 +106,33 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
     };
     let output = last.output.clone().unwrap_or(Value::Null);
     let this_round = last.id > task.journal_mark;
+    let done = |step: StepKind| succeeded.iter().any(|s| s.step == step);
+    // Guidance the latest spec has not taken in yet: a correction to make first.
+    let applied = succeeded
+        .iter()
+        .rev()
+        .find(|s| s.step == StepKind::WriteSpec)
+        .and_then(|s| s.output.as_ref())
+        .and_then(|o| o.get("guidance"))
+        .and_then(Value::as_str);
+    let fresh_guidance =
+        done(StepKind::WriteSpec) && task.guidance.as_deref().is_some_and(|g| Some(g) != applied);
     match last.step {
+        StepKind::WriteSpec => {
+            let confirmed = output.get("confirmed") == Some(&Value::Bool(true));
+            if !confirmed && this_round {
+                Next::NeedsHuman {
+                    reason: spec_question(&output),
+                    waiting_for: Vec::new(),
+                }
+            } else if !confirmed && fresh_guidance {
+                run(StepKind::WriteSpec)
+            } else if done(StepKind::Scaffold) {
+                run(StepKind::Develop)
+            } else {
+                run(StepKind::Scaffold)
+            }
+        }
         StepKind::Scaffold => run(StepKind::Develop),
         // The agent stopped for a human (budget, stuck): wait for them; once they resumed the
         // task (a new round), develop again.
@@ -112,6 +145,7 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
             None => run(StepKind::Test),
         },
         StepKind::Test if tests_passed(&output) => Next::Complete,
+        StepKind::Test if !this_round && fresh_guidance => run(StepKind::WriteSpec),
         StepKind::Test => {
             let iterations = succeeded
                 .iter()
@@ -159,7 +193,7 @@ pub fn next(task: &TaskRecord, journal: &[StepRecord], limits: PlanLimits) -> Ne
 
 fn first_step(kind: TaskKind) -> StepKind {
     match kind {
-        TaskKind::Engineering => StepKind::Scaffold,
+        TaskKind::Engineering => StepKind::WriteSpec,
         TaskKind::Deploy => StepKind::AnalyzeEnv,
     }
 }
@@ -177,6 +211,29 @@ fn context(task: &TaskRecord, succeeded: &[&StepRecord], iteration: u32) -> Valu
         );
     }
     Value::Object(context)
+}
+
+/// The question a written spec asks: [`SPEC_QUESTION`], the version, the spec, and what of
+/// the last correction could not be applied.
+fn spec_question(output: &Value) -> String {
+    let version = output
+        .pointer("/spec/version")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let summary = output.get("summary").and_then(Value::as_str).unwrap_or("");
+    let mut reason = format!("{SPEC_QUESTION} (version {version}):\n{summary}");
+    let not_applied: Vec<&str> = output
+        .get("not_applied")
+        .and_then(Value::as_array)
+        .map(|parts| parts.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !not_applied.is_empty() {
+        reason.push_str(&format!(
+            "\nI could not apply: {} (the Developer still gets it as guidance).",
+            not_applied.join("; ")
+        ));
+    }
+    reason
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -239,22 +296,33 @@ mod tests {
         max_rework_iterations: 2,
     };
 
+    fn spec(confirmed: bool, guidance: Option<&str>) -> Value {
+        json!({"spec": {"version": 1}, "confirmed": confirmed, "guidance": guidance,
+               "summary": "Todo list: todos (title)", "not_applied": []})
+    }
+
     #[test]
     fn engineering_runs_in_order_and_completes_when_tests_pass() {
         let t = task(TaskKind::Engineering, 0);
-        assert_eq!(step_of(&next(&t, &[], LIMITS)), Some(StepKind::Scaffold));
-        let mut journal = vec![ok(1, StepKind::Scaffold, json!({"repo": "r"}))];
+        assert_eq!(step_of(&next(&t, &[], LIMITS)), Some(StepKind::WriteSpec));
+        let mut journal = vec![ok(1, StepKind::WriteSpec, spec(true, None))];
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Scaffold)
+        );
+        journal.push(ok(2, StepKind::Scaffold, json!({"repo": "r"})));
         assert_eq!(
             step_of(&next(&t, &journal, LIMITS)),
             Some(StepKind::Develop)
         );
-        journal.push(ok(2, StepKind::Develop, json!({"commit": "abc"})));
+        journal.push(ok(3, StepKind::Develop, json!({"commit": "abc"})));
         let Next::Run { input, .. } = next(&t, &journal, LIMITS) else {
             panic!("expected test")
         };
         assert_eq!(input["develop"]["commit"], "abc");
         assert_eq!(input["scaffold"]["repo"], "r");
-        journal.push(ok(3, StepKind::Test, json!({"success": true})));
+        assert_eq!(input["write_spec"]["spec"]["version"], 1);
+        journal.push(ok(4, StepKind::Test, json!({"success": true})));
         assert_eq!(next(&t, &journal, LIMITS), Next::Complete);
     }
 
@@ -287,6 +355,77 @@ mod tests {
         assert!(reason.contains("FAIL: test_create"), "{reason}");
         // The user retries with guidance: a fresh budget, finished steps stay finished.
         t.journal_mark = 5;
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Develop)
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_spec_asks_the_user_and_a_correction_rewrites_it_before_the_yes_builds_it() {
+        let mut t = task(TaskKind::Engineering, 0);
+        let mut journal = vec![ok(1, StepKind::WriteSpec, spec(false, None))];
+        let Next::NeedsHuman {
+            reason,
+            waiting_for,
+        } = next(&t, &journal, LIMITS)
+        else {
+            panic!("expected the spec question")
+        };
+        assert!(reason.starts_with(SPEC_QUESTION), "{reason}");
+        assert!(reason.contains("Todo list: todos (title)"), "{reason}");
+        assert!(waiting_for.is_empty());
+        // The user answers with a correction: the spec is written again, with it.
+        t.journal_mark = 1;
+        t.guidance = Some("add a due date".into());
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::WriteSpec)
+        );
+        journal.push(ok(
+            2,
+            StepKind::WriteSpec,
+            spec(false, Some("add a due date")),
+        ));
+        assert!(matches!(
+            next(&t, &journal, LIMITS),
+            Next::NeedsHuman { .. }
+        ));
+        // Then "yes": the same guidance, already applied, so the build starts.
+        t.journal_mark = 2;
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::Scaffold)
+        );
+    }
+
+    #[test]
+    fn guidance_after_failing_tests_edits_the_spec_and_goes_back_to_develop() {
+        let mut t = task(TaskKind::Engineering, 0);
+        let failing = json!({"success": false, "output_tail": "FAIL"});
+        let mut journal = vec![
+            ok(1, StepKind::WriteSpec, spec(true, None)),
+            ok(2, StepKind::Scaffold, json!({})),
+            ok(3, StepKind::Develop, json!({})),
+            ok(4, StepKind::Test, failing.clone()),
+            ok(5, StepKind::Develop, json!({})),
+            ok(6, StepKind::Test, failing),
+        ];
+        assert!(matches!(
+            next(&t, &journal, LIMITS),
+            Next::NeedsHuman { .. }
+        ));
+        t.journal_mark = 6;
+        t.guidance = Some("tags are a list".into());
+        assert_eq!(
+            step_of(&next(&t, &journal, LIMITS)),
+            Some(StepKind::WriteSpec)
+        );
+        journal.push(ok(
+            7,
+            StepKind::WriteSpec,
+            spec(true, Some("tags are a list")),
+        ));
         assert_eq!(
             step_of(&next(&t, &journal, LIMITS)),
             Some(StepKind::Develop)

@@ -6,6 +6,10 @@
 //! live — then keeps artel (and the service) running: further lines on standard input go to
 //! the same session (give a secret as `NAME=value`, ask for `status`, `deploy <project>`, …),
 //! and Ctrl-C or SIGTERM stops both cleanly. `--exit-when-done` exits once the job ends.
+//!
+//! Before anything is built the ProductOwner shows the spec it understood and waits for a
+//! "yes" or a correction typed on standard input. `--yes` skips the question; so does the end
+//! of standard input (nobody is left to answer: the spec is taken as it is, and said so).
 
 use crate::app::{App, Mode};
 use crate::client::{Client, POLL, ServerArgs};
@@ -27,6 +31,10 @@ pub struct NewArgs {
     /// Print one JSON event per line instead of progress bars.
     #[arg(long)]
     pub json: bool,
+
+    /// Build the spec as understood, without asking to confirm it (`analyst.confirm = false`).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 
     /// Exit once the job ends (the service is live, or the job failed or needs you); the
     /// service stops with artel. Without it artel keeps running until Ctrl-C.
@@ -77,13 +85,16 @@ pub async fn run(config: Option<PathBuf>, args: NewArgs) -> anyhow::Result<()> {
             return remote(client, &request, &args).await;
         }
     }
-    let settings = load_settings(
+    let mut settings = load_settings(
         config,
         Overrides {
             redis_url: None,
             runtime: args.runtime,
         },
     )?;
+    if args.yes {
+        settings.analyst.confirm = false;
+    }
     // Watched before starting, so a SIGTERM during start-up is a clean stop once started.
     let terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut app = App::start(settings, Mode::New).await?;
@@ -123,20 +134,34 @@ async fn drive(
     }
     let mut stdin = stdin_lines();
     let mut stdin_open = true;
+    let mut spec_waits = false;
     let mut outcome = None;
     loop {
+        let confirm = spec_waits && !stdin_open;
         tokio::select! {
             event = feed.next() => {
                 let event = event.context("cannot read the event journal")?;
-                if let Some(ended) = progress.show(&event).await {
-                    outcome = Some(ended);
-                    if args.exit_when_done {
-                        break;
+                match progress.show(&event).await {
+                    Some(Ended::SpecQuestion) => spec_waits = true,
+                    Some(ended) => {
+                        outcome = Some(ended);
+                        if args.exit_when_done {
+                            break;
+                        }
                     }
+                    None => {}
+                }
+            }
+            () = std::future::ready(()), if confirm => {
+                spec_waits = false;
+                progress.note(NO_MORE_INPUT);
+                if let Err(failure) = sessions.say(session.id, "yes").await {
+                    progress.note(&format!("could not confirm the spec: {failure}"));
                 }
             }
             line = stdin.recv(), if stdin_open => match line {
                 Some(line) if !line.trim().is_empty() => {
+                    spec_waits = false;
                     if let Err(failure) = sessions.say(session.id, &line).await {
                         progress.note(&format!("could not take that line: {failure}"));
                     }
@@ -183,23 +208,35 @@ async fn remote(client: Client, request: &str, args: &NewArgs) -> anyhow::Result
     let mut progress = Progress::new(args.json, session.id, TaskSource::Remote(client.clone()));
     let mut stdin = stdin_lines();
     let mut stdin_open = true;
+    let mut spec_waits = false;
     let mut outcome = None;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     'follow: loop {
         let page = client.events("", since).await?;
         since = page.next;
         for event in page.items {
-            if let Some(ended) = progress.show(&event).await {
-                outcome = Some(ended);
-                if args.exit_when_done {
-                    break 'follow;
+            match progress.show(&event).await {
+                Some(Ended::SpecQuestion) => spec_waits = true,
+                Some(ended) => {
+                    outcome = Some(ended);
+                    if args.exit_when_done {
+                        break 'follow;
+                    }
                 }
+                None => {}
             }
+        }
+        // The server asks whatever its settings say: `--yes` answers for the user.
+        if spec_waits && (args.yes || !stdin_open) {
+            spec_waits = false;
+            progress.note(if args.yes { YES } else { NO_MORE_INPUT });
+            say("yes".to_owned()).await?;
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             line = stdin.recv(), if stdin_open => match line {
                 Some(line) if !line.trim().is_empty() => {
+                    spec_waits = false;
                     if let Err(err) = say(line).await {
                         progress.note(&format!("could not take that line: {err}"));
                     }
@@ -219,6 +256,13 @@ async fn remote(client: Client, request: &str, args: &NewArgs) -> anyhow::Result
         _ => Ok(()),
     }
 }
+
+/// Said when the spec is confirmed for the user because standard input ended.
+const NO_MORE_INPUT: &str = "(standard input ended, so nobody can answer: building the spec as it is — pass --yes to \
+     say so)";
+
+/// Said when `--yes` confirms a server's spec question.
+const YES: &str = "(--yes: building the spec as it is)";
 
 /// Lines of standard input, read on a thread of their own: a blocking read must never hold
 /// artel's shutdown (the thread is simply abandoned at exit).
