@@ -67,6 +67,8 @@ fn settings(dir: &DataDir, slot: u16, peer: &LlmPeer) -> Settings {
         ..Settings::default()
     };
     settings.agent.kind = "llm".into();
+    // No user here to confirm the spec.
+    settings.analyst.confirm = false;
     settings.llm.base_url = Some(peer.openai_base());
     settings.llm.model = Some("scripted".into());
     settings.llm.api_key = Some(SecretValue::new("sk-agent-test-key-0001"));
