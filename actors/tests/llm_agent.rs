@@ -298,6 +298,7 @@ async fn the_scripted_model_builds_the_service_and_every_call_is_recorded() {
     assert_eq!(
         kinds,
         [
+            (StepKind::WriteSpec, StepStatus::Succeeded),
             (StepKind::Scaffold, StepStatus::Succeeded),
             (StepKind::Develop, StepStatus::Succeeded),
             (StepKind::Test, StepStatus::Succeeded),
