@@ -218,12 +218,13 @@ impl Artel {
             })
             .expect("a develop commit");
         let repos = dir.0.join("repos");
+        // The bare repository (the directory may hold others, e.g. lock files).
         let repo = std::fs::read_dir(&repos)
             .expect("repos")
             .flatten()
-            .find(|e| e.path().is_dir())
-            .expect("a repository")
-            .path();
+            .map(|e| e.path())
+            .find(|p| p.join("HEAD").is_file())
+            .expect("a repository");
         let out = std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&repo)

@@ -442,13 +442,6 @@ pub const NOUNS: &[Noun] = &[
         &["question"],
     ),
     noun(
-        "reading",
-        "readings",
-        &["показание", "показания", "показаний"],
-        &["value", "date"],
-        &["meter"],
-    ),
-    noun(
         "subscription",
         "subscriptions",
         &["подписка", "подписки", "подписок"],
@@ -540,7 +533,11 @@ pub const DOMAINS: &[Domain] = &[
     domain(&["заметок"], &["notes"], "Заметки"),
     domain(&["crm"], &["customers"], "CRM"),
     domain(&["shop"], &["products", "orders"], "Shop"),
-    domain(&["store"], &["products", "orders"], "Store"),
+    domain(
+        &["online", "store"],
+        &["products", "orders"],
+        "Online store",
+    ),
     domain(&["магазин"], &["products", "orders"], "Магазин"),
     domain(&["helpdesk"], &["tickets"], "Helpdesk"),
     domain(&["bug", "tracker"], &["tickets"], "Bug tracker"),
@@ -834,7 +831,10 @@ pub const OUT_OF_RANGE: &[(&[&str], &str)] = &[
     ),
     (&["pdf"], "a PDF tool"),
     (&["video", "видео", "stream"], "a video service"),
-    (&["weather forecast", "прогноз погоды"], "a weather client"),
+    (
+        &["weather", "погод"],
+        "a weather service (it needs a forecast provider)",
+    ),
 ];
 
 /// Parts of a request the offline reader cannot build, by a word they contain.

@@ -179,6 +179,8 @@ struct Mention {
     at: usize,
     /// Every position of the request that names it.
     positions: Vec<usize>,
+    /// The record whose with-list named it ("decks with *cards*"): its parent.
+    parent: Option<String>,
 }
 
 /// What the reader collected about one record.
@@ -362,6 +364,7 @@ fn records(ws: &[Word]) -> (Vec<Mention>, Option<String>) {
                         label: None,
                         at,
                         positions: vec![at],
+                        parent: None,
                     },
                 );
             }
@@ -371,21 +374,40 @@ fn records(ws: &[Word]) -> (Vec<Mention>, Option<String>) {
     // Nouns: a singular one inside another record's "with" list is that record's field
     // (books with an *author*); a plural one is a record of its own (posts with *comments*).
     let mut in_with = false;
+    let mut with_owner: Option<String> = None;
     for (i, w) in ws.iter().enumerate() {
         if w.separator.is_some_and(|c| c == '.' || c == ';') {
             in_with = false;
+            with_owner = None;
         }
         if WITH
             .iter()
             .any(|k| w.is(k) || (w.russian && w.text.starts_with(k) && k.len() > 4))
         {
             in_with = !found.is_empty();
+            with_owner = found
+                .iter()
+                .filter_map(|m| {
+                    m.positions
+                        .iter()
+                        .filter(|&&p| p < i)
+                        .max()
+                        .map(|&p| (p, m))
+                })
+                .max_by_key(|&(p, _)| p)
+                .map(|(_, m)| m.singular.clone());
             continue;
         }
         if consumed.contains(&i) {
             continue;
         }
-        let Some(noun) = noun_of(w) else { continue };
+        let Some(noun) = noun_of(w) else {
+            if let Some(mut m) = unknown_plural(ws, i, in_with) {
+                m.parent = if in_with { with_owner.clone() } else { None };
+                push(&mut found, m);
+            }
+            continue;
+        };
         let is_plural = if w.russian {
             russian_plural(w, noun)
         } else {
@@ -415,6 +437,7 @@ fn records(ws: &[Word]) -> (Vec<Mention>, Option<String>) {
                 label: w.russian.then(|| w.text.clone()),
                 at: i,
                 positions: vec![i],
+                parent: None,
             },
         );
     }
@@ -441,6 +464,53 @@ fn contiguous(at: &[usize]) -> bool {
         at.iter().copied().max().unwrap_or(0),
     );
     hi - lo < at.len() + 2
+}
+
+/// An English plural no table knows, named in a list of records ("talks, speakers and
+/// rooms") or in a record's with-list ("decks with cards"): a record of its own.
+fn unknown_plural(ws: &[Word], i: usize, in_with: bool) -> Option<Mention> {
+    let w = &ws[i];
+    let skip = |t: &str| {
+        FILLER.contains(&t)
+            || STOP.contains(&t)
+            || NOT_RECORDS.contains(&t)
+            || WITH.contains(&t)
+            || SERVICE_WORDS.contains(&t)
+    };
+    if w.russian
+        || w.separator.is_some()
+        || w.key == w.text
+        || w.text.len() < 4
+        || !w.text.chars().all(|c| c.is_ascii_alphabetic())
+        || skip(&w.text)
+        || skip(&w.key)
+        || FIELDS
+            .iter()
+            .any(|f| f.english.contains(&w.text.as_str()) || f.english.contains(&w.key.as_str()))
+        || is_list_word(w).is_some()
+        || preceded_by_by(ws, i)
+    {
+        return None;
+    }
+    let joins = |j: usize| {
+        ws.get(j).is_some_and(|n| {
+            n.separator == Some(',') || n.is("and") || n.is("with") || n.separator == Some(':')
+        })
+    };
+    let listed = in_with || joins(i + 1) || (i > 0 && joins(i - 1)) || ws.get(i + 1).is_none();
+    if !listed {
+        return None;
+    }
+    let singular = snake(&w.key)?;
+    Some(Mention {
+        noun: None,
+        plural: plural(&singular),
+        singular,
+        label: None,
+        at: i,
+        positions: vec![i],
+        parent: None,
+    })
 }
 
 /// "by category", «по категориям»: a field to filter by, not a record.
@@ -506,6 +576,7 @@ fn unknown_record(ws: &[Word]) -> Option<Mention> {
         label: w.russian.then(|| w.text.clone()),
         at: pick?,
         positions: vec![pick?],
+        parent: None,
     })
 }
 
@@ -860,6 +931,24 @@ fn defaults(drafts: &mut [Draft]) {
             // "books with author and ISBN": a book still has its title.
             draft.fields.insert(0, key.clone());
         }
+        if !draft.fields.iter().any(|f| f.required)
+            && let Some(key) = draft
+                .fields
+                .iter()
+                .position(|f| {
+                    matches!(
+                        f.name.as_str(),
+                        "title" | "name" | "url" | "amount" | "body"
+                    )
+                })
+                .or(if draft.fields.is_empty() {
+                    None
+                } else {
+                    Some(0)
+                })
+        {
+            draft.fields[key].required = true;
+        }
     }
 }
 
@@ -913,8 +1002,7 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
             "lend",
             "lent",
             "loan",
-            "выдан",
-            "выдача",
+            "выда",
             "взят",
             "одолж",
         ],
@@ -991,6 +1079,37 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
             field: "days".to_owned(),
             value: None,
         });
+    }
+    // "mark a book as read": a flag of its own.
+    for i in ws
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.is("mark"))
+        .map(|(i, _)| i)
+    {
+        let Some(as_at) = (i + 1..ws.len().min(i + 6)).find(|&j| ws[j].is("as")) else {
+            continue;
+        };
+        let Some(w) = ws.get(as_at + 1).filter(|w| w.separator.is_none()) else {
+            continue;
+        };
+        let taken = [
+            "done",
+            "complete",
+            "completed",
+            "finished",
+            "borrowed",
+            "a",
+            "an",
+            "the",
+        ];
+        if taken.contains(&w.text.as_str()) {
+            continue;
+        }
+        if let (Some(name), Some(owner)) = (snake(&w.text), owner_at(drafts, as_at)) {
+            let (on, off) = (format!("mark_{name}"), format!("unmark_{name}"));
+            set_flag(&mut drafts[owner], &name, &[(&on, true), (&off, false)]);
+        }
     }
     if let Some(at) = position(ws, &["publish", "published", "опублик"])
         && let Some(i) = owner_at(drafts, at)
