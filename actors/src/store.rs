@@ -40,7 +40,7 @@ pub use llm::{BudgetRaise, LlmRequestRow, LlmUsage};
 pub use ownership::WorkIds;
 pub use secrets::MasterKey;
 pub use sessions::ChatLink;
-pub use stats::{Stats, StatusCounts};
+pub use stats::{LlmTotal, Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
 pub use users::UserRecord;
 

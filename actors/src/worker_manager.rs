@@ -1287,6 +1287,7 @@ fn unanswered(err: CallError) -> Failure {
     Failure {
         class: err.class(),
         reason: format!("the worker-manager did not answer: {err}"),
+        retry_after_ms: None,
     }
 }
 

@@ -415,6 +415,7 @@ impl<S: Staffing> Workflow<S> {
                 }
                 let failure = Failure {
                     class: failure.class,
+                    retry_after_ms: None,
                     reason: format!(
                         "{step} failed (attempt {} of {max_attempts}): {}",
                         failed + 1,

@@ -7,7 +7,8 @@
 //! - a budget reached → `needs_human` with "spent $X of $Y"; resuming approves and completes;
 //! - the same failing action → a warning, then `needs_human` saying what it was stuck on;
 //! - a context overflow condenses the history and goes on;
-//! - a 429 fails the Developer retryably; its restart asks again and completes;
+//! - a 429 fails the Developer retryably; its restart waits the server's `retry-after` (longer
+//!   than its own backoff), asks again and completes;
 //! - a model that hangs past the timeout: the restarted Developer resumes from the journal,
 //!   replays the journaled tool calls into the fresh checkout and re-asks only the lost turn.
 
@@ -230,6 +231,12 @@ impl Artel {
             .args(["show", &format!("{commit}:{path}")])
             .output()
             .expect("git show");
+        assert!(
+            out.status.success(),
+            "git show {commit}:{path} in {}: {}",
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -481,17 +488,32 @@ async fn a_rate_limit_restarts_the_developer_which_then_completes() {
     let dir = DataDir::new("ratelimit");
     let peer = LlmPeer::start([
         edit_hello("c1"),
-        Turn::Fault(Fault::RateLimited(vec![("retry-after", "1".into())])),
+        Turn::Fault(Fault::RateLimited(vec![("retry-after", "4".into())])),
         finish("c2"),
     ])
     .await;
     let artel = start(&db, &settings(&dir, 4, &peer)).await;
     let (_, task) = artel.task("ratelimit").await;
+    // When each request arrived, seen from here.
+    let mut arrivals = Vec::new();
+    let deadline = tokio::time::Instant::now() + JOB;
+    while arrivals.len() < 3 && tokio::time::Instant::now() < deadline {
+        if peer.requests().len() > arrivals.len() {
+            arrivals.push(tokio::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         artel.settle(task).await,
         TaskStatus::Completed,
         "{}",
         artel.failures(task).await
+    );
+    // The Developer's own backoff is 2 s (±20 %): the restart waited the server's 4 s.
+    let waited = arrivals[2] - arrivals[1];
+    assert!(
+        waited >= Duration::from_millis(3900),
+        "restarted after {waited:?}"
     );
     let develops: Vec<_> = artel
         .steps(task)

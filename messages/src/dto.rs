@@ -16,6 +16,22 @@ use crate::time::Timestamp;
 use crate::worker_manager::{WorkerLimits, WorkerRuntime};
 use serde::{Deserialize, Serialize};
 
+/// What a project's or a task's model calls used: every call in `llm_requests`, summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LlmUsageDto {
+    /// Calls made (failed ones included).
+    pub requests: u64,
+    /// Input tokens, cached ones included.
+    pub tokens_in: u64,
+    /// Output tokens.
+    pub tokens_out: u64,
+    /// Input tokens the provider's cache served.
+    pub tokens_cached: u64,
+    /// The cost, in micro-USD (calls to a model without a price count 0).
+    pub cost_micro_usd: u64,
+}
+
 /// A project: a repository, its deployments and secrets, owned by a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

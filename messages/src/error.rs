@@ -40,6 +40,12 @@ pub trait Classify: std::error::Error {
     /// Whether a restart can help.
     fn class(&self) -> ErrorClass;
 
+    /// The wait the failing party asked for before a retry (an HTTP `retry-after`); a
+    /// restart waits at least this long. `None` unless the error knows one.
+    fn retry_delay(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// This error as a serializable [`Failure`] (class plus the full error chain).
     fn to_failure(&self) -> Failure {
         let mut reason = self.to_string();
@@ -52,8 +58,13 @@ pub trait Classify: std::error::Error {
         Failure {
             class: self.class(),
             reason,
+            retry_after_ms: self.retry_delay().map(millis),
         }
     }
+}
+
+fn millis(delay: std::time::Duration) -> u64 {
+    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A classified failure with a human-readable reason: what crosses actor and process
@@ -66,6 +77,10 @@ pub struct Failure {
     pub class: ErrorClass,
     /// What happened, in words a user or operator can act on.
     pub reason: String,
+    /// The least wait before a retry, in milliseconds, when the failing party asked for one
+    /// (a provider's `retry-after`): the restart that retries waits at least this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
@@ -74,6 +89,7 @@ impl Failure {
         Self {
             class: ErrorClass::Retryable,
             reason: reason.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -82,6 +98,7 @@ impl Failure {
         Self {
             class: ErrorClass::Fatal,
             reason: reason.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -89,11 +106,20 @@ impl Failure {
     pub fn is_retryable(&self) -> bool {
         self.class == ErrorClass::Retryable
     }
+
+    /// The least wait before a retry, when one was asked for.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after_ms.map(std::time::Duration::from_millis)
+    }
 }
 
 impl Classify for Failure {
     fn class(&self) -> ErrorClass {
         self.class
+    }
+
+    fn retry_delay(&self) -> Option<std::time::Duration> {
+        self.retry_after()
     }
 
     fn to_failure(&self) -> Failure {

@@ -648,6 +648,11 @@ impl State {
         let slot = self.slots.get_mut(&note.id)?;
         let ran_for = now.duration_since(slot.started_at);
         let delay = slot.backoff.next_delay(&slot.spec.backoff, ran_for, unit);
+        // A failure that says how long to wait (a server's `retry-after`) waits at least that.
+        let delay = match &reason {
+            ExitReason::Failed(failure) => delay.max(failure.retry_after().unwrap_or_default()),
+            _ => delay,
+        };
         tracing::warn!(supervisor = %self.name, %child, %reason, delay_ms = delay.as_millis() as u64, strategy = self.strategy.as_str(), "restarting child");
         let due = now + delay;
         let group: Vec<NodeId> = match self.strategy {

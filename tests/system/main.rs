@@ -8,6 +8,7 @@ mod cli_client;
 mod dashboard;
 mod docker;
 mod events_ws;
+mod llm_agent;
 mod new;
 mod spec;
 mod support;

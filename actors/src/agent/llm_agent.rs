@@ -549,9 +549,7 @@ impl LlmAgent {
             .map_or(0, |p| cost::cost_micro_usd(p, &usage));
         let status = match answer {
             Ok(_) => "ok",
-            Err(LlmError::Timeout { .. }) => "timeout",
-            Err(LlmError::RateLimited { .. }) => "rate_limited",
-            Err(_) => "error",
+            Err(err) => err.request_status(),
         };
         let row = LlmRequestRow {
             project: Some(job.project),

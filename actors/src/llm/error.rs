@@ -197,6 +197,10 @@ impl Classify for LlmError {
             | Self::NotConfigured { .. } => ErrorClass::Fatal,
         }
     }
+
+    fn retry_delay(&self) -> Option<Duration> {
+        LlmError::retry_after(self)
+    }
 }
 
 impl LlmError {

@@ -418,6 +418,7 @@ impl Deployers {
             Err(Failure {
                 class: err.class(),
                 reason: format!("the deployer did not answer: {err}"),
+                retry_after_ms: None,
             })
         })
     }

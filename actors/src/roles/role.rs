@@ -93,6 +93,7 @@ pub fn answer_of<T>(
         Ok(Err(err)) => Err(Failure {
             class: err.class(),
             reason: format!("the {role} did not answer: {err}"),
+            retry_after_ms: None,
         }),
         Err(_) => Err(Failure::retryable(format!(
             "the {role} gave no answer within {}s",

@@ -10,7 +10,6 @@
 use super::rows::get;
 use super::{Store, StoreError};
 use artel_messages::{ProjectId, TaskId};
-use serde::Serialize;
 
 /// One model call, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,19 +41,7 @@ pub struct LlmRequestRow {
 }
 
 /// Usage summed over some calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct LlmUsage {
-    /// Calls made (failed ones included).
-    pub requests: u64,
-    /// Input tokens.
-    pub tokens_in: u64,
-    /// Output tokens.
-    pub tokens_out: u64,
-    /// Cached input tokens.
-    pub tokens_cached: u64,
-    /// The cost, in micro-USD.
-    pub cost_micro_usd: u64,
-}
+pub use artel_messages::dto::LlmUsageDto as LlmUsage;
 
 /// What the user approved on top of a task's configured budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -54,6 +54,7 @@ impl DeadLetter {
         let failure = serde_json::from_str(&text("failure")).unwrap_or_else(|_| Failure {
             class: ErrorClass::Fatal,
             reason: text("failure"),
+            retry_after_ms: None,
         });
         Self {
             id,

@@ -30,10 +30,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
     paths(
         gateway::alive, gateway::ready, gateway::metrics,
         keys::me, keys::create_user, keys::create_key, keys::list_keys, keys::revoke_key,
-        projects::create, projects::list, projects::get, projects::update, projects::delete,
+        projects::create, projects::list, projects::get, projects::usage, projects::update, projects::delete,
         projects::start_task, projects::tasks, projects::deployments, projects::rollback,
         projects::post_note, projects::secret_names, projects::set_secret, projects::delete_secret,
-        tasks::list, tasks::get, tasks::cancel, tasks::retry,
+        tasks::list, tasks::get, tasks::usage, tasks::cancel, tasks::retry,
         sessions::open, sessions::get, sessions::say, sessions::transcript,
         events::list,
         runtime_views::workers, runtime_views::stop_worker, runtime_views::targets,

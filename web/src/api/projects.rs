@@ -19,6 +19,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/projects", web::get().to(list))
         .route("/projects", web::post().to(create))
         .route("/projects/{project}", web::get().to(get))
+        .route("/projects/{project}/usage", web::get().to(usage))
         .route("/projects/{project}", web::patch().to(update))
         .route("/projects/{project}", web::delete().to(delete))
         .route("/projects/{project}/tasks", web::get().to(tasks))
@@ -130,6 +131,20 @@ pub async fn get(
     project: web::Path<String>,
 ) -> Result<web::Json<ProjectDto>, ApiError> {
     Ok(web::Json(state.project(&caller, &project).await?))
+}
+
+/// What a project's model calls used, from `llm_requests`.
+#[utoipa::path(get, operation_id = "project_usage", path = "/api/v1/projects/{project}/usage", tag = "projects",
+    params(("project" = String, Path, description = "The project's id or name")),
+    responses((status = 200, body = artel_messages::dto::LlmUsageDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn usage(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    project: web::Path<String>,
+) -> Result<web::Json<artel_messages::dto::LlmUsageDto>, ApiError> {
+    let project = state.project(&caller, &project).await?;
+    Ok(web::Json(state.store.project_llm_usage(project.id).await?))
 }
 
 /// A change to a project.

@@ -5,7 +5,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::{ApiState, Items, OptionalJson, Validated, check_limit, check_text};
 use actix_web::web;
 use artel_messages::TaskStatus;
-use artel_messages::dto::{StepDto, TaskDto};
+use artel_messages::dto::{LlmUsageDto, StepDto, TaskDto};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,6 +14,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/tasks", web::get().to(list))
         .route("/tasks/{id}", web::get().to(get))
+        .route("/tasks/{id}/usage", web::get().to(usage))
         .route("/tasks/{id}/cancel", web::post().to(cancel))
         .route("/tasks/{id}/retry", web::post().to(retry));
 }
@@ -73,6 +74,20 @@ pub async fn get(
         task: task.to_dto(),
         steps: steps.iter().map(|s| s.to_dto()).collect(),
     }))
+}
+
+/// What a task's model calls used (the built-in agent's turns), from `llm_requests`.
+#[utoipa::path(get, operation_id = "task_usage", path = "/api/v1/tasks/{id}/usage", tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses((status = 200, body = LlmUsageDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn usage(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<LlmUsageDto>, ApiError> {
+    let task = state.task(&caller, &id).await?;
+    Ok(web::Json(state.store.task_llm_usage(task.id).await?))
 }
 
 /// Why a task is cancelled.

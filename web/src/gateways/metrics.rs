@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format: the supervision tree (restarts, mailbox depth,
-//! nodes by status), dependency readiness, tasks and workers by status, events appended, and
-//! HTTP requests served. Rendered from snapshots on each scrape — nothing is sampled in
-//! between, so the figures and the tree never disagree.
+//! nodes by status), dependency readiness, tasks and workers by status, events appended, model
+//! tokens, cost and calls (from `llm_requests`), and HTTP requests served. Rendered from
+//! snapshots on each scrape — nothing is sampled in between, so the figures and the tree
+//! never disagree.
 //!
 //! The route asks for no key, so the nodes that serve someone's session, project or task (and
 //! those below them, whose paths hold its id) are counted by status but never named.
@@ -33,6 +34,12 @@ pub const TASKS: &str = "artel_tasks";
 pub const WORKERS: &str = "artel_workers";
 /// Events appended to the journal.
 pub const EVENTS: &str = "artel_events_total";
+/// Model tokens, by role, model and kind (`input`, `output`, `cached`).
+pub const LLM_TOKENS: &str = "artel_llm_tokens_total";
+/// Model cost in USD, by role and model.
+pub const LLM_COST: &str = "artel_llm_cost_usd_total";
+/// Model calls, by status.
+pub const LLM_REQUESTS: &str = "artel_llm_requests_total";
 /// HTTP requests answered, by status class.
 pub const HTTP_REQUESTS: &str = "artel_http_requests_total";
 /// Entries of a Redis stream a consumer group has not read yet.
@@ -276,6 +283,7 @@ pub fn render(
             "Events appended to the journal.",
         );
         let _ = writeln!(out, "{EVENTS} {}", stats.events);
+        render_llm(&mut out, &stats.llm);
     }
 
     header(
@@ -293,6 +301,55 @@ pub fn render(
         );
     }
     out
+}
+
+/// The model counters, from `llm_requests` (so they survive restarts and cover every node).
+fn render_llm(out: &mut String, totals: &[artel_actors::store::LlmTotal]) {
+    let mut by_model: BTreeMap<(&str, &str), [i64; 4]> = BTreeMap::new();
+    let mut by_status: BTreeMap<&str, i64> = BTreeMap::new();
+    for t in totals {
+        let sums = by_model.entry((&t.role, &t.model)).or_default();
+        sums[0] += t.tokens_in;
+        sums[1] += t.tokens_out;
+        sums[2] += t.tokens_cached;
+        sums[3] += t.cost_micro_usd;
+        *by_status.entry(&t.status).or_default() += t.requests;
+    }
+    header(
+        out,
+        LLM_TOKENS,
+        "counter",
+        "Model tokens, by role, model and kind (input counts cached ones too).",
+    );
+    for ((role, model), sums) in &by_model {
+        for (kind, n) in [("input", sums[0]), ("output", sums[1]), ("cached", sums[2])] {
+            let _ = writeln!(
+                out,
+                "{LLM_TOKENS}{{role=\"{}\",model=\"{}\",kind=\"{kind}\"}} {n}",
+                escape(role),
+                escape(model)
+            );
+        }
+    }
+    header(
+        out,
+        LLM_COST,
+        "counter",
+        "Model cost in USD, by role and model.",
+    );
+    for ((role, model), sums) in &by_model {
+        let _ = writeln!(
+            out,
+            "{LLM_COST}{{role=\"{}\",model=\"{}\"}} {}",
+            escape(role),
+            escape(model),
+            sums[3] as f64 / 1e6
+        );
+    }
+    header(out, LLM_REQUESTS, "counter", "Model calls, by status.");
+    for (status, n) in &by_status {
+        let _ = writeln!(out, "{LLM_REQUESTS}{{status=\"{}\"}} {n}", escape(status));
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -331,6 +388,37 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_calls_render_as_the_three_counters() {
+        use artel_actors::store::LlmTotal;
+        let call = |status: &str, n, i, cost| LlmTotal {
+            role: "Developer".into(),
+            model: "gpt-x".into(),
+            status: status.into(),
+            requests: n,
+            tokens_in: i,
+            tokens_out: 10,
+            tokens_cached: 5,
+            cost_micro_usd: cost,
+        };
+        let mut out = String::new();
+        render_llm(
+            &mut out,
+            &[call("ok", 3, 300, 1_500_000), call("rate_limited", 2, 0, 0)],
+        );
+        for line in [
+            "artel_llm_tokens_total{role=\"Developer\",model=\"gpt-x\",kind=\"input\"} 300",
+            "artel_llm_tokens_total{role=\"Developer\",model=\"gpt-x\",kind=\"output\"} 20",
+            "artel_llm_tokens_total{role=\"Developer\",model=\"gpt-x\",kind=\"cached\"} 10",
+            "artel_llm_cost_usd_total{role=\"Developer\",model=\"gpt-x\"} 1.5",
+            "artel_llm_requests_total{status=\"ok\"} 3",
+            "artel_llm_requests_total{status=\"rate_limited\"} 2",
+            "# TYPE artel_llm_cost_usd_total counter",
+        ] {
+            assert!(out.contains(line), "{line} missing from:\n{out}");
+        }
+    }
 
     #[test]
     fn stream_lag_renders_per_group() {
