@@ -7,6 +7,7 @@
 //! title). A request outside the range lists none and is marked so.
 
 use artel_messages::spec::FieldType::{self, *};
+use artel_messages::spec::Spec;
 
 /// One request and what its spec must hold.
 pub struct Case {
@@ -368,70 +369,69 @@ pub const CASES: &[Case] = &[
     outside("a calculator service"),
 ];
 
+/// What `spec` lacks of what `case` names, as readable lines (empty: it has it all).
+pub fn problems(case: &Case, spec: &Spec) -> Vec<std::string::String> {
+    let mut out = Vec::new();
+    if case.out_of_range {
+        if spec.out_of_range.is_none() {
+            out.push("not recognised as out of the offline range".to_owned());
+        }
+        return out;
+    }
+    if let Some(what) = &spec.out_of_range {
+        out.push(format!("wrongly out of range: {what}"));
+    }
+    let mut got: Vec<&str> = spec.resources.iter().map(|r| r.plural.as_str()).collect();
+    let mut want: Vec<&str> = case.resources.iter().map(|(p, _)| *p).collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    if got != want {
+        out.push(format!("resources {got:?}, wanted {want:?}"));
+    }
+    for (plural, fields) in case.resources {
+        let Some(r) = spec.resource(plural) else {
+            continue;
+        };
+        for (name, ty) in *fields {
+            match r.field(name) {
+                Some(f) if f.ty == *ty => {}
+                Some(f) => out.push(format!("{plural}.{name} is {}, wanted {}", f.ty, ty)),
+                None => out.push(format!(
+                    "{plural} has no {name} ({:?})",
+                    r.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>()
+                )),
+            }
+        }
+    }
+    for (child, parent) in case.relations {
+        if !spec
+            .resource(child)
+            .is_some_and(|r| r.belongs_to.iter().any(|p| p == parent))
+        {
+            out.push(format!("{child} does not belong to {parent}"));
+        }
+    }
+    for (plural, action) in case.actions {
+        if !spec
+            .resource(plural)
+            .is_some_and(|r| r.actions.iter().any(|a| a.name == *action))
+        {
+            out.push(format!("{plural} has no action {action}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analyst::read;
 
-    /// What `case` finds missing or wrong in its spec, as readable lines.
-    fn problems(case: &Case) -> Vec<std::string::String> {
-        let spec = read(case.request);
-        let mut out = Vec::new();
-        if case.out_of_range {
-            if spec.out_of_range.is_none() {
-                out.push("not recognised as out of the offline range".to_owned());
-            }
-            return out;
-        }
-        if let Some(what) = &spec.out_of_range {
-            out.push(format!("wrongly out of range: {what}"));
-        }
-        let mut got: Vec<&str> = spec.resources.iter().map(|r| r.plural.as_str()).collect();
-        let mut want: Vec<&str> = case.resources.iter().map(|(p, _)| *p).collect();
-        got.sort_unstable();
-        want.sort_unstable();
-        if got != want {
-            out.push(format!("resources {got:?}, wanted {want:?}"));
-        }
-        for (plural, fields) in case.resources {
-            let Some(r) = spec.resource(plural) else {
-                continue;
-            };
-            for (name, ty) in *fields {
-                match r.field(name) {
-                    Some(f) if f.ty == *ty => {}
-                    Some(f) => out.push(format!("{plural}.{name} is {}, wanted {}", f.ty, ty)),
-                    None => out.push(format!(
-                        "{plural} has no {name} ({:?})",
-                        r.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>()
-                    )),
-                }
-            }
-        }
-        for (child, parent) in case.relations {
-            if !spec
-                .resource(child)
-                .is_some_and(|r| r.belongs_to.iter().any(|p| p == parent))
-            {
-                out.push(format!("{child} does not belong to {parent}"));
-            }
-        }
-        for (plural, action) in case.actions {
-            if !spec
-                .resource(plural)
-                .is_some_and(|r| r.actions.iter().any(|a| a.name == *action))
-            {
-                out.push(format!("{plural} has no action {action}"));
-            }
-        }
-        out
-    }
-
     #[test]
     fn every_case_reads_as_its_table_says() {
         let mut failures = Vec::new();
         for case in CASES {
-            let problems = problems(case);
+            let problems = problems(case, &read(case.request));
             if !problems.is_empty() {
                 failures.push(format!(
                     "{:?}:\n  {}\n  spec: {}",
