@@ -68,7 +68,7 @@ pub fn parse(text: &str) -> Intent {
     if is_status(&norms) {
         return Intent::Status;
     }
-    if is_bare_description(text, &norms) {
+    if is_bare_description(text, &norms) || is_resource_description(text, &norms) {
         return Intent::BuildNew {
             description: clean_description(text),
         };
@@ -988,6 +988,36 @@ fn is_bare_description(text: &str, norms: &[&str]) -> bool {
     norms.len() >= 2 && !text.trim_end().ends_with('?') && names_a_thing(norms)
 }
 
+/// A line the Analyst reads as resources (`A recipe box: recipes with ingredients and
+/// steps`) that does not start like guidance (`add …`, `rename …`).
+fn is_resource_description(text: &str, norms: &[&str]) -> bool {
+    const GUIDANCE: &[&str] = &[
+        "add",
+        "rename",
+        "remove",
+        "drop",
+        "delete",
+        "change",
+        "make",
+        "fix",
+        "update",
+        "use",
+        "put",
+        "set",
+        "mark",
+        "добавь",
+        "переименуй",
+        "удали",
+        "убери",
+        "измени",
+        "сделай",
+    ];
+    norms.len() >= 3
+        && !text.trim_end().ends_with('?')
+        && norms.first().is_some_and(|w| !GUIDANCE.contains(w))
+        && crate::analyst::read(text).is_buildable_offline()
+}
+
 /// The description without leading separators and trailing punctuation or `please`.
 fn clean_description(text: &str) -> String {
     let mut text = text
@@ -1377,6 +1407,15 @@ mod tests {
             let intent = parse(&noise);
             let _ = redact(&noise, &intent);
         }
+    }
+
+    #[test]
+    fn a_line_the_analyst_reads_as_resources_is_a_build_request() {
+        assert_eq!(
+            parse("A recipe box: recipes with ingredients and steps"),
+            build("A recipe box: recipes with ingredients and steps")
+        );
+        assert_eq!(parse("rename notes to memos"), Intent::Unknown);
     }
 
     #[test]
