@@ -20,7 +20,7 @@ use artel_messages::product_owner::Intent;
 use artel_messages::secret::SecretValue;
 use artel_messages::{
     Classify, DeploymentId, ErrorClass, EventBody, EventId, SessionChannel, SessionId,
-    SessionStatus, StepKind, TaskId, TaskKind, TaskStatus, UserId,
+    SessionStatus, StepKind, StepStatus, TaskId, TaskKind, TaskStatus, UserId,
 };
 use artel_supervisors::{Backoff, Supervisor, SupervisorHandle, SupervisorRef};
 use serde_json::{Value, json};
@@ -733,6 +733,18 @@ async fn the_spec_is_shown_first_corrected_in_words_and_built_on_yes() {
             .await
             .iter()
             .any(|line| line.text.contains("add a due date"))
+    })
+    .await;
+    eventually(SOON, "the corrected spec waits for the user", || async {
+        let written = h
+            .store
+            .steps(task)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
+            .count();
+        written == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
     })
     .await;
     assert_eq!(h.store.session_tasks(session).await.unwrap().len(), 1);

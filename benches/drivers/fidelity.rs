@@ -67,7 +67,11 @@ async fn start(spec: &artel_messages::spec::Spec, n: usize) -> Result<Service, S
         base: format!("http://127.0.0.1:{port}"),
         _dir: dir,
     };
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if client
@@ -84,7 +88,11 @@ async fn start(spec: &artel_messages::spec::Spec, n: usize) -> Result<Service, S
 }
 
 /// What the running service lacks of what `case` names.
-async fn deployed_problems(case: &Case, spec: &artel_messages::spec::Spec, n: usize) -> Vec<String> {
+async fn deployed_problems(
+    case: &Case,
+    spec: &artel_messages::spec::Spec,
+    n: usize,
+) -> Vec<String> {
     let service = match start(spec, n).await {
         Ok(service) => service,
         Err(e) => return vec![e],
@@ -92,6 +100,8 @@ async fn deployed_problems(case: &Case, spec: &artel_messages::spec::Spec, n: us
     let api = Api::of(spec);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap_or_default();
     let mut out = Vec::new();
@@ -191,6 +201,7 @@ async fn main() {
     let mut rows = Vec::new();
     let (mut built, mut declined, mut in_range, mut out_of_range, mut base) = (0, 0, 0, 0, 0);
     for (n, case) in CASES.iter().enumerate() {
+        eprintln!("{n}: {}", case.request);
         let spec = analyst::read(case.request);
         let baseline = baseline_problems(case);
         let (ours, verdict) = if case.out_of_range {
