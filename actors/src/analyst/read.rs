@@ -1015,13 +1015,11 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
     if (borrow.is_some() || text.contains("checked out"))
         && let Some(i) = target(drafts, borrow, &["book", "item", "car"])
     {
-        {
-            set_flag(
-                &mut drafts[i],
-                "borrowed",
-                &[("borrow", true), ("return", false)],
-            );
-        }
+        set_flag(
+            &mut drafts[i],
+            "borrowed",
+            &[("borrow", true), ("return", false)],
+        );
     }
     let done = position(
         ws,
@@ -1047,12 +1045,7 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
     for draft in drafts.iter_mut() {
         match draft.mention.singular.as_str() {
             "habit" if !draft.actions.iter().any(|a| a.kind == ActionKind::CheckIn) => {
-                draft.actions.push(Action {
-                    name: "check_in".to_owned(),
-                    kind: ActionKind::CheckIn,
-                    field: "days".to_owned(),
-                    value: None,
-                });
+                draft.actions.push(check_in());
             }
             "link" if !draft.actions.iter().any(|a| a.kind == ActionKind::Redirect) => {
                 add_field(
@@ -1078,12 +1071,7 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
         && let Some(i) = owner_at(drafts, at)
         && !drafts[i].actions.iter().any(|a| a.field == "done")
     {
-        drafts[i].actions.push(Action {
-            name: "check_in".to_owned(),
-            kind: ActionKind::CheckIn,
-            field: "days".to_owned(),
-            value: None,
-        });
+        drafts[i].actions.push(check_in());
     }
     // "mark a book as read": a flag of its own.
     for i in ws
@@ -1116,23 +1104,38 @@ fn actions(text: &str, ws: &[Word], drafts: &mut [Draft]) {
             set_flag(&mut drafts[owner], &name, &[(&on, true), (&off, false)]);
         }
     }
-    if let Some(at) = position(ws, &["publish", "published", "опублик"])
-        && let Some(i) = owner_at(drafts, at)
-    {
-        set_flag(
-            &mut drafts[i],
-            "published",
-            &[("publish", true), ("unpublish", false)],
-        );
+    for (keys, field, on, off) in FLAG_VERBS {
+        if let Some(at) = position(ws, keys)
+            && let Some(i) = owner_at(drafts, at)
+        {
+            set_flag(&mut drafts[i], field, &[(on, true), (off, false)]);
+        }
     }
-    if let Some(at) = position(ws, &["archive", "archived", "архив"])
-        && let Some(i) = owner_at(drafts, at)
-    {
-        set_flag(
-            &mut drafts[i],
-            "archived",
-            &[("archive", true), ("unarchive", false)],
-        );
+}
+
+/// Verbs that set a flag of the record they follow: the words, the flag, its two actions.
+const FLAG_VERBS: &[(&[&str], &str, &str, &str)] = &[
+    (
+        &["publish", "published", "опублик"],
+        "published",
+        "publish",
+        "unpublish",
+    ),
+    (
+        &["archive", "archived", "архив"],
+        "archived",
+        "archive",
+        "unarchive",
+    ),
+];
+
+/// Once a day, into the record's list of days (`check off a habit`).
+fn check_in() -> Action {
+    Action {
+        name: "check_in".to_owned(),
+        kind: ActionKind::CheckIn,
+        field: "days".to_owned(),
+        value: None,
     }
 }
 
