@@ -40,7 +40,7 @@ use artel_actors::worker_manager::process::DEFAULT_GID;
 use artel_actors::worker_manager::{
     ProcessConfig, ProcessRuntime, RunAs, WorkerManager, WorkerManagerConfig,
 };
-use artel_messages::{SecretValue, StepKind, StepStatus, TaskId, TaskKind, TaskStatus};
+use artel_messages::{SecretValue, TaskId, TaskKind, TaskStatus};
 use artel_supervisors::{Backoff, Supervisor, SupervisorHandle};
 use database::{drop_database, fresh_database};
 use serde_json::{Value, json};
