@@ -13,7 +13,9 @@
 //! - [`sse`] — server-sent event framing; [`stream`] — what both streams share.
 //! - [`error`] — [`LlmError`], retryable or fatal, with the server's retry delay.
 //! - [`cost`] — usage normalized across dialects and priced by `[llm.prices]`.
+//! - [`accounting`] — every call recorded in `llm_requests`, whichever role made it.
 
+pub mod accounting;
 pub mod anthropic;
 pub mod client;
 pub mod conversation;

@@ -46,6 +46,8 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     /// The LLM provider the roles that use a model talk to.
     pub llm: LlmSettings,
+    /// The ProductOwner: who understands the user's lines.
+    pub product_owner: ProductOwnerSettings,
     /// The Analyst: the spec written before anything is built.
     pub analyst: AnalystSettings,
 }
@@ -65,8 +67,32 @@ impl Default for AnalystSettings {
     }
 }
 
+/// `[product_owner]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductOwnerSettings {
+    /// `offline` (the default: the deterministic intent parser) or `llm` (the session's lines
+    /// go to the ProductOwner's model, `[llm]` with `[llm.product_owner]` on top;
+    /// `ARTEL_PRODUCT_OWNER__KIND=llm`). `agent.kind = llm` does not turn it on.
+    pub kind: ProductOwnerKind,
+}
+
+/// `product_owner.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductOwnerKind {
+    /// The offline intent parser.
+    #[default]
+    Offline,
+    /// The model, with the offline parser as its fallback.
+    Llm,
+}
+
 /// `[llm]` — one provider endpoint and model (`ARTEL_LLM__PROVIDER`, `ARTEL_LLM__BASE_URL`,
-/// `ARTEL_LLM__API_KEY`, `ARTEL_LLM__MODEL`).
+/// `ARTEL_LLM__API_KEY`, `ARTEL_LLM__MODEL`), shared by every role that uses a model, with
+/// optional per-role overrides in `[llm.developer]` and `[llm.product_owner]`
+/// (`ARTEL_LLM__DEVELOPER__MODEL`, `ARTEL_LLM__PRODUCT_OWNER__BASE_URL`, …): each field set
+/// there wins over `[llm]` for that role alone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmSettings {
@@ -87,6 +113,91 @@ pub struct LlmSettings {
     pub max_output_tokens: u32,
     /// USD per million tokens, by model name: `[llm.prices."gpt-4.1"] input = 2.0`.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// The Developer's overrides.
+    pub developer: LlmRoleSettings,
+    /// The ProductOwner's overrides.
+    pub product_owner: LlmRoleSettings,
+}
+
+/// `[llm.developer]`, `[llm.product_owner]`: what one role changes of `[llm]`; unset fields
+/// are `[llm]`'s.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmRoleSettings {
+    /// The dialect.
+    pub provider: Option<LlmProvider>,
+    /// Where the API lives.
+    pub base_url: Option<String>,
+    /// The API key.
+    pub api_key: Option<SecretValue>,
+    /// The model name.
+    pub model: Option<String>,
+    /// Seconds an answer may take.
+    pub timeout_secs: Option<u64>,
+    /// Output tokens one answer may have.
+    pub max_output_tokens: Option<u32>,
+}
+
+/// A role that may use a model, with its own `[llm.*]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmRole {
+    /// Writes the code (`agent.kind = llm`).
+    Developer,
+    /// Talks with the user (`product_owner.kind = llm`).
+    ProductOwner,
+}
+
+impl LlmRole {
+    /// The role as users know it, in errors: `Developer`, `ProductOwner`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Developer => "Developer",
+            Self::ProductOwner => "ProductOwner",
+        }
+    }
+
+    /// Its section under `[llm]`: `developer`, `product_owner`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Developer => "developer",
+            Self::ProductOwner => "product_owner",
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The settings `role` uses: `[llm]` with the role's section on top (the sections
+    /// themselves emptied), and the names of the fields the section set.
+    pub fn for_role(&self, role: LlmRole) -> (LlmSettings, Vec<&'static str>) {
+        let section = match role {
+            LlmRole::Developer => &self.developer,
+            LlmRole::ProductOwner => &self.product_owner,
+        };
+        let mut set = Vec::new();
+        let mut mark = |name: &'static str, present: bool| {
+            if present {
+                set.push(name);
+            }
+        };
+        mark("provider", section.provider.is_some());
+        mark("base_url", section.base_url.is_some());
+        mark("api_key", section.api_key.is_some());
+        mark("model", section.model.is_some());
+        mark("timeout_secs", section.timeout_secs.is_some());
+        mark("max_output_tokens", section.max_output_tokens.is_some());
+        let resolved = LlmSettings {
+            provider: section.provider.unwrap_or(self.provider),
+            base_url: section.base_url.clone().or_else(|| self.base_url.clone()),
+            api_key: section.api_key.clone().or_else(|| self.api_key.clone()),
+            model: section.model.clone().or_else(|| self.model.clone()),
+            timeout_secs: section.timeout_secs.unwrap_or(self.timeout_secs),
+            max_output_tokens: section.max_output_tokens.unwrap_or(self.max_output_tokens),
+            prices: self.prices.clone(),
+            developer: LlmRoleSettings::default(),
+            product_owner: LlmRoleSettings::default(),
+        };
+        (resolved, set)
+    }
 }
 
 impl Default for LlmSettings {
@@ -99,6 +210,8 @@ impl Default for LlmSettings {
             timeout_secs: 300,
             max_output_tokens: 8192,
             prices: std::collections::BTreeMap::new(),
+            developer: LlmRoleSettings::default(),
+            product_owner: LlmRoleSettings::default(),
         }
     }
 }
@@ -493,6 +606,7 @@ impl Default for Settings {
             sessions: SessionSettings::default(),
             scheduler: SchedulerSettings::default(),
             llm: LlmSettings::default(),
+            product_owner: ProductOwnerSettings::default(),
             analyst: AnalystSettings::default(),
         }
     }
@@ -683,6 +797,12 @@ impl Settings {
                 message: failure.reason,
             });
         }
+        if let Err(failure) = crate::sessions::Brain::from_settings(self) {
+            return Err(SettingsError::OutOfRange {
+                key: "product_owner",
+                message: failure.reason,
+            });
+        }
         if self.deploy.first_port < 1024 || self.deploy.first_port > self.deploy.last_port {
             return Err(SettingsError::OutOfRange {
                 key: "deploy.first_port",
@@ -769,25 +889,42 @@ impl Settings {
 impl Settings {
     fn validate_llm(&self) -> Result<(), SettingsError> {
         let llm = &self.llm;
-        if let Some(url) = &llm.base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.base_url",
-                message: format!("{url:?} is not an http:// or https:// URL"),
-            });
-        }
-        if llm.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.model",
-                message: "must not be empty when set".into(),
-            });
-        }
-        if llm.timeout_secs == 0 || llm.max_output_tokens == 0 {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.timeout_secs",
-                message: "the timeout and max_output_tokens must be at least 1".into(),
-            });
+        check_endpoint(
+            ["llm.base_url", "llm.model", "llm.timeout_secs"],
+            llm.base_url.as_deref(),
+            llm.model.as_deref(),
+            [
+                Some(llm.timeout_secs),
+                Some(u64::from(llm.max_output_tokens)),
+            ],
+        )?;
+        for (section, keys) in [
+            (
+                &llm.developer,
+                [
+                    "llm.developer.base_url",
+                    "llm.developer.model",
+                    "llm.developer.timeout_secs",
+                ],
+            ),
+            (
+                &llm.product_owner,
+                [
+                    "llm.product_owner.base_url",
+                    "llm.product_owner.model",
+                    "llm.product_owner.timeout_secs",
+                ],
+            ),
+        ] {
+            check_endpoint(
+                keys,
+                section.base_url.as_deref(),
+                section.model.as_deref(),
+                [
+                    section.timeout_secs,
+                    section.max_output_tokens.map(u64::from),
+                ],
+            )?;
         }
         for (model, price) in &llm.prices {
             let prices = [price.input, price.output, price.cached_input.unwrap_or(0.0)];
@@ -800,6 +937,38 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// One endpoint's fields, `[llm]` or a role's section: `keys` name its base URL, model and
+/// timeout settings.
+fn check_endpoint(
+    keys: [&'static str; 3],
+    base_url: Option<&str>,
+    model: Option<&str>,
+    limits: [Option<u64>; 2],
+) -> Result<(), SettingsError> {
+    let [base_url_key, model_key, timeout_key] = keys;
+    if let Some(url) = base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(SettingsError::OutOfRange {
+            key: base_url_key,
+            message: format!("{url:?} is not an http:// or https:// URL"),
+        });
+    }
+    if model.is_some_and(|m| m.trim().is_empty()) {
+        return Err(SettingsError::OutOfRange {
+            key: model_key,
+            message: "must not be empty when set".into(),
+        });
+    }
+    if limits.contains(&Some(0)) {
+        return Err(SettingsError::OutOfRange {
+            key: timeout_key,
+            message: "the timeout and max_output_tokens must be at least 1".into(),
+        });
+    }
+    Ok(())
 }
 
 /// An environment string as the TOML value it most plausibly means.

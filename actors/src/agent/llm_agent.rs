@@ -27,11 +27,11 @@ pub mod observe;
 pub mod stuck;
 pub mod tools;
 
-use crate::llm::cost;
 use crate::llm::{LlmClient, LlmError, Message, Request, Role, ToolResult};
+use crate::llm::{accounting, cost};
 use crate::roles::workspace::Checkout;
 use crate::settings::{AgentSettings, LlmSettings, ModelPrice};
-use crate::store::{BudgetRaise, LlmRequestRow, Store};
+use crate::store::{BudgetRaise, Store};
 use artel_messages::{Classify, Failure, ProjectId, SecretValue, TaskId};
 use observe::Masker;
 use serde::{Deserialize, Serialize};
@@ -280,21 +280,8 @@ impl LlmAgent {
 
     /// Every resolved secret of the project, and the provider key.
     async fn masker(&self, job: &Assignment<'_>) -> Result<Masker, Failure> {
-        let mut values: Vec<String> = self.api_key.iter().map(|k| k.expose().to_owned()).collect();
-        let names = job
-            .store
-            .secret_names(job.project)
-            .await
-            .map_err(|e| e.to_failure())?;
-        for name in names {
-            let value = job
-                .store
-                .reveal_secret(job.project, &name)
-                .await
-                .map_err(|e| e.to_failure())?;
-            values.push(value.expose().to_owned());
-        }
-        Ok(Masker::new(values))
+        let key = self.api_key.iter().map(|k| k.expose().to_owned());
+        Masker::for_project(job.store, job.project, key).await
     }
 
     async fn drive(
@@ -541,34 +528,21 @@ impl LlmAgent {
         answer: &Result<crate::llm::Completion, LlmError>,
         started: Instant,
     ) -> Result<(), Failure> {
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let usage = answer.as_ref().map(|c| c.usage).unwrap_or_default();
-        let cost_micro_usd = self
-            .price
-            .as_ref()
-            .map_or(0, |p| cost::cost_micro_usd(p, &usage));
-        let status = match answer {
-            Ok(_) => "ok",
-            Err(err) => err.request_status(),
-        };
-        let row = LlmRequestRow {
+        let scope = accounting::Scope {
             project: Some(job.project),
             task: Some(job.task),
-            role: ROLE.to_owned(),
-            provider: self.client.provider().as_str().to_owned(),
-            model: self.client.model().to_owned(),
-            tokens_in: usage.input,
-            tokens_out: usage.output,
-            tokens_cached: usage.cached_input,
-            cost_micro_usd,
-            latency_ms,
-            status,
-            error: answer.as_ref().err().map(ToString::to_string),
+            session: None,
         };
-        job.store
-            .record_llm_request(&row)
-            .await
-            .map_err(|e| e.to_failure())
+        accounting::record(
+            job.store,
+            &self.client,
+            self.price.as_ref(),
+            ROLE,
+            scope,
+            answer,
+            started,
+        )
+        .await
     }
 }
 
