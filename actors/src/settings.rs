@@ -1164,6 +1164,87 @@ mod tests {
     }
 
     #[test]
+    fn each_role_may_override_the_shared_provider() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[
+                ("ARTEL_LLM__BASE_URL", "http://shared:1/v1"),
+                ("ARTEL_LLM__MODEL", "shared-model"),
+                ("ARTEL_LLM__API_KEY", "sk-shared"),
+                ("ARTEL_LLM__PRODUCT_OWNER__PROVIDER", "anthropic"),
+                ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", "http://po:2"),
+                ("ARTEL_LLM__PRODUCT_OWNER__MODEL", "po-model"),
+                ("ARTEL_LLM__PRODUCT_OWNER__MAX_OUTPUT_TOKENS", "1024"),
+                ("ARTEL_LLM__DEVELOPER__TIMEOUT_SECS", "900"),
+                ("ARTEL_PRODUCT_OWNER__KIND", "llm"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.product_owner.kind, ProductOwnerKind::Llm);
+        let (dev, dev_set) = s.llm.for_role(LlmRole::Developer);
+        assert_eq!(dev.provider, LlmProvider::Openai);
+        assert_eq!(dev.base_url.as_deref(), Some("http://shared:1/v1"));
+        assert_eq!(dev.model.as_deref(), Some("shared-model"));
+        assert_eq!((dev.timeout_secs, dev.max_output_tokens), (900, 8192));
+        assert_eq!(dev_set, ["timeout_secs"]);
+        let (po, po_set) = s.llm.for_role(LlmRole::ProductOwner);
+        assert_eq!(po.provider, LlmProvider::Anthropic);
+        assert_eq!(po.base_url.as_deref(), Some("http://po:2"));
+        assert_eq!(po.model.as_deref(), Some("po-model"));
+        assert_eq!(
+            po.api_key.as_ref().unwrap().expose(),
+            "sk-shared",
+            "falls back"
+        );
+        assert_eq!((po.timeout_secs, po.max_output_tokens), (300, 1024));
+        assert_eq!(
+            po_set,
+            ["provider", "base_url", "model", "max_output_tokens"]
+        );
+
+        // The fixed names alone configure both roles; the agent alone does not turn the
+        // ProductOwner's model on.
+        let s = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_AGENT__KIND", "llm"), ("ARTEL_LLM__MODEL", "m")]),
+        )
+        .unwrap();
+        assert_eq!(s.product_owner.kind, ProductOwnerKind::Offline);
+        assert!(matches!(
+            crate::sessions::Brain::from_settings(&s),
+            Ok(crate::sessions::Brain::Offline)
+        ));
+        for role in [LlmRole::Developer, LlmRole::ProductOwner] {
+            assert_eq!(s.llm.for_role(role).0.model.as_deref(), Some("m"));
+        }
+
+        for (pairs, named) in [
+            (
+                vec![("ARTEL_PRODUCT_OWNER__KIND", "llm")],
+                "set ARTEL_LLM__MODEL (or ARTEL_LLM__PRODUCT_OWNER__MODEL for the ProductOwner alone)",
+            ),
+            (
+                vec![
+                    ("ARTEL_LLM__MODEL", "m"),
+                    ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", "po:2"),
+                ],
+                "llm.product_owner.base_url",
+            ),
+            (
+                vec![("ARTEL_LLM__DEVELOPER__TIMEOUT_SECS", "0")],
+                "llm.developer.timeout_secs",
+            ),
+            (vec![("ARTEL_LLM__DEVELOPER__MODELL", "m")], "modell"),
+            (vec![("ARTEL_PRODUCT_OWNER__KIND", "smart")], "smart"),
+        ] {
+            let err = Settings::load(None, false, env(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(named), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err = Settings::load(
             None,
