@@ -300,6 +300,18 @@ where
     }
 }
 
+/// Fails unless each `(table, count query of $1)` finds `value` nowhere.
+async fn assert_nowhere(store: &Store, value: &str, checks: &[(&str, &str)]) {
+    for (table, sql) in checks {
+        let found: i64 = sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, 0, "the secret's value is in {table}");
+    }
+}
+
 /// `(user line, the line answering it)` ids of a session, in journal order of the answers.
 async fn replies(store: &Store, session: SessionId) -> Vec<(i64, i64)> {
     sqlx::query_as(
@@ -604,28 +616,26 @@ async fn a_secret_is_stored_never_journaled_and_resumes_the_deploy() {
         journaled.contains(&format!("{NAME}={}", intent::REDACTED)),
         "the line is journaled redacted: {journaled:?}"
     );
-    for (table, sql) in [
-        (
-            "session_messages",
-            "SELECT count(*) FROM session_messages WHERE text LIKE '%' || $1 || '%'",
-        ),
-        (
-            "events",
-            "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
-        ),
-        (
-            "task_steps",
-            "SELECT count(*) FROM task_steps \
+    assert_nowhere(
+        &h.store,
+        VALUE,
+        &[
+            (
+                "session_messages",
+                "SELECT count(*) FROM session_messages WHERE text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "events",
+                "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "task_steps",
+                "SELECT count(*) FROM task_steps \
              WHERE input::text LIKE '%' || $1 || '%' OR output::text LIKE '%' || $1 || '%'",
-        ),
-    ] {
-        let found: i64 = sqlx::query_scalar(sql)
-            .bind(VALUE)
-            .fetch_one(h.store.pool())
-            .await
-            .unwrap();
-        assert_eq!(found, 0, "the secret's value is in {table}");
-    }
+            ),
+        ],
+    )
+    .await;
     h.stop().await;
 }
 
@@ -1004,28 +1014,26 @@ async fn the_llm_product_owner_never_sees_a_secret_value() {
             request.raw
         );
     }
-    for (table, sql) in [
-        (
-            "po_decisions",
-            "SELECT count(*) FROM po_decisions WHERE decision::text LIKE '%' || $1 || '%'",
-        ),
-        (
-            "llm_requests",
-            "SELECT count(*) FROM llm_requests WHERE coalesce(error, '') LIKE '%' || $1 || '%'",
-        ),
-        (
-            "session_messages",
-            "SELECT count(*) FROM session_messages WHERE role = 'product_owner' \
+    assert_nowhere(
+        &h.store,
+        VALUE,
+        &[
+            (
+                "po_decisions",
+                "SELECT count(*) FROM po_decisions WHERE decision::text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "llm_requests",
+                "SELECT count(*) FROM llm_requests WHERE coalesce(error, '') LIKE '%' || $1 || '%'",
+            ),
+            (
+                "session_messages",
+                "SELECT count(*) FROM session_messages WHERE role = 'product_owner' \
              AND text LIKE '%' || $1 || '%'",
-        ),
-    ] {
-        let found: i64 = sqlx::query_scalar(sql)
-            .bind(VALUE)
-            .fetch_one(h.store.pool())
-            .await
-            .unwrap();
-        assert_eq!(found, 0, "the secret's value is in {table}");
-    }
+            ),
+        ],
+    )
+    .await;
     h.stop().await;
 }
 
