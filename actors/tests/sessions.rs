@@ -943,6 +943,18 @@ async fn the_llm_product_owner_turns_a_free_form_line_into_a_build() {
         ],
         "every request is accounted"
     );
+    let scopes: Vec<(Option<uuid::Uuid>, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT project_id, task_id FROM llm_requests WHERE session_id = $1 ORDER BY id",
+    )
+    .bind(session.as_uuid())
+    .fetch_all(h.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        scopes,
+        [(None, None), (Some(projects[0].id.as_uuid()), None)],
+        "the project's once it has one, never a task's (its budget is the Developer's)"
+    );
     assert_eq!(peer.remaining(), 0);
     h.stop().await;
 }

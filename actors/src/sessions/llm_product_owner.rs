@@ -15,8 +15,9 @@
 //!   line again after a crash reads it back and never asks the model again.
 //! - **Fallback.** On any provider error (or a tool call that does not fit) the offline
 //!   parser answers, and the user is told once: not again until the model has answered.
-//! - **Accounting.** Every request is recorded in `llm_requests` with the role
-//!   [`ROLE`], like the Developer's.
+//! - **Accounting.** Every request is recorded in `llm_requests` with the role [`ROLE`], the
+//!   project and the session, like the Developer's (but never under a task: a task's budget is
+//!   the Developer's to spend).
 
 pub mod tools;
 
@@ -181,9 +182,10 @@ impl LlmProductOwner {
         let request = self.request(sessions, session, line, situation).await?;
         let started = Instant::now();
         let answer = self.client.complete(&request).await;
+        // The project's and the session's, not a task's: a task's budget is the Developer's.
         let scope = Scope {
             project: session.project,
-            task: situation.waiting.as_ref().map(|t| t.id),
+            task: None,
             session: Some(session.id),
         };
         accounting::record(
