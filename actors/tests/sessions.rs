@@ -831,14 +831,21 @@ const PO_MODEL: &str = "scripted-po";
 
 /// The brain `ARTEL_PRODUCT_OWNER__KIND=llm` configures, on `peer`.
 fn llm_brain(peer: &LlmPeer) -> Brain {
-    let env = [
+    llm_brain_with(peer, &[])
+}
+
+/// [`llm_brain`] with more environment (later names win).
+fn llm_brain_with(peer: &LlmPeer, more: &[(&str, &str)]) -> Brain {
+    let mut env: Vec<(String, String)> = [
         ("ARTEL_PRODUCT_OWNER__KIND", "llm".to_owned()),
         ("ARTEL_LLM__BASE_URL", peer.openai_base()),
         ("ARTEL_LLM__MODEL", PO_MODEL.to_owned()),
         ("ARTEL_LLM__API_KEY", PO_KEY.to_owned()),
         ("ARTEL_LLM__TIMEOUT_SECS", "10".to_owned()),
     ]
-    .map(|(k, v)| (k.to_owned(), v));
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load(None, false, env).expect("the settings load");
     Brain::from_settings(&settings).expect("the ProductOwner's brain")
 }
@@ -876,7 +883,18 @@ async fn the_llm_product_owner_turns_a_free_form_line_into_a_build() {
         Reply::text("You're welcome. I'll tell you here when it is live.").turn(),
     ])
     .await;
-    let h = Harness::start_with(|_| {}, Duration::from_secs(60), llm_brain(&peer)).await;
+    // The shared `[llm]` points nowhere; the ProductOwner's own section at the peer.
+    let base = peer.openai_base();
+    let brain = llm_brain_with(
+        &peer,
+        &[
+            ("ARTEL_LLM__BASE_URL", "http://127.0.0.1:9/v1"),
+            ("ARTEL_LLM__MODEL", "the-developers-model"),
+            ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", &base),
+            ("ARTEL_LLM__PRODUCT_OWNER__MODEL", PO_MODEL),
+        ],
+    );
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), brain).await;
     let session = h.open().await;
 
     let answer = h.ask(session, line).await;
@@ -1053,7 +1071,7 @@ async fn the_llm_product_owner_never_sees_a_secret_value() {
 async fn a_provider_failure_falls_back_to_the_offline_parser_and_says_so_once() {
     let notice = "language model is not answering";
     let peer = LlmPeer::start([
-        Turn::Fault(Fault::ServerError),
+        Turn::Fault(Fault::Hang),
         Turn::Fault(Fault::Raw {
             status: 401,
             headers: vec![],
@@ -1063,9 +1081,11 @@ async fn a_provider_failure_falls_back_to_the_offline_parser_and_says_so_once() 
         Turn::Fault(Fault::ServerError),
     ])
     .await;
-    let h = Harness::start_with(|_| {}, Duration::from_secs(60), llm_brain(&peer)).await;
+    let brain = llm_brain_with(&peer, &[("ARTEL_LLM__PRODUCT_OWNER__TIMEOUT_SECS", "1")]);
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), brain).await;
     let session = h.open().await;
 
+    // The provider hangs: the ProductOwner's own timeout ends the wait.
     let answer = h.ask(session, "make me a todo list API").await;
     assert!(
         answer.contains("On it"),
@@ -1099,7 +1119,7 @@ async fn a_provider_failure_falls_back_to_the_offline_parser_and_says_so_once() 
             status
         })
         .collect();
-    assert_eq!(statuses, ["error", "error", "ok", "error"]);
+    assert_eq!(statuses, ["timeout", "error", "ok", "error"]);
     let refused: String = sqlx::query_scalar(
         "SELECT error FROM llm_requests WHERE session_id = $1 ORDER BY id OFFSET 1 LIMIT 1",
     )
