@@ -19,8 +19,8 @@ pub mod manifest;
 pub mod spec_service;
 pub mod template;
 
-use crate::llm::{Caller, LlmClient};
-use crate::settings::Settings;
+use crate::llm::LlmClient;
+use crate::settings::{LlmRole, Settings};
 use artel_messages::{Classify, Failure};
 use std::sync::Arc;
 
@@ -34,7 +34,8 @@ pub enum Agent {
         /// The command line.
         command: String,
     },
-    /// artel's own tool-calling loop on the `[llm]` provider.
+    /// artel's own tool-calling loop on the Developer's provider (`[llm]`, with
+    /// `[llm.developer]` on top).
     Llm(Arc<llm_agent::LlmAgent>),
 }
 
@@ -44,9 +45,10 @@ impl Agent {
         let settings = &all.agent;
         match (settings.kind.as_str(), &settings.command) {
             ("llm", _) => {
-                let client = LlmClient::from_settings(&all.llm, Caller::new("Developer"))
+                let client = LlmClient::for_role(&all.llm, LlmRole::Developer)
                     .map_err(|e| e.to_failure())?;
-                let agent = llm_agent::LlmAgent::new(client, settings, &all.llm)?;
+                let (llm, _) = all.llm.for_role(LlmRole::Developer);
+                let agent = llm_agent::LlmAgent::new(client, settings, &llm)?;
                 Ok(Self::Llm(Arc::new(agent)))
             }
             ("template", _) => Ok(Self::Template),

@@ -14,7 +14,9 @@
 //! - [`error`] — [`LlmError`], retryable or fatal, with the server's retry delay.
 //! - [`cost`] — usage normalized across dialects and priced by `[llm.prices]`.
 //! - [`budget`] — caps per task, project and user per day, checked before each call.
+//! - [`accounting`] — every call recorded in `llm_requests`, whichever role made it.
 
+pub mod accounting;
 pub mod anthropic;
 pub mod budget;
 pub mod client;

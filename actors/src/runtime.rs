@@ -24,7 +24,7 @@ use crate::roles::deployer::Deployers;
 use crate::roles::policy::RolePolicies;
 use crate::roles::role::RoleHook;
 use crate::scheduler::{Job, Scheduler, SchedulerHandle};
-use crate::sessions::Sessions;
+use crate::sessions::{Brain, Sessions};
 use crate::settings::{DeployTargetChoice, Settings};
 use crate::store::Store;
 use crate::worker_manager::{WorkerManager, WorkerManagerActor, Workers};
@@ -154,7 +154,9 @@ impl Runtime {
             policy,
         );
         let idle = Duration::from_secs(settings.sessions.idle_secs);
-        let (sessions, sessions_tree) = Sessions::subtree(store.clone(), workflows.clone(), idle);
+        let brain = Brain::from_settings(settings)?;
+        let (sessions, sessions_tree) =
+            Sessions::subtree(store.clone(), workflows.clone(), idle, brain);
 
         let every = |secs: u64| Duration::from_secs(secs.max(1));
         let s = &settings.scheduler;

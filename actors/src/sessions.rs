@@ -19,10 +19,13 @@
 //! `session/<id>` actors (transient: a crash restarts it, hibernation does not), each
 //! labelled `session = <id>` so the API shows it to that session's user only.
 
+pub mod llm_product_owner;
 mod product_owner;
 
 use crate::bus::EventFeed;
 use crate::intent;
+use crate::llm::LlmClient;
+use crate::settings::{LlmRole, ProductOwnerKind, Settings};
 use crate::store::{ChatLink, EventScope, Store, TaskRecord};
 use crate::workflow::{Staffing, Workflows};
 use artel_messages::dto::{ChatLineDto, SessionDto};
@@ -36,6 +39,7 @@ use artel_messages::{
 use artel_supervisors::{
     Actor, Addr, ChildSpec, Context, Handler, Intensity, Restart, Supervisor, SupervisorRef,
 };
+use llm_product_owner::LlmProductOwner;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,14 +65,22 @@ struct Inner<R: Staffing> {
     workflows: Workflows<R>,
     supervisor: SupervisorRef,
     idle: Duration,
+    /// Who understands the user's lines.
+    brain: Brain,
     live: tokio::sync::Mutex<HashMap<SessionId, Addr<SessionActor<R>>>>,
     /// Set when artel shuts down: no session is woken any more (its lines stay journaled).
     closing: std::sync::atomic::AtomicBool,
 }
 
 impl<R: Staffing> Sessions<R> {
-    /// The `sessions` subtree: the herald and, dynamically, one actor per live session.
-    pub fn subtree(store: Store, workflows: Workflows<R>, idle: Duration) -> (Self, Supervisor) {
+    /// The `sessions` subtree: the herald and, dynamically, one actor per live session, whose
+    /// lines `brain` understands.
+    pub fn subtree(
+        store: Store,
+        workflows: Workflows<R>,
+        idle: Duration,
+        brain: Brain,
+    ) -> (Self, Supervisor) {
         let tree = Supervisor::new("sessions").intensity(Intensity {
             max_restarts: 100,
             within: Duration::from_secs(60),
@@ -79,6 +91,7 @@ impl<R: Staffing> Sessions<R> {
                 workflows,
                 supervisor: tree.handle(),
                 idle,
+                brain,
                 live: tokio::sync::Mutex::new(HashMap::new()),
                 closing: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -230,6 +243,35 @@ impl<R: Staffing> Sessions<R> {
     }
 }
 
+/// Who understands a session's lines: the offline intent parser, or the ProductOwner's model
+/// (`product_owner.kind = llm`) with the offline parser as its fallback.
+#[derive(Clone, Default)]
+pub enum Brain {
+    /// The offline intent parser.
+    #[default]
+    Offline,
+    /// The model.
+    Llm(Arc<LlmProductOwner>),
+}
+
+impl Brain {
+    /// The brain `[product_owner]` configures (`llm` also reads `[llm]` and
+    /// `[llm.product_owner]`).
+    pub fn from_settings(settings: &Settings) -> Result<Self, Failure> {
+        match settings.product_owner.kind {
+            ProductOwnerKind::Offline => Ok(Self::Offline),
+            ProductOwnerKind::Llm => {
+                let client = LlmClient::for_role(&settings.llm, LlmRole::ProductOwner)
+                    .map_err(|e| e.to_failure())?;
+                Ok(Self::Llm(Arc::new(LlmProductOwner::new(
+                    client,
+                    &settings.llm,
+                )?)))
+            }
+        }
+    }
+}
+
 /// Journals a transcript line and publishes it as a `session_message` event (so every front
 /// door shows the conversation). `None` when the line was said already (news told twice).
 async fn record_line(
@@ -370,7 +412,7 @@ impl<R: Staffing> SessionActor<R> {
             .map_err(|e| e.to_failure())?
         {
             let session = self.load().await?;
-            let text = product_owner::answer(&self.sessions, &session, &line.text).await?;
+            let text = product_owner::answer(&self.sessions, &session, &line).await?;
             record_line(
                 &store,
                 &self.load().await?,

@@ -46,6 +46,8 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     /// The LLM provider the roles that use a model talk to.
     pub llm: LlmSettings,
+    /// The ProductOwner: who understands the user's lines.
+    pub product_owner: ProductOwnerSettings,
     /// The Analyst: the spec written before anything is built.
     pub analyst: AnalystSettings,
 }
@@ -65,8 +67,32 @@ impl Default for AnalystSettings {
     }
 }
 
+/// `[product_owner]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductOwnerSettings {
+    /// `offline` (the default: the deterministic intent parser) or `llm` (the session's lines
+    /// go to the ProductOwner's model, `[llm]` with `[llm.product_owner]` on top;
+    /// `ARTEL_PRODUCT_OWNER__KIND=llm`). `agent.kind = llm` does not turn it on.
+    pub kind: ProductOwnerKind,
+}
+
+/// `product_owner.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductOwnerKind {
+    /// The offline intent parser.
+    #[default]
+    Offline,
+    /// The model, with the offline parser as its fallback.
+    Llm,
+}
+
 /// `[llm]` — one provider endpoint and model (`ARTEL_LLM__PROVIDER`, `ARTEL_LLM__BASE_URL`,
-/// `ARTEL_LLM__API_KEY`, `ARTEL_LLM__MODEL`).
+/// `ARTEL_LLM__API_KEY`, `ARTEL_LLM__MODEL`), shared by every role that uses a model, with
+/// optional per-role overrides in `[llm.developer]` and `[llm.product_owner]`
+/// (`ARTEL_LLM__DEVELOPER__MODEL`, `ARTEL_LLM__PRODUCT_OWNER__BASE_URL`, …): each field set
+/// there wins over `[llm]` for that role alone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmSettings {
@@ -95,6 +121,93 @@ pub struct LlmSettings {
     /// more (unset: no cap). `ARTEL_LLM__USER_DAILY_BUDGET_USD`.
     #[serde(default, deserialize_with = "optional_number")]
     pub user_daily_budget_usd: Option<f64>,
+    /// The Developer's overrides.
+    pub developer: LlmRoleSettings,
+    /// The ProductOwner's overrides.
+    pub product_owner: LlmRoleSettings,
+}
+
+/// `[llm.developer]`, `[llm.product_owner]`: what one role changes of `[llm]`; unset fields
+/// are `[llm]`'s.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmRoleSettings {
+    /// The dialect.
+    pub provider: Option<LlmProvider>,
+    /// Where the API lives.
+    pub base_url: Option<String>,
+    /// The API key.
+    pub api_key: Option<SecretValue>,
+    /// The model name.
+    pub model: Option<String>,
+    /// Seconds an answer may take.
+    pub timeout_secs: Option<u64>,
+    /// Output tokens one answer may have.
+    pub max_output_tokens: Option<u32>,
+}
+
+/// A role that may use a model, with its own `[llm.*]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmRole {
+    /// Writes the code (`agent.kind = llm`).
+    Developer,
+    /// Talks with the user (`product_owner.kind = llm`).
+    ProductOwner,
+}
+
+impl LlmRole {
+    /// The role as users know it, in errors: `Developer`, `ProductOwner`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Developer => "Developer",
+            Self::ProductOwner => "ProductOwner",
+        }
+    }
+
+    /// Its section under `[llm]`: `developer`, `product_owner`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Developer => "developer",
+            Self::ProductOwner => "product_owner",
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The settings `role` uses: `[llm]` with the role's section on top (the sections
+    /// themselves emptied), and the names of the fields the section set.
+    pub fn for_role(&self, role: LlmRole) -> (LlmSettings, Vec<&'static str>) {
+        let section = match role {
+            LlmRole::Developer => &self.developer,
+            LlmRole::ProductOwner => &self.product_owner,
+        };
+        let mut set = Vec::new();
+        let mut mark = |name: &'static str, present: bool| {
+            if present {
+                set.push(name);
+            }
+        };
+        mark("provider", section.provider.is_some());
+        mark("base_url", section.base_url.is_some());
+        mark("api_key", section.api_key.is_some());
+        mark("model", section.model.is_some());
+        mark("timeout_secs", section.timeout_secs.is_some());
+        mark("max_output_tokens", section.max_output_tokens.is_some());
+        let resolved = LlmSettings {
+            provider: section.provider.unwrap_or(self.provider),
+            base_url: section.base_url.clone().or_else(|| self.base_url.clone()),
+            api_key: section.api_key.clone().or_else(|| self.api_key.clone()),
+            model: section.model.clone().or_else(|| self.model.clone()),
+            timeout_secs: section.timeout_secs.unwrap_or(self.timeout_secs),
+            max_output_tokens: section.max_output_tokens.unwrap_or(self.max_output_tokens),
+            prices: self.prices.clone(),
+            project_budget_usd: self.project_budget_usd,
+            user_daily_budget_usd: self.user_daily_budget_usd,
+            developer: LlmRoleSettings::default(),
+            product_owner: LlmRoleSettings::default(),
+        };
+        (resolved, set)
+    }
 }
 
 impl Default for LlmSettings {
@@ -109,6 +222,8 @@ impl Default for LlmSettings {
             prices: std::collections::BTreeMap::new(),
             project_budget_usd: None,
             user_daily_budget_usd: None,
+            developer: LlmRoleSettings::default(),
+            product_owner: LlmRoleSettings::default(),
         }
     }
 }
@@ -504,6 +619,7 @@ impl Default for Settings {
             sessions: SessionSettings::default(),
             scheduler: SchedulerSettings::default(),
             llm: LlmSettings::default(),
+            product_owner: ProductOwnerSettings::default(),
             analyst: AnalystSettings::default(),
         }
     }
@@ -694,6 +810,12 @@ impl Settings {
                 message: failure.reason,
             });
         }
+        if let Err(failure) = crate::sessions::Brain::from_settings(self) {
+            return Err(SettingsError::OutOfRange {
+                key: "product_owner",
+                message: failure.reason,
+            });
+        }
         if self.deploy.first_port < 1024 || self.deploy.first_port > self.deploy.last_port {
             return Err(SettingsError::OutOfRange {
                 key: "deploy.first_port",
@@ -780,25 +902,42 @@ impl Settings {
 impl Settings {
     fn validate_llm(&self) -> Result<(), SettingsError> {
         let llm = &self.llm;
-        if let Some(url) = &llm.base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.base_url",
-                message: format!("{url:?} is not an http:// or https:// URL"),
-            });
-        }
-        if llm.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.model",
-                message: "must not be empty when set".into(),
-            });
-        }
-        if llm.timeout_secs == 0 || llm.max_output_tokens == 0 {
-            return Err(SettingsError::OutOfRange {
-                key: "llm.timeout_secs",
-                message: "the timeout and max_output_tokens must be at least 1".into(),
-            });
+        check_endpoint(
+            ["llm.base_url", "llm.model", "llm.timeout_secs"],
+            llm.base_url.as_deref(),
+            llm.model.as_deref(),
+            [
+                Some(llm.timeout_secs),
+                Some(u64::from(llm.max_output_tokens)),
+            ],
+        )?;
+        for (section, keys) in [
+            (
+                &llm.developer,
+                [
+                    "llm.developer.base_url",
+                    "llm.developer.model",
+                    "llm.developer.timeout_secs",
+                ],
+            ),
+            (
+                &llm.product_owner,
+                [
+                    "llm.product_owner.base_url",
+                    "llm.product_owner.model",
+                    "llm.product_owner.timeout_secs",
+                ],
+            ),
+        ] {
+            check_endpoint(
+                keys,
+                section.base_url.as_deref(),
+                section.model.as_deref(),
+                [
+                    section.timeout_secs,
+                    section.max_output_tokens.map(u64::from),
+                ],
+            )?;
         }
         let budgets = [
             ("agent.budget_usd", self.agent.budget_usd),
@@ -825,6 +964,38 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// One endpoint's fields, `[llm]` or a role's section: `keys` name its base URL, model and
+/// timeout settings.
+fn check_endpoint(
+    keys: [&'static str; 3],
+    base_url: Option<&str>,
+    model: Option<&str>,
+    limits: [Option<u64>; 2],
+) -> Result<(), SettingsError> {
+    let [base_url_key, model_key, timeout_key] = keys;
+    if let Some(url) = base_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(SettingsError::OutOfRange {
+            key: base_url_key,
+            message: format!("{url:?} is not an http:// or https:// URL"),
+        });
+    }
+    if model.is_some_and(|m| m.trim().is_empty()) {
+        return Err(SettingsError::OutOfRange {
+            key: model_key,
+            message: "must not be empty when set".into(),
+        });
+    }
+    if limits.contains(&Some(0)) {
+        return Err(SettingsError::OutOfRange {
+            key: timeout_key,
+            message: "the timeout and max_output_tokens must be at least 1".into(),
+        });
+    }
+    Ok(())
 }
 
 /// An environment string as the TOML value it most plausibly means.
@@ -1016,6 +1187,87 @@ mod tests {
             }
             let err = Settings::load(None, false, env(&pairs)).unwrap_err();
             assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn each_role_may_override_the_shared_provider() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[
+                ("ARTEL_LLM__BASE_URL", "http://shared:1/v1"),
+                ("ARTEL_LLM__MODEL", "shared-model"),
+                ("ARTEL_LLM__API_KEY", "sk-shared"),
+                ("ARTEL_LLM__PRODUCT_OWNER__PROVIDER", "anthropic"),
+                ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", "http://po:2"),
+                ("ARTEL_LLM__PRODUCT_OWNER__MODEL", "po-model"),
+                ("ARTEL_LLM__PRODUCT_OWNER__MAX_OUTPUT_TOKENS", "1024"),
+                ("ARTEL_LLM__DEVELOPER__TIMEOUT_SECS", "900"),
+                ("ARTEL_PRODUCT_OWNER__KIND", "llm"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.product_owner.kind, ProductOwnerKind::Llm);
+        let (dev, dev_set) = s.llm.for_role(LlmRole::Developer);
+        assert_eq!(dev.provider, LlmProvider::Openai);
+        assert_eq!(dev.base_url.as_deref(), Some("http://shared:1/v1"));
+        assert_eq!(dev.model.as_deref(), Some("shared-model"));
+        assert_eq!((dev.timeout_secs, dev.max_output_tokens), (900, 8192));
+        assert_eq!(dev_set, ["timeout_secs"]);
+        let (po, po_set) = s.llm.for_role(LlmRole::ProductOwner);
+        assert_eq!(po.provider, LlmProvider::Anthropic);
+        assert_eq!(po.base_url.as_deref(), Some("http://po:2"));
+        assert_eq!(po.model.as_deref(), Some("po-model"));
+        assert_eq!(
+            po.api_key.as_ref().unwrap().expose(),
+            "sk-shared",
+            "falls back"
+        );
+        assert_eq!((po.timeout_secs, po.max_output_tokens), (300, 1024));
+        assert_eq!(
+            po_set,
+            ["provider", "base_url", "model", "max_output_tokens"]
+        );
+
+        // The fixed names alone configure both roles; the agent alone does not turn the
+        // ProductOwner's model on.
+        let s = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_AGENT__KIND", "llm"), ("ARTEL_LLM__MODEL", "m")]),
+        )
+        .unwrap();
+        assert_eq!(s.product_owner.kind, ProductOwnerKind::Offline);
+        assert!(matches!(
+            crate::sessions::Brain::from_settings(&s),
+            Ok(crate::sessions::Brain::Offline)
+        ));
+        for role in [LlmRole::Developer, LlmRole::ProductOwner] {
+            assert_eq!(s.llm.for_role(role).0.model.as_deref(), Some("m"));
+        }
+
+        for (pairs, named) in [
+            (
+                vec![("ARTEL_PRODUCT_OWNER__KIND", "llm")],
+                "set ARTEL_LLM__MODEL (or ARTEL_LLM__PRODUCT_OWNER__MODEL for the ProductOwner alone)",
+            ),
+            (
+                vec![
+                    ("ARTEL_LLM__MODEL", "m"),
+                    ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", "po:2"),
+                ],
+                "llm.product_owner.base_url",
+            ),
+            (
+                vec![("ARTEL_LLM__DEVELOPER__TIMEOUT_SECS", "0")],
+                "llm.developer.timeout_secs",
+            ),
+            (vec![("ARTEL_LLM__DEVELOPER__MODELL", "m")], "modell"),
+            (vec![("ARTEL_PRODUCT_OWNER__KIND", "smart")], "smart"),
+        ] {
+            let err = Settings::load(None, false, env(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(named), "{pairs:?}: {err}");
         }
     }
 

@@ -435,6 +435,7 @@ async fn spent_before(artel: &Artel, project: ProjectId, micro_usd: u64) {
         .record_llm_request(&LlmRequestRow {
             project: Some(project),
             task: None,
+            session: None,
             role: "Developer".into(),
             provider: "openai".into(),
             model: "scripted".into(),

@@ -571,3 +571,80 @@ async fn the_key_is_only_ever_in_its_header() {
         assert!(recorded.everything().contains(KEY));
     }
 }
+
+#[tokio::test]
+async fn each_role_talks_to_its_own_provider_and_errors_name_its_setting() {
+    use artel_actors::settings::{LlmRole, Settings};
+    let shared = LlmPeer::start([
+        Reply::text("from the shared provider").turn(),
+        Turn::Fault(Fault::Raw {
+            status: 401,
+            headers: vec![],
+            body: r#"{"error":{"message":"bad key","type":"invalid_request_error"}}"#.into(),
+        }),
+    ])
+    .await;
+    let own = LlmPeer::start([
+        Reply::text("from the ProductOwner's provider").turn(),
+        Turn::Fault(Fault::Raw {
+            status: 401,
+            headers: vec![],
+            body: r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#.into(),
+        }),
+    ])
+    .await;
+    let env = [
+        ("ARTEL_LLM__BASE_URL", shared.openai_base()),
+        ("ARTEL_LLM__MODEL", "dev-model".to_owned()),
+        ("ARTEL_LLM__API_KEY", "sk-shared-key".to_owned()),
+        ("ARTEL_LLM__PRODUCT_OWNER__PROVIDER", "anthropic".to_owned()),
+        ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", own.url.clone()),
+        ("ARTEL_LLM__PRODUCT_OWNER__MODEL", "po-model".to_owned()),
+        ("ARTEL_LLM__PRODUCT_OWNER__API_KEY", "sk-po-key".to_owned()),
+        ("ARTEL_PRODUCT_OWNER__KIND", "llm".to_owned()),
+        ("ARTEL_AGENT__KIND", "llm".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let settings = Settings::load(None, false, env).expect("valid settings");
+    let developer = LlmClient::for_role(&settings.llm, LlmRole::Developer).unwrap();
+    let po = LlmClient::for_role(&settings.llm, LlmRole::ProductOwner).unwrap();
+    assert_eq!((developer.model(), po.model()), ("dev-model", "po-model"));
+
+    let answer = developer.complete(&first_request()).await.unwrap();
+    assert_eq!(answer.message.joined_text(), "from the shared provider");
+    let answer = po.complete(&first_request()).await.unwrap();
+    assert_eq!(
+        answer.message.joined_text(),
+        "from the ProductOwner's provider"
+    );
+    let dev_request = &shared.requests()[0];
+    assert_eq!(dev_request.path, "/v1/chat/completions");
+    assert_eq!(dev_request.body["model"], "dev-model");
+    assert_eq!(
+        dev_request.header("authorization"),
+        Some("Bearer sk-shared-key")
+    );
+    let po_request = &own.requests()[0];
+    assert_eq!(po_request.path, "/v1/messages");
+    assert_eq!(po_request.body["model"], "po-model");
+    assert_eq!(po_request.header("x-api-key"), Some("sk-po-key"));
+    assert!(po_request.header("authorization").is_none());
+
+    let err = developer.complete(&first_request()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the Developer's provider refused the key")
+            && err.to_string().contains("set ARTEL_LLM__API_KEY"),
+        "{err}"
+    );
+    let err = po.complete(&first_request()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the ProductOwner's provider refused the key")
+            && err
+                .to_string()
+                .contains("set ARTEL_LLM__PRODUCT_OWNER__API_KEY"),
+        "{err}"
+    );
+    assert_eq!((shared.remaining(), own.remaining()), (0, 0));
+}

@@ -9,7 +9,7 @@
 mod support;
 
 use artel_actors::intent;
-use artel_actors::sessions::Sessions;
+use artel_actors::sessions::{Brain, Sessions};
 use artel_actors::store::{ChatLink, EventScope, MasterKey, Store};
 use artel_actors::workflow::{
     PlanLimits, StepCall, StepError, StepRunner, WorkflowPolicy, Workflows,
@@ -168,6 +168,15 @@ struct Harness {
 
 impl Harness {
     async fn start(configure: impl FnOnce(&mut QuickRunner), idle: Duration) -> Self {
+        Self::start_with(configure, idle, Brain::Offline).await
+    }
+
+    /// [`start`](Self::start) with the ProductOwner's brain given.
+    async fn start_with(
+        configure: impl FnOnce(&mut QuickRunner),
+        idle: Duration,
+        brain: Brain,
+    ) -> Self {
         let db = TestDb::new().await;
         let store = db.store.clone().with_master_key(MasterKey::generate());
         let mut runner = QuickRunner::new(&store);
@@ -180,7 +189,7 @@ impl Harness {
             },
         };
         let (workflows, workflows_tree) = Workflows::subtree(store.clone(), runner, policy);
-        let (sessions, tree) = Sessions::subtree(store.clone(), workflows, idle);
+        let (sessions, tree) = Sessions::subtree(store.clone(), workflows, idle, brain);
         let sessions_tree = tree.handle();
         let root = Supervisor::new("root")
             .child(workflows_tree.into_child().backoff(Backoff::none()))
@@ -288,6 +297,18 @@ where
             "not within {within:?}: {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Fails unless each `(table, count query of $1)` finds `value` nowhere.
+async fn assert_nowhere(store: &Store, value: &str, checks: &[(&str, &str)]) {
+    for (table, sql) in checks {
+        let found: i64 = sqlx::query_scalar(sql)
+            .bind(value)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, 0, "the secret's value is in {table}");
     }
 }
 
@@ -595,28 +616,26 @@ async fn a_secret_is_stored_never_journaled_and_resumes_the_deploy() {
         journaled.contains(&format!("{NAME}={}", intent::REDACTED)),
         "the line is journaled redacted: {journaled:?}"
     );
-    for (table, sql) in [
-        (
-            "session_messages",
-            "SELECT count(*) FROM session_messages WHERE text LIKE '%' || $1 || '%'",
-        ),
-        (
-            "events",
-            "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
-        ),
-        (
-            "task_steps",
-            "SELECT count(*) FROM task_steps \
+    assert_nowhere(
+        &h.store,
+        VALUE,
+        &[
+            (
+                "session_messages",
+                "SELECT count(*) FROM session_messages WHERE text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "events",
+                "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "task_steps",
+                "SELECT count(*) FROM task_steps \
              WHERE input::text LIKE '%' || $1 || '%' OR output::text LIKE '%' || $1 || '%'",
-        ),
-    ] {
-        let found: i64 = sqlx::query_scalar(sql)
-            .bind(VALUE)
-            .fetch_one(h.store.pool())
-            .await
-            .unwrap();
-        assert_eq!(found, 0, "the secret's value is in {table}");
-    }
+            ),
+        ],
+    )
+    .await;
     h.stop().await;
 }
 
@@ -794,5 +813,474 @@ async fn errors_are_clear() {
         assert!(failure.reason.contains("empty"), "{failure:?}");
     }
     assert_eq!(h.transcript(session).await, [], "nothing journaled");
+    h.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The LLM ProductOwner (`product_owner.kind = llm`), through the real client against the
+// scripted LLM peer on loopback.
+// ---------------------------------------------------------------------------------------
+
+use artel_actors::settings::Settings;
+use support::llm_peer::{Fault, LlmPeer, Reply, Turn};
+
+/// The ProductOwner's key at the peer.
+const PO_KEY: &str = "sk-po-test-key";
+/// The ProductOwner's model at the peer.
+const PO_MODEL: &str = "scripted-po";
+
+/// The brain `ARTEL_PRODUCT_OWNER__KIND=llm` configures, on `peer`.
+fn llm_brain(peer: &LlmPeer) -> Brain {
+    llm_brain_with(peer, &[])
+}
+
+/// [`llm_brain`] with more environment (later names win).
+fn llm_brain_with(peer: &LlmPeer, more: &[(&str, &str)]) -> Brain {
+    let mut env: Vec<(String, String)> = [
+        ("ARTEL_PRODUCT_OWNER__KIND", "llm".to_owned()),
+        ("ARTEL_LLM__BASE_URL", peer.openai_base()),
+        ("ARTEL_LLM__MODEL", PO_MODEL.to_owned()),
+        ("ARTEL_LLM__API_KEY", PO_KEY.to_owned()),
+        ("ARTEL_LLM__TIMEOUT_SECS", "10".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::load(None, false, env).expect("the settings load");
+    Brain::from_settings(&settings).expect("the ProductOwner's brain")
+}
+
+/// The `llm_requests` rows of a session: `(role, model, status)`.
+async fn po_requests(store: &Store, session: SessionId) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT role, model, status FROM llm_requests WHERE session_id = $1 ORDER BY id")
+        .bind(session.as_uuid())
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+/// The tool names a request offered.
+fn offered(body: &Value) -> Vec<String> {
+    body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_llm_product_owner_turns_a_free_form_line_into_a_build() {
+    let line = "A recipe box: recipes with ingredients and steps";
+    let description = "A recipe box: recipes (title) with ingredients and steps";
+    let peer = LlmPeer::start([
+        Reply::text("A recipe box it is.")
+            .and_tool_call("call_1", "build", json!({"description": description}))
+            .turn(),
+        Reply::text("You're welcome. I'll tell you here when it is live.").turn(),
+    ])
+    .await;
+    // The shared `[llm]` points nowhere; the ProductOwner's own section at the peer.
+    let base = peer.openai_base();
+    let brain = llm_brain_with(
+        &peer,
+        &[
+            ("ARTEL_LLM__BASE_URL", "http://127.0.0.1:9/v1"),
+            ("ARTEL_LLM__MODEL", "the-developers-model"),
+            ("ARTEL_LLM__PRODUCT_OWNER__BASE_URL", &base),
+            ("ARTEL_LLM__PRODUCT_OWNER__MODEL", PO_MODEL),
+        ],
+    );
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), brain).await;
+    let session = h.open().await;
+
+    let answer = h.ask(session, line).await;
+    let projects = h.store.projects(h.user).await.unwrap();
+    assert_eq!(projects.len(), 1, "{projects:?}");
+    assert_eq!(projects[0].description, description, "the model's reading");
+    assert!(
+        answer.starts_with("A recipe box it is.") && answer.contains(&projects[0].name),
+        "the model's words, then what artel did: {answer}"
+    );
+    let tasks = h.store.session_tasks(session).await.unwrap();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.kind == TaskKind::Engineering && t.description == description),
+        "{tasks:?}"
+    );
+
+    let requests = peer.requests();
+    assert_eq!(requests.len(), 1);
+    let first = &requests[0];
+    assert_eq!(first.path, "/v1/chat/completions");
+    assert_eq!(
+        first.header("authorization"),
+        Some(format!("Bearer {PO_KEY}").as_str())
+    );
+    assert_eq!(first.body["model"], PO_MODEL);
+    let tools = offered(&first.body);
+    for tool in [
+        "build",
+        "status",
+        "list_projects",
+        "deploy",
+        "set_secret",
+        "cancel",
+        "guidance",
+        "answer_question",
+    ] {
+        assert!(tools.iter().any(|t| t == tool), "{tool} in {tools:?}");
+    }
+    let messages = first.body["messages"].as_array().unwrap();
+    assert_eq!(messages.last().unwrap()["content"], line);
+
+    // It talks freely: no tool, its words are the answer, and it saw the conversation.
+    let answer = h.ask(session, "thanks!").await;
+    assert_eq!(
+        answer,
+        "You're welcome. I'll tell you here when it is live."
+    );
+    let second = &peer.requests()[1];
+    assert!(second.raw.contains(line) && second.raw.contains("A recipe box it is."));
+    assert_eq!(h.store.projects(h.user).await.unwrap().len(), 1);
+
+    let recorded = po_requests(&h.store, session).await;
+    assert_eq!(
+        recorded,
+        vec![
+            (
+                "product_owner".to_owned(),
+                PO_MODEL.to_owned(),
+                "ok".to_owned()
+            );
+            2
+        ],
+        "every request is accounted"
+    );
+    let scopes: Vec<(Option<uuid::Uuid>, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT project_id, task_id FROM llm_requests WHERE session_id = $1 ORDER BY id",
+    )
+    .bind(session.as_uuid())
+    .fetch_all(h.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        scopes,
+        [(None, None), (Some(projects[0].id.as_uuid()), None)],
+        "the project's once it has one, never a task's (its budget is the Developer's)"
+    );
+    assert_eq!(peer.remaining(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_llm_product_owner_never_sees_a_secret_value() {
+    const NAME: &str = "WEATHER_API_KEY";
+    const VALUE: &str = "sk-live-hunter2-0042";
+    let peer = LlmPeer::start([Reply::tool_call(
+        "call_1",
+        "build",
+        json!({"description": "a weather API"}),
+    )
+    .turn()])
+    .await;
+    let h = Harness::start_with(
+        |r| r.needs_secret = Some(NAME),
+        Duration::from_secs(60),
+        llm_brain(&peer),
+    )
+    .await;
+    let session = h.open().await;
+    h.ask(session, "I'd like something that serves the weather")
+        .await;
+    let engineering = h
+        .store
+        .session_tasks(session)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.kind == TaskKind::Engineering)
+        .expect("the model's build started an engineering task");
+    let deploy = h.deploy_of(engineering.id).await;
+    eventually(SOON, "the deploy waits for the secret", || async {
+        h.status(deploy).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+
+    // The line with the value is acted on locally: no request.
+    let answer = h.ask(session, &format!("{NAME}={VALUE}")).await;
+    assert!(answer.contains("Resuming the deploy"), "{answer}");
+    assert_eq!(peer.requests().len(), 1, "the secret's line was not sent");
+    eventually(SOON, "the resumed deploy completes", || async {
+        h.status(deploy).await == Some(TaskStatus::Completed)
+    })
+    .await;
+
+    // A later line that repeats the value in words the detector does not read as a secret
+    // is masked; the earlier line is shown by name only.
+    let repeat = format!("did it work with {VALUE} then?");
+    assert!(
+        !intent::parse(&repeat).carries_secret(),
+        "not a secret line"
+    );
+    peer.push(Reply::text("Yes: the deploy went through.").turn());
+    let answer = h.ask(session, &repeat).await;
+    assert_eq!(answer, "Yes: the deploy went through.");
+    let requests = peer.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].raw.contains(&format!("{NAME}=<given>")),
+        "the model sees the name: {}",
+        requests[1].raw
+    );
+    for request in &requests {
+        assert!(
+            !request.everything().contains(VALUE),
+            "a request carried the value: {}",
+            request.raw
+        );
+    }
+    assert_nowhere(
+        &h.store,
+        VALUE,
+        &[
+            (
+                "po_decisions",
+                "SELECT count(*) FROM po_decisions WHERE decision::text LIKE '%' || $1 || '%'",
+            ),
+            (
+                "llm_requests",
+                "SELECT count(*) FROM llm_requests WHERE coalesce(error, '') LIKE '%' || $1 || '%'",
+            ),
+            (
+                "session_messages",
+                "SELECT count(*) FROM session_messages WHERE role = 'product_owner' \
+             AND text LIKE '%' || $1 || '%'",
+            ),
+        ],
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reached_project_budget_keeps_the_model_out_and_the_offline_parser_answers() {
+    let peer = LlmPeer::start([Reply::tool_call(
+        "c1",
+        "build",
+        json!({ "description": "a todo list API" }),
+    )
+    .turn()])
+    .await;
+    // A thousandth of a dollar, at a dollar per million tokens: any call about a project
+    // (its prompt plus 8192 output tokens at worst) would cross it.
+    let brain = llm_brain_with(
+        &peer,
+        &[
+            ("ARTEL_LLM__PROJECT_BUDGET_USD", "0.001"),
+            ("ARTEL_LLM__PRICES__SCRIPTED-PO__INPUT", "1.0"),
+            ("ARTEL_LLM__PRICES__SCRIPTED-PO__OUTPUT", "1.0"),
+        ],
+    );
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), brain).await;
+    let session = h.open().await;
+    let answer = h.ask(session, "I'd love a little todo list thing").await;
+    assert!(answer.contains("On it"), "the model's build: {answer}");
+
+    let answer = h.ask(session, "status").await;
+    assert!(
+        answer.contains("engineering"),
+        "the offline parser answered: {answer}"
+    );
+    assert!(
+        answer.contains("model budget for this project is reached"),
+        "and says why: {answer}"
+    );
+    assert_eq!(peer.requests().len(), 1, "no call over the budget");
+}
+
+#[tokio::test]
+async fn a_provider_failure_falls_back_to_the_offline_parser_and_says_so_once() {
+    let notice = "language model is not answering";
+    let peer = LlmPeer::start([
+        Turn::Fault(Fault::Hang),
+        Turn::Fault(Fault::Raw {
+            status: 401,
+            headers: vec![],
+            body: r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#.into(),
+        }),
+        Reply::text("Hello again!").turn(),
+        Turn::Fault(Fault::ServerError),
+    ])
+    .await;
+    let brain = llm_brain_with(&peer, &[("ARTEL_LLM__PRODUCT_OWNER__TIMEOUT_SECS", "1")]);
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), brain).await;
+    let session = h.open().await;
+
+    // The provider hangs: the ProductOwner's own timeout ends the wait.
+    let answer = h.ask(session, "make me a todo list API").await;
+    assert!(
+        answer.contains("On it"),
+        "the offline parser built it: {answer}"
+    );
+    assert!(answer.contains(notice), "the user is told: {answer}");
+    assert_eq!(h.store.projects(h.user).await.unwrap().len(), 1);
+
+    let answer = h.ask(session, "my projects").await;
+    assert!(answer.contains("Your projects"), "{answer}");
+    assert!(!answer.contains(notice), "told once: {answer}");
+
+    assert_eq!(
+        h.ask(session, "hi").await,
+        "Hello again!",
+        "the model is back"
+    );
+
+    let answer = h.ask(session, "status").await;
+    assert!(answer.contains("engineering"), "{answer}");
+    assert!(
+        answer.contains(notice),
+        "a new outage is told again: {answer}"
+    );
+
+    let statuses: Vec<String> = po_requests(&h.store, session)
+        .await
+        .into_iter()
+        .map(|(role, _, status)| {
+            assert_eq!(role, "product_owner");
+            status
+        })
+        .collect();
+    assert_eq!(statuses, ["timeout", "error", "ok", "error"]);
+    let refused: String = sqlx::query_scalar(
+        "SELECT error FROM llm_requests WHERE session_id = $1 ORDER BY id OFFSET 1 LIMIT 1",
+    )
+    .bind(session.as_uuid())
+    .fetch_one(h.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        refused.contains("ARTEL_LLM__API_KEY") && !refused.contains(PO_KEY),
+        "the error names the setting, never the key: {refused}"
+    );
+    assert_eq!(peer.remaining(), 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_decision_is_replayed_after_a_crash_without_asking_the_model_again() {
+    let peer = LlmPeer::start([Reply::tool_call(
+        "call_1",
+        "build",
+        json!({"description": "a bookmarks API with tags"}),
+    )
+    .turn()])
+    .await;
+    let h = Harness::start_with(|_| {}, Duration::from_secs(60), llm_brain(&peer)).await;
+    let session = h.open().await;
+    let first = h.ask(session, "somewhere to keep my links, tagged").await;
+    assert!(first.contains("On it"), "{first}");
+    assert_eq!(peer.requests().len(), 1);
+
+    // The crash: the decision is journaled, its answer is not.
+    let (line, reply): (i64, i64) = sqlx::query_as(
+        "SELECT reply_to, id FROM session_messages \
+         WHERE session_id = $1 AND reply_to IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .bind(session.as_uuid())
+    .fetch_one(h.store.pool())
+    .await
+    .unwrap();
+    assert!(h.store.po_decision(line).await.unwrap().is_some());
+    sqlx::query("DELETE FROM session_messages WHERE id = $1")
+        .bind(reply)
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(h.store.unanswered_lines(session).await.unwrap().len(), 1);
+
+    assert_eq!(h.sessions.wake(session).await.unwrap(), 1);
+    assert_eq!(peer.requests().len(), 1, "the model is not asked again");
+    assert_eq!(peer.remaining(), 0);
+    let again: String = sqlx::query_scalar("SELECT text FROM session_messages WHERE reply_to = $1")
+        .bind(line)
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        again.contains("already on it"),
+        "the same build, not a second: {again}"
+    );
+    assert_eq!(h.store.projects(h.user).await.unwrap().len(), 1);
+    assert_eq!(po_requests(&h.store, session).await.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_llm_product_owner_answers_the_spec_question_with_its_tools() {
+    let peer = LlmPeer::start([Reply::tool_call(
+        "call_1",
+        "build",
+        json!({"description": "a todo list API"}),
+    )
+    .turn()])
+    .await;
+    let h = Harness::start_with(
+        |r| r.confirm_spec = true,
+        Duration::from_secs(60),
+        llm_brain(&peer),
+    )
+    .await;
+    let session = h.open().await;
+    h.ask(session, "I need to keep track of my todos").await;
+    let task = h.store.session_tasks(session).await.unwrap()[0].id;
+    eventually(SOON, "the spec waits for the user", || async {
+        h.status(task).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+
+    peer.push(
+        Reply::tool_call(
+            "call_2",
+            "answer_question",
+            json!({"answer": "correct", "correction": "add a due date"}),
+        )
+        .turn(),
+    );
+    let answer = h
+        .ask(session, "looks right, but each todo needs a deadline")
+        .await;
+    assert!(answer.contains("Updating the spec"), "{answer}");
+    let asked = &peer.requests()[1];
+    assert!(
+        asked.raw.contains("Todo list: todos (title)"),
+        "the model is shown the spec that waits: {}",
+        asked.raw
+    );
+    eventually(SOON, "the corrected spec waits for the user", || async {
+        let written = h
+            .store
+            .steps(task)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
+            .count();
+        written == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
+    })
+    .await;
+
+    peer.push(Reply::tool_call("call_3", "answer_question", json!({"answer": "approve"})).turn());
+    let answer = h.ask(session, "perfect, go").await;
+    assert!(answer.contains("Building it"), "{answer}");
+    eventually(SOON, "the confirmed task completes", || async {
+        h.status(task).await == Some(TaskStatus::Completed)
+    })
+    .await;
+    assert_eq!(peer.remaining(), 0);
     h.stop().await;
 }

@@ -68,6 +68,13 @@ pub enum Intent {
     Reject,
     /// Stop the running task.
     Cancel,
+    /// What the user says about the task that waits for them: a correction of its spec, or
+    /// guidance for the Developer. (The offline parser reads it from context: a line it does
+    /// not otherwise understand while such a task waits.)
+    Guidance {
+        /// Their words.
+        text: String,
+    },
     /// Nothing to act on: small talk, or not understood.
     Unknown,
 }

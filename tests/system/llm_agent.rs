@@ -6,7 +6,7 @@
 
 #[path = "../../actors/tests/support/llm_peer.rs"]
 #[allow(dead_code)]
-mod llm_peer;
+pub mod llm_peer;
 
 use crate::new::{Home, get};
 use llm_peer::{Fault, LlmPeer, Reply, Turn};

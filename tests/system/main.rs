@@ -9,6 +9,7 @@ mod dashboard;
 mod docker;
 mod events_ws;
 mod llm_agent;
+mod llm_product_owner;
 mod new;
 mod spec;
 mod support;

@@ -27,12 +27,12 @@ pub mod observe;
 pub mod stuck;
 pub mod tools;
 
+use crate::llm::accounting;
 use crate::llm::budget::{self, Caps, Scope};
-use crate::llm::cost;
 use crate::llm::{LlmClient, LlmError, Message, Request, Role, ToolResult};
 use crate::roles::workspace::Checkout;
 use crate::settings::{AgentSettings, LlmSettings, ModelPrice};
-use crate::store::{LlmRequestRow, Store};
+use crate::store::Store;
 use artel_messages::{Classify, Failure, ProjectId, SecretValue, TaskId};
 use observe::Masker;
 use serde::{Deserialize, Serialize};
@@ -301,26 +301,12 @@ impl LlmAgent {
 
     /// Every resolved secret of the project, and the provider keys.
     async fn masker(&self, job: &Assignment<'_>, client: &LlmClient) -> Result<Masker, Failure> {
-        let mut values: Vec<String> = self
+        let keys = self
             .api_key
             .iter()
             .chain(client.api_key())
-            .map(|k| k.expose().to_owned())
-            .collect();
-        let names = job
-            .store
-            .secret_names(job.project)
-            .await
-            .map_err(|e| e.to_failure())?;
-        for name in names {
-            let value = job
-                .store
-                .reveal_secret(job.project, &name)
-                .await
-                .map_err(|e| e.to_failure())?;
-            values.push(value.expose().to_owned());
-        }
-        Ok(Masker::new(values))
+            .map(|k| k.expose().to_owned());
+        Masker::for_project(job.store, job.project, keys).await
     }
 
     async fn drive(
@@ -374,7 +360,7 @@ impl LlmAgent {
                     .spending(job.project, Some(job.task))
                     .await
                     .map_err(|e| e.to_failure())?;
-                let projected = self.worst_case(price, &request);
+                let projected = budget::worst_case(price, &request, self.max_output_tokens);
                 if let Some(reached) = self.caps.reached(&spent, projected) {
                     let reason = reached.reason(ROLE);
                     return pause(journal, reason, reached.scope, reached.ask, 0).await;
@@ -536,24 +522,6 @@ impl LlmAgent {
         Ok(())
     }
 
-    /// The most the next call can cost: its whole prompt uncached (a character is at most
-    /// one token) and every output token it may write.
-    fn worst_case(&self, price: &ModelPrice, request: &Request) -> u64 {
-        let chars: usize = request
-            .messages
-            .iter()
-            .flat_map(|m| m.content.iter())
-            .map(|p| serde_json::to_string(p).map_or(0, |s| s.len()))
-            .sum::<usize>()
-            + serde_json::to_string(&request.tools).map_or(0, |s| s.len());
-        let usage = crate::llm::Usage {
-            input: (chars / 3) as u64,
-            output: u64::from(request.max_output_tokens.unwrap_or(self.max_output_tokens)),
-            cached_input: 0,
-        };
-        cost::cost_micro_usd(price, &usage)
-    }
-
     /// Writes the call to `llm_requests`.
     async fn record(
         &self,
@@ -562,34 +530,21 @@ impl LlmAgent {
         answer: &Result<crate::llm::Completion, LlmError>,
         started: Instant,
     ) -> Result<(), Failure> {
-        let latency_ms = started.elapsed().as_millis() as u64;
-        let usage = answer.as_ref().map(|c| c.usage).unwrap_or_default();
-        let cost_micro_usd = self
-            .price
-            .as_ref()
-            .map_or(0, |p| cost::cost_micro_usd(p, &usage));
-        let status = match answer {
-            Ok(_) => "ok",
-            Err(err) => err.request_status(),
-        };
-        let row = LlmRequestRow {
+        let scope = accounting::Scope {
             project: Some(job.project),
             task: Some(job.task),
-            role: ROLE.to_owned(),
-            provider: client.provider().as_str().to_owned(),
-            model: client.model().to_owned(),
-            tokens_in: usage.input,
-            tokens_out: usage.output,
-            tokens_cached: usage.cached_input,
-            cost_micro_usd,
-            latency_ms,
-            status,
-            error: answer.as_ref().err().map(ToString::to_string),
+            session: None,
         };
-        job.store
-            .record_llm_request(&row)
-            .await
-            .map_err(|e| e.to_failure())
+        accounting::record(
+            job.store,
+            client,
+            self.price.as_ref(),
+            ROLE,
+            scope,
+            answer,
+            started,
+        )
+        .await
     }
 }
 

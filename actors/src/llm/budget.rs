@@ -7,7 +7,8 @@
 //! [`approve`]. Nothing here goes silently over: a cap with an unknown model price is refused
 //! before the task starts (see `LlmAgent::new`).
 
-use crate::settings::LlmSettings;
+use super::{Request, Usage, cost};
+use crate::settings::{LlmSettings, ModelPrice};
 use crate::store::{BudgetRaise, Spending, Store, StoreError};
 use artel_messages::{ProjectId, TaskId};
 use serde::{Deserialize, Serialize};
@@ -149,6 +150,37 @@ impl Reached {
             usd(self.ask)
         )
     }
+}
+
+impl Reached {
+    /// The cap and its state in a few words: "for this project is reached (spent $X of $Y)".
+    pub fn summary(&self) -> String {
+        format!(
+            "{} is reached (spent {} of {})",
+            self.scope.words(),
+            usd(self.spent),
+            usd(self.cap)
+        )
+    }
+}
+
+/// The most `request` can cost: its whole prompt uncached (a token is about three
+/// characters of JSON or more, so a third of them bounds it) and every output token it may
+/// write (`max_output_tokens` unless the request says).
+pub fn worst_case(price: &ModelPrice, request: &Request, max_output_tokens: u32) -> u64 {
+    let chars: usize = request
+        .messages
+        .iter()
+        .flat_map(|m| m.content.iter())
+        .map(|p| serde_json::to_string(p).map_or(0, |s| s.len()))
+        .sum::<usize>()
+        + serde_json::to_string(&request.tools).map_or(0, |s| s.len());
+    let usage = Usage {
+        input: (chars / 3) as u64,
+        output: u64::from(request.max_output_tokens.unwrap_or(max_output_tokens)),
+        cached_input: 0,
+    };
+    cost::cost_micro_usd(price, &usage)
 }
 
 /// `$1.2346` style, for budgets.

@@ -13,7 +13,7 @@ use super::error::{self, Caller, ErrorBody, LlmError};
 use super::sse::SseDecoder;
 use super::stream::{Delta, StreamFault};
 use super::{anthropic, openai};
-use crate::settings::{LlmProvider, LlmSettings};
+use crate::settings::{LlmProvider, LlmRole, LlmSettings};
 use artel_messages::SecretValue;
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
@@ -32,6 +32,15 @@ pub struct LlmClient {
 }
 
 impl LlmClient {
+    /// The client `role` uses: `[llm]` with the role's own section on top.
+    pub fn for_role(settings: &LlmSettings, role: LlmRole) -> Result<Self, LlmError> {
+        let (resolved, overridden) = settings.for_role(role);
+        Self::from_settings(
+            &resolved,
+            Caller::with_section(role.name(), role.section(), overridden),
+        )
+    }
+
     /// The client `[llm]` configures for `caller`; fails, naming the setting, without a model.
     pub fn from_settings(settings: &LlmSettings, caller: Caller) -> Result<Self, LlmError> {
         let model = settings
@@ -40,7 +49,7 @@ impl LlmClient {
             .filter(|m| !m.trim().is_empty())
             .ok_or_else(|| LlmError::NotConfigured {
                 role: caller.role.clone(),
-                reason: format!("no model is set: set {}", caller.env("model")),
+                reason: format!("no model is set: set {}", caller.env_choices("model")),
             })?;
         let timeout = Duration::from_secs(settings.timeout_secs.max(1));
         let http = reqwest::Client::builder()

@@ -31,8 +31,13 @@ const MAX_MESSAGE_CHARS: usize = 500;
 pub struct Caller {
     /// The role, as users know it: `Developer`, `ProductOwner`.
     pub role: String,
-    /// The environment prefix of its `[llm]` settings: `ARTEL_LLM`.
+    /// The environment prefix of the shared `[llm]` settings: `ARTEL_LLM`.
     pub env_prefix: String,
+    /// The environment prefix of the role's own section (`ARTEL_LLM__PRODUCT_OWNER`), when
+    /// it has one.
+    pub role_prefix: Option<String>,
+    /// The settings the role's section sets: errors about them name the role's variable.
+    pub overridden: Vec<&'static str>,
 }
 
 impl Caller {
@@ -41,12 +46,51 @@ impl Caller {
         Self {
             role: role.into(),
             env_prefix: "ARTEL_LLM".to_owned(),
+            role_prefix: None,
+            overridden: Vec::new(),
         }
     }
 
-    /// The environment variable of one setting: `ARTEL_LLM__API_KEY` for `api_key`.
+    /// `role` configured by `[llm]` with its own section on top (`section` as in
+    /// `[llm.product_owner]`), which sets `overridden`.
+    pub fn with_section(
+        role: impl Into<String>,
+        section: &str,
+        overridden: Vec<&'static str>,
+    ) -> Self {
+        let mut caller = Self::new(role);
+        caller.role_prefix = Some(format!(
+            "{}__{}",
+            caller.env_prefix,
+            section.to_ascii_uppercase()
+        ));
+        caller.overridden = overridden;
+        caller
+    }
+
+    /// The environment variable that sets one setting for this role: the role's own
+    /// (`ARTEL_LLM__PRODUCT_OWNER__API_KEY`) when its section set it, else the shared one
+    /// (`ARTEL_LLM__API_KEY`).
     pub fn env(&self, setting: &str) -> String {
-        format!("{}__{}", self.env_prefix, setting.to_ascii_uppercase())
+        let prefix = match &self.role_prefix {
+            Some(own) if self.overridden.contains(&setting) => own,
+            _ => &self.env_prefix,
+        };
+        format!("{prefix}__{}", setting.to_ascii_uppercase())
+    }
+
+    /// What to set when a setting is missing altogether: the shared variable, and the
+    /// role's own for this role alone.
+    pub fn env_choices(&self, setting: &str) -> String {
+        let shared = format!("{}__{}", self.env_prefix, setting.to_ascii_uppercase());
+        match &self.role_prefix {
+            Some(own) => format!(
+                "{shared} (or {own}__{} for the {} alone)",
+                setting.to_ascii_uppercase(),
+                self.role
+            ),
+            None => shared,
+        }
     }
 }
 

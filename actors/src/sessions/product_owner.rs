@@ -2,54 +2,98 @@
 //! task's event.
 //!
 //! Without an LLM, the ProductOwner understands users through [`intent::parse`] and acts
-//! through the same workflows every front door uses. A task that waits for the user turns
+//! through the same workflows every front door uses. With one ([`super::llm_product_owner`]),
+//! the model chooses the [`Intent`] and [`act`] carries it out all the same. A task that waits for the user turns
 //! the next line into its answer. While its spec waits, "yes" builds it, "cancel" cancels, and
 //! anything else (even what reads like a new request: "add a due date") corrects the spec.
 //! When tests keep failing, "yes" retries and anything else is guidance for the Developer.
 
-use super::Sessions;
+use super::{Brain, Sessions};
 use crate::agent::template;
 use crate::intent;
 use crate::store::{NewTask, StoreError, TaskRecord};
 use crate::workflow::{Staffing, plan};
-use artel_messages::dto::SessionDto;
+use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::product_owner::Intent;
 use artel_messages::{
     Classify, Event, EventBody, Failure, ProjectId, StepKind, StepStatus, TaskId, TaskKind,
     TaskStatus,
 };
 
-/// What the ProductOwner answers to `text` in `session`, after doing what it asks.
+/// What the ProductOwner answers to `line` in `session`, after doing what it asks: the
+/// configured brain chooses the [`Intent`], and [`act`] carries it out.
 pub(super) async fn answer<R: Staffing>(
     sessions: &Sessions<R>,
     session: &SessionDto,
-    text: &str,
+    line: &ChatLineDto,
 ) -> Result<String, Failure> {
+    let situation = situation(sessions, session).await?;
+    match &sessions.inner.brain {
+        Brain::Offline => {
+            act(
+                sessions,
+                session,
+                &situation,
+                interpret(&line.text, &situation),
+            )
+            .await
+        }
+        Brain::Llm(model) => model.answer(sessions, session, line, &situation).await,
+    }
+}
+
+/// What waits for the user in a session, which decides what their words mean.
+pub(super) struct Situation {
+    /// The newest task of the session that waits for the user.
+    pub waiting: Option<TaskRecord>,
+    /// Whether that task waits for the user's yes (or correction) on its spec.
+    pub spec_waits: bool,
+}
+
+pub(super) async fn situation<R: Staffing>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+) -> Result<Situation, Failure> {
     let waiting = waiting_task(sessions, session).await?;
     let spec_waits = match &waiting {
         Some(task) => waits_on_spec(sessions, task).await?,
         None => false,
     };
-    let intent = intent::parse(text);
-    if let Some(task) = waiting.as_ref().filter(|_| spec_waits) {
-        match intent {
-            Intent::Approve => {
-                sessions.inner.workflows.resume(task.id, None).await?;
-                return Ok(
-                    "Building it: scaffold, develop, test, then deploy. I'll tell you \
-                           here when it's live."
-                        .to_owned(),
-                );
-            }
-            Intent::BuildNew { .. } | Intent::Unknown => {
-                sessions.inner.workflows.resume(task.id, Some(text)).await?;
-                return Ok(
-                    "Updating the spec with that — I'll show you the new version.".to_owned(),
-                );
-            }
-            _ => {}
-        }
+    Ok(Situation {
+        waiting,
+        spec_waits,
+    })
+}
+
+/// The offline brain: `text` read by [`intent::parse`] in the light of what waits. While a
+/// spec waits, anything but a yes, no or cancel (even what reads like a new request: "add a
+/// due date") corrects it; while an engineering task waits, a line the parser does not
+/// understand is guidance for the Developer.
+pub(super) fn interpret(text: &str, situation: &Situation) -> Intent {
+    let engineering_waits = situation
+        .waiting
+        .as_ref()
+        .is_some_and(|t| t.kind == TaskKind::Engineering);
+    match intent::parse(text) {
+        Intent::BuildNew { .. } if situation.spec_waits => Intent::Guidance {
+            text: text.to_owned(),
+        },
+        Intent::Unknown if engineering_waits => Intent::Guidance {
+            text: text.to_owned(),
+        },
+        intent => intent,
     }
+}
+
+/// Does what `intent` asks in `session`; answers what to tell the user. Every brain ends
+/// here, so the offline parser and the model act the same way.
+pub(super) async fn act<R: Staffing>(
+    sessions: &Sessions<R>,
+    session: &SessionDto,
+    situation: &Situation,
+    intent: Intent,
+) -> Result<String, Failure> {
+    let waiting = situation.waiting.as_ref();
     match intent {
         Intent::BuildNew { description } => build(sessions, session, &description).await,
         Intent::Status => status(sessions, session).await,
@@ -57,20 +101,37 @@ pub(super) async fn answer<R: Staffing>(
         Intent::Deploy { project } => deploy(sessions, session, &project).await,
         Intent::ProvideSecret { name, .. } => secret_given(sessions, session, &name).await,
         Intent::Approve => match waiting {
-            Some(task) => resume(sessions, &task, None).await,
+            Some(task) if situation.spec_waits => {
+                sessions.inner.workflows.resume(task.id, None).await?;
+                Ok(
+                    "Building it: scaffold, develop, test, then deploy. I'll tell you here \
+                    when it's live."
+                        .to_owned(),
+                )
+            }
+            Some(task) => resume(sessions, task, None).await,
             None => Ok("Nothing is waiting for a yes right now.".to_owned()),
         },
         Intent::Reject | Intent::Cancel => cancel(sessions, session).await,
-        Intent::Unknown => match waiting {
-            Some(task) if task.kind == TaskKind::Engineering => {
-                resume(sessions, &task, Some(text)).await
+        Intent::Guidance { text } => match waiting {
+            Some(task) if situation.spec_waits => {
+                sessions
+                    .inner
+                    .workflows
+                    .resume(task.id, Some(&text))
+                    .await?;
+                Ok("Updating the spec with that — I'll show you the new version.".to_owned())
             }
-            _ => Ok(HELP.to_owned()),
+            Some(task) if task.kind == TaskKind::Engineering => {
+                resume(sessions, task, Some(&text)).await
+            }
+            _ => Ok("Nothing is waiting for guidance right now.".to_owned()),
         },
+        Intent::Unknown => Ok(HELP.to_owned()),
     }
 }
 
-const HELP: &str = "I build and run small web services. Tell me what you need, e.g. \
+pub(super) const HELP: &str = "I build and run small web services. Tell me what you need, e.g. \
 \"make me a URL shortener with an API\". You can also ask for \"status\", \"my projects\", \
 \"deploy <project>\", give a secret as NAME=value, or \"cancel\".";
 

@@ -9,7 +9,7 @@
 
 use super::rows::get;
 use super::{Store, StoreError};
-use artel_messages::{ProjectId, TaskId, UserId};
+use artel_messages::{ProjectId, SessionId, TaskId, UserId};
 
 /// One model call, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,9 @@ pub struct LlmRequestRow {
     pub project: Option<ProjectId>,
     /// The task it was for.
     pub task: Option<TaskId>,
-    /// Who asked: `Developer`, `ProductOwner`.
+    /// The conversation it was for (the ProductOwner's calls).
+    pub session: Option<SessionId>,
+    /// Who asked: `Developer`, `product_owner`.
     pub role: String,
     /// The dialect: `openai`, `anthropic`.
     pub provider: String,
@@ -90,8 +92,8 @@ impl Store {
     pub async fn record_llm_request(&self, row: &LlmRequestRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO llm_requests (project_id, task_id, role, provider, model, tokens_in, \
-             tokens_out, tokens_cached, cost_micro_usd, latency_ms, status, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             tokens_out, tokens_cached, cost_micro_usd, latency_ms, status, error, session_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(row.project.map(|p| p.as_uuid()))
         .bind(row.task.map(|t| t.as_uuid()))
@@ -105,6 +107,7 @@ impl Store {
         .bind(clamp(row.latency_ms))
         .bind(row.status)
         .bind(&row.error)
+        .bind(row.session.map(|s| s.as_uuid()))
         .execute(&self.pool)
         .await?;
         Ok(())

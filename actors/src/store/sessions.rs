@@ -227,4 +227,53 @@ impl Store {
         .await?;
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
+
+    /// The ProductOwner's journaled decision about user line `line`, if it made one.
+    pub async fn po_decision(&self, line: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT decision FROM po_decisions WHERE message_id = $1")
+            .bind(line)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get(&r, "decision")).transpose()
+    }
+
+    /// Journals the decision about `line`; a decision journaled first wins, and is returned
+    /// (two answers of one line act the same).
+    pub async fn record_po_decision(
+        &self,
+        session: SessionId,
+        line: i64,
+        decision: &serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        sqlx::query(
+            "INSERT INTO po_decisions (message_id, session_id, decision) VALUES ($1, $2, $3) \
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(line)
+        .bind(session.as_uuid())
+        .bind(decision)
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .po_decision(line)
+            .await?
+            .unwrap_or_else(|| decision.clone()))
+    }
+
+    /// The newest decision journaled in `session` before line `line`.
+    pub async fn po_decision_before(
+        &self,
+        session: SessionId,
+        line: i64,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query(
+            "SELECT decision FROM po_decisions WHERE session_id = $1 AND message_id < $2 \
+             ORDER BY message_id DESC LIMIT 1",
+        )
+        .bind(session.as_uuid())
+        .bind(line)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| get(&r, "decision")).transpose()
+    }
 }

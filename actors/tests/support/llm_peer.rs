@@ -162,6 +162,11 @@ impl LlmPeer {
         self.state.lock().requests.clone()
     }
 
+    /// Adds `turn` to the end of the script (a test that scripts as it goes).
+    pub fn push(&self, turn: Turn) {
+        self.state.lock().script.push_back(turn);
+    }
+
     /// Turns not played yet.
     pub fn remaining(&self) -> usize {
         self.state.lock().script.len()

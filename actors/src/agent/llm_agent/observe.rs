@@ -28,6 +28,28 @@ impl Masker {
         Self { values }
     }
 
+    /// A masker for every resolved secret of `project`, and `extra` values (a provider key).
+    pub async fn for_project(
+        store: &crate::store::Store,
+        project: artel_messages::ProjectId,
+        extra: impl IntoIterator<Item = String>,
+    ) -> Result<Self, artel_messages::Failure> {
+        use artel_messages::Classify;
+        let mut values: Vec<String> = extra.into_iter().collect();
+        let names = store
+            .secret_names(project)
+            .await
+            .map_err(|e| e.to_failure())?;
+        for name in names {
+            let value = store
+                .reveal_secret(project, &name)
+                .await
+                .map_err(|e| e.to_failure())?;
+            values.push(value.expose().to_owned());
+        }
+        Ok(Self::new(values))
+    }
+
     /// `text` with every known value replaced.
     pub fn mask(&self, text: &str) -> String {
         let mut text = text.to_owned();
