@@ -31,6 +31,7 @@ pub mod secrets;
 mod sessions;
 mod stats;
 mod tasks;
+pub mod telegram;
 mod users;
 
 pub use api_keys::{NewApiKey, Principal};
@@ -42,6 +43,7 @@ pub use secrets::MasterKey;
 pub use sessions::ChatLink;
 pub use stats::{LlmTotal, Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
+pub use telegram::{PendingLine, TelegramChat, TelegramQuestion, TrackedTask};
 pub use users::UserRecord;
 
 use artel_messages::{Classify, ErrorClass};
