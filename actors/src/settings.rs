@@ -69,8 +69,6 @@ pub struct TelegramSettings {
     pub groups: bool,
     /// The `getUpdates` long-poll timeout in seconds (the HTTP client waits 15 s longer).
     pub poll_timeout_secs: u32,
-    /// How long a `/start <code>` link code stays valid, in seconds.
-    pub link_code_ttl_secs: u64,
 }
 
 impl Default for TelegramSettings {
@@ -81,7 +79,6 @@ impl Default for TelegramSettings {
             allowed_users: Vec::new(),
             groups: false,
             poll_timeout_secs: 25,
-            link_code_ttl_secs: 900,
         }
     }
 }
@@ -840,7 +837,9 @@ impl Settings {
             let well_formed = token.expose().split_once(':').is_some_and(|(id, rest)| {
                 id.parse::<i64>().is_ok_and(|id| id > 0)
                     && !rest.is_empty()
-                    && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             });
             if !well_formed {
                 return Err(SettingsError::OutOfRange {
@@ -849,8 +848,7 @@ impl Settings {
                 });
             }
         }
-        if !(telegram.api_url.starts_with("http://") || telegram.api_url.starts_with("https://"))
-        {
+        if !(telegram.api_url.starts_with("http://") || telegram.api_url.starts_with("https://")) {
             return Err(SettingsError::OutOfRange {
                 key: "telegram.api_url",
                 message: format!("`{}` is not an http(s) URL", telegram.api_url),
@@ -961,13 +959,24 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.telegram.token.as_ref().unwrap().expose(), "123456:AAE-x_y");
+        assert_eq!(
+            s.telegram.token.as_ref().unwrap().expose(),
+            "123456:AAE-x_y"
+        );
         assert_eq!(s.telegram.api_url, "http://127.0.0.1:9");
         assert_eq!(s.telegram.allowed_users, vec![42, 7]);
         let one = Settings::load(None, false, env(&[("ARTEL_TELEGRAM__ALLOWED_USERS", "42")]));
         assert_eq!(one.unwrap().telegram.allowed_users, vec![42]);
-        let bad = Settings::load(None, false, env(&[("ARTEL_TELEGRAM__ALLOWED_USERS", "4,x")]));
-        assert!(bad.unwrap_err().to_string().contains("`x` is not a Telegram user id"));
+        let bad = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_TELEGRAM__ALLOWED_USERS", "4,x")]),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("`x` is not a Telegram user id")
+        );
         let token = Settings::load(None, false, env(&[("ARTEL_TELEGRAM__TOKEN", "nope")]));
         assert!(token.unwrap_err().to_string().contains("telegram.token"));
     }

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod runtime_views;
 pub mod sessions;
 pub mod tasks;
+pub mod telegram;
 pub mod tree_scope;
 
 use crate::api::auth::{Caller, KeyCache, ProjectRef, may_see};
@@ -120,7 +121,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .configure(sessions::routes)
             .configure(events::routes)
             .configure(events_ws::routes)
-            .configure(runtime_views::routes),
+            .configure(runtime_views::routes)
+            .configure(telegram::routes),
     );
 }
 
