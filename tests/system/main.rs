@@ -12,6 +12,8 @@ mod llm_agent;
 mod new;
 mod spec;
 mod support;
+mod telegram;
+mod telegram_peer;
 mod tree;
 mod up;
 mod worker_image;

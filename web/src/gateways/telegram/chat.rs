@@ -75,12 +75,29 @@ pub async fn run(telegram: Telegram) -> Result<(), Failure> {
     }
 }
 
+/// A journaled update, read back. From text, not from a `Value`: teloxide's `UpdateKind`
+/// reads its key as a borrowed `&str`, which a `Value` cannot lend, and would then take
+/// every update for an unknown kind.
+pub fn read_update(payload: &serde_json::Value) -> Result<Update, serde_json::Error> {
+    serde_json::from_str(&payload.to_string())
+}
+
+/// An update as journaled: `{"update_id", "<kind>": …}`, as Telegram sent it. (teloxide's
+/// own `Serialize` for `Update` drops the kind.)
+pub fn journal_form(update: &Update) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = serde_json::to_value(&update.kind)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("update_id".into(), serde_json::json!(update.id.0));
+    }
+    Ok(value)
+}
+
 async fn handle(
     telegram: &Telegram,
     update_id: i64,
     payload: serde_json::Value,
 ) -> Result<(), Failure> {
-    let update: Update = serde_json::from_value(payload)
+    let update = read_update(&payload)
         .map_err(|e| Failure::fatal(format!("a journaled update does not parse: {e}")))?;
     let source = format!("telegram:{}:{update_id}", telegram.bot_id());
     match update.kind {
@@ -398,5 +415,31 @@ mod tests {
             (Some("new"), "a URL shortener")
         );
         assert_eq!(command("make me a blog"), (None, "make me a blog"));
+    }
+}
+
+#[cfg(test)]
+mod roundtrip {
+    use teloxide_core::types::{Update, UpdateKind};
+
+    #[test]
+    fn a_journaled_update_reads_back_as_received() {
+        let raw = serde_json::json!({"update_id": 7, "message": {
+            "message_id": 5, "date": 1_700_000_000,
+            "chat": {"id": 1001, "type": "private", "first_name": "Ann"},
+            "from": {"id": 1001, "is_bot": false, "first_name": "Ann"},
+            "text": "make me a blog"}});
+        let update: Update = super::read_update(&raw).unwrap();
+        let journaled = super::journal_form(&update).unwrap();
+        let back: Update = super::read_update(&journaled).unwrap();
+        let UpdateKind::Message(message) = back.kind else {
+            panic!("not a message: {journaled}");
+        };
+        assert_eq!(
+            message.from.as_ref().map(|u| u.id.0),
+            Some(1001),
+            "{journaled}"
+        );
+        assert_eq!(message.text(), Some("make me a blog"));
     }
 }

@@ -133,7 +133,7 @@ async fn poll_once(telegram: &Telegram) -> Result<(), Round> {
     }
     let mut journal = Vec::with_capacity(updates.len());
     for update in &updates {
-        let payload = serde_json::to_value(update).map_err(|e| {
+        let payload = super::chat::journal_form(update).map_err(|e| {
             Round::Store(Failure::fatal(format!(
                 "cannot journal Telegram update {}: {e}",
                 update.id.0

@@ -1,0 +1,287 @@
+//! The Telegram front door, end to end: the real `artel up` and its real teloxide client
+//! against our own Bot API server on loopback ([`TelegramPeer`]), with real Postgres.
+
+use crate::new::{Home, get};
+use crate::support::{Artel, eventually, eventually_some};
+use crate::telegram_peer::{Sent, TelegramPeer};
+use serde_json::Value;
+use std::time::Duration;
+
+const TOKEN: &str = "424242:AAHtest-token_for-artel";
+const ANN: i64 = 1001;
+const LONG: Duration = Duration::from_secs(240);
+const SHORT: Duration = Duration::from_secs(30);
+
+async fn start(home: &Home, peer: &TelegramPeer, extra: &[(&str, &str)]) -> Artel {
+    let mut env = vec![
+        ("ARTEL_TELEGRAM__TOKEN", TOKEN),
+        ("ARTEL_TELEGRAM__API_URL", peer.url.as_str()),
+        ("ARTEL_TELEGRAM__ALLOWED_USERS", "1001,1002"),
+        (
+            "ARTEL_LOG",
+            "info,artel::gateways::telegram=debug,teloxide_core=debug",
+        ),
+    ];
+    env.extend_from_slice(extra);
+    crate::api::start(home, &env).await
+}
+
+/// The first button of a message's inline keyboard: (label, callback_data).
+fn first_button(sent: &Sent) -> Option<(String, String)> {
+    let button = sent
+        .markup
+        .as_ref()?
+        .get("inline_keyboard")?
+        .get(0)?
+        .get(0)?;
+    Some((
+        button["text"].as_str()?.to_owned(),
+        button["callback_data"].as_str()?.to_owned(),
+    ))
+}
+
+async fn wait_sent(peer: &TelegramPeer, chat: i64, needle: &str, within: Duration) -> Sent {
+    eventually_some(within, &format!("a message with {needle:?}"), || {
+        let found = peer.sent_to(chat, needle).into_iter().next();
+        async move { found }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_telegram_user_asks_for_a_service_confirms_the_spec_with_a_button_and_gets_the_url() {
+    let home = Home::new("tg-whole").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[("ARTEL_ANALYST__CONFIRM", "true")]).await;
+
+    peer.say(ANN, "make me a URL shortener with an API");
+    // The spec comes as a question with buttons; the first is the affirmative answer.
+    let question = eventually_some(LONG, "the spec question with a keyboard", || {
+        let found = peer
+            .sent_to(ANN, "Here is what I understood")
+            .into_iter()
+            .find(|s| first_button(s).is_some());
+        async move { found }
+    })
+    .await;
+    let (label, data) = first_button(&question).expect("a keyboard");
+    assert_eq!(label, "Yes, build it");
+    assert!(data.len() <= 64, "{data}");
+    let press = peer.press(ANN, &question, &data);
+    eventually(SHORT, "the press is answered", || {
+        let answered = peer.callback_answers().iter().any(|(id, _)| *id == press);
+        async move { answered }
+    })
+    .await;
+    // The question's message now shows the decision, without buttons.
+    eventually(SHORT, "the question shows the decision", || {
+        let shown = peer
+            .current(ANN, question.message_id)
+            .is_some_and(|m| m.text.contains("you chose: Yes, build it") && m.markup.is_none());
+        async move { shown }
+    })
+    .await;
+
+    let live = wait_sent(&peer, ANN, "is live at http://", LONG).await;
+    let url = live
+        .text
+        .split("is live at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a URL")
+        .to_owned();
+    let (status, _) = get(&url).await;
+    assert!(status < 500, "the live service answers at {url}: {status}");
+
+    // One status message per task, edited in place through its steps.
+    let statuses: Vec<Sent> = peer
+        .sent()
+        .into_iter()
+        .filter(|s| s.text.contains("<b>engineering of"))
+        .collect();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    let status = &statuses[0];
+    let edits: Vec<Sent> = peer
+        .edits()
+        .into_iter()
+        .filter(|e| e.message_id == status.message_id)
+        .collect();
+    assert!(!edits.is_empty(), "the status message was edited");
+    eventually(SHORT, "the status message shows the task completed", || {
+        let done = peer
+            .current(ANN, status.message_id)
+            .is_some_and(|m| m.text.contains("completed") && m.text.contains("✓ develop"));
+        async move { done }
+    })
+    .await;
+
+    // A second press of the same button is stale.
+    let again = peer.press(ANN, &question, &data);
+    eventually(SHORT, "the stale press is told it expired", || {
+        let told = peer
+            .callback_answers()
+            .iter()
+            .any(|(id, text)| *id == again && text.as_deref() == Some("this question has expired"));
+        async move { told }
+    })
+    .await;
+
+    // The commands are registered; each line the user said is journaled once.
+    let commands = peer.commands().expect("setMyCommands");
+    let names: Vec<&str> = commands
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|c| c["command"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["new", "status", "projects", "deploy", "cancel", "help"]
+    );
+    let mut db = home.db().await;
+    let lines: Vec<String> = sqlx::query_scalar(
+        "SELECT text FROM session_messages m JOIN sessions s ON s.id = m.session_id \
+         WHERE s.channel = 'telegram' AND m.role = 'user' ORDER BY m.id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("the transcript");
+    assert_eq!(lines, ["make me a URL shortener with an API", "yes"]);
+    let (code, ready) = artel.get("/health/ready").await;
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(
+        ready["checks"]["telegram"]["ok"],
+        Value::Bool(true),
+        "{ready}"
+    );
+    artel.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strangers_are_refused_and_a_link_code_links_them_once() {
+    let home = Home::new("tg-link").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[]).await;
+    const BOB: i64 = 3003;
+    peer.say(BOB, "make me a blog");
+    let refusal = wait_sent(&peer, BOB, "Sorry, I only work for people", SHORT).await;
+    assert!(refusal.markup.is_none());
+
+    let response = artel
+        .request(reqwest::Method::POST, "/api/v1/telegram/links")
+        .send()
+        .await
+        .expect("POST /api/v1/telegram/links");
+    assert_eq!(response.status().as_u16(), 201);
+    let link: Value = response.json().await.expect("JSON");
+    let command = link["command"].as_str().expect("a command").to_owned();
+    peer.say(BOB, &command);
+    wait_sent(&peer, BOB, "Linked", SHORT).await;
+    peer.say(BOB, "/projects");
+    wait_sent(&peer, BOB, "You have no projects yet", SHORT).await;
+    // The code works once.
+    const EVE: i64 = 4004;
+    peer.say(EVE, &command);
+    wait_sent(&peer, EVE, "unknown, used or expired", SHORT).await;
+    peer.say(EVE, "status");
+    wait_sent(&peer, EVE, "Sorry, I only work for people", SHORT).await;
+    artel.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_kill_9_nothing_is_answered_twice_and_no_update_is_lost() {
+    let home = Home::new("tg-kill").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[]).await;
+    peer.say(ANN, "my projects");
+    wait_sent(&peer, ANN, "You have no projects yet", SHORT).await;
+    peer.say(ANN, "/help");
+    wait_sent(&peer, ANN, "I build and run small web services", SHORT).await;
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(artel.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    drop(artel);
+    // Said while artel is down: Telegram keeps it until a poll confirms it.
+    peer.say(ANN, "status");
+    // The kill left the lease held: the next start takes it once it expires (60 s).
+    let again = start(&home, &peer, &[]).await;
+    eventually(LONG, "the line said while down is answered", || {
+        let n = peer.sent_to(ANN, "You have no projects yet").len();
+        async move { n == 2 }
+    })
+    .await;
+    // Give a duplicate the time it would need to show up, then count.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(peer.sent_to(ANN, "You have no projects yet").len(), 2);
+    assert_eq!(peer.sent_to(ANN, "I build and run small web").len(), 1);
+    let mut db = home.db().await;
+    let lines: Vec<String> =
+        sqlx::query_scalar("SELECT text FROM session_messages WHERE role = 'user' ORDER BY id")
+            .fetch_all(&mut db)
+            .await
+            .expect("the transcript");
+    assert_eq!(lines, ["my projects", "status"]);
+    // The restarted poller resumed after the newest journaled update.
+    let offsets = peer.offsets();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+    again.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_artel_processes_on_one_token_poll_one_at_a_time() {
+    let home = Home::new("tg-two").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let first = start(&home, &peer, &[]).await;
+    let second = start(&home, &peer, &[]).await;
+    peer.say(ANN, "my projects");
+    wait_sent(&peer, ANN, "You have no projects yet", SHORT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(peer.sent_to(ANN, "You have no projects yet").len(), 1);
+    let (conflicts, most) = peer.poll_conflicts();
+    assert_eq!((conflicts, most), (0, 1), "one poller at a time");
+    // The holder stops and gives the lease back; the other takes over.
+    first.terminate();
+    peer.say(ANN, "status");
+    eventually(SHORT, "the other process answers", || {
+        let n = peer.sent_to(ANN, "You have no projects yet").len();
+        async move { n == 2 }
+    })
+    .await;
+    assert_eq!(peer.poll_conflicts().0, 0);
+    second.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secret_is_deleted_once_stored_and_a_429_only_delays_the_reply() {
+    let home = Home::new("tg-secret").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[]).await;
+    peer.throttle(2);
+    let message = peer.say(ANN, "API_KEY=sk-very-secret-42");
+    wait_sent(&peer, ANN, "API_KEY", SHORT).await;
+    assert_eq!(peer.throttled(), 2, "the 429s were waited out");
+    eventually(SHORT, "the message holding the secret is deleted", || {
+        let deleted = peer.deleted().contains(&(ANN, message));
+        async move { deleted }
+    })
+    .await;
+    let mut db = home.db().await;
+    let lines: Vec<String> = sqlx::query_scalar("SELECT text FROM session_messages ORDER BY id")
+        .fetch_all(&mut db)
+        .await
+        .expect("the transcript");
+    assert!(
+        lines.iter().all(|l| !l.contains("sk-very-secret-42")),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("«redacted»"), "{lines:?}");
+    // In a group the secret is not taken at all.
+    let group = -77;
+    let in_group = peer.say_in(group, ANN, "API_KEY=sk-group-secret");
+    wait_sent(&peer, group, "I work in private chats only", SHORT).await;
+    let _ = in_group;
+    artel.terminate();
+}
