@@ -17,10 +17,6 @@ async fn start(home: &Home, peer: &TelegramPeer, extra: &[(&str, &str)]) -> Arte
         ("ARTEL_TELEGRAM__TOKEN", TOKEN),
         ("ARTEL_TELEGRAM__API_URL", peer.url.as_str()),
         ("ARTEL_TELEGRAM__ALLOWED_USERS", "1001,1002"),
-        (
-            "ARTEL_LOG",
-            "info,artel::gateways::telegram=debug,teloxide_core=debug",
-        ),
     ];
     env.extend_from_slice(extra);
     crate::api::start(home, &env).await
@@ -216,7 +212,7 @@ async fn after_kill_9_nothing_is_answered_twice_and_no_update_is_lost() {
     // Give a duplicate the time it would need to show up, then count.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(peer.sent_to(ANN, "You have no projects yet").len(), 2);
-    assert_eq!(peer.sent_to(ANN, "I build and run small web").len(), 1);
+    assert_eq!(peer.sent_to(ANN, "or use /new, /status").len(), 1);
     let mut db = home.db().await;
     let lines: Vec<String> =
         sqlx::query_scalar("SELECT text FROM session_messages WHERE role = 'user' ORDER BY id")

@@ -72,14 +72,14 @@ fn parses_as_html(text: &str) -> bool {
     let mut rest = text;
     while let Some(i) = rest.find(['<', '&']) {
         let tail = &rest[i..];
-        if tail.starts_with('&') {
-            if !["&amp;", "&lt;", "&gt;", "&quot;"]
+        if let Some(after) = tail.strip_prefix('&') {
+            if !["amp;", "lt;", "gt;", "quot;"]
                 .iter()
-                .any(|e| tail.starts_with(e))
+                .any(|e| after.starts_with(e))
             {
                 return false;
             }
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let Some(end) = tail.find('>') else {
@@ -451,7 +451,6 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
         return error(401, "Unauthorized");
     }
     let method = method.to_ascii_lowercase();
-    eprintln!("peer: {method} {}", String::from_utf8_lossy(&body));
     let mut params: Value = if body.is_empty() {
         json!({})
     } else {

@@ -169,6 +169,9 @@ impl TelegramGateway {
     }
 }
 
+/// Starts one of the gateway's tasks.
+type TaskRun = fn(Telegram) -> BoxFuture<'static, Result<(), Failure>>;
+
 /// One of the gateway's tasks ended on a failure it cannot retry itself.
 #[derive(Debug)]
 pub struct TaskFailed(pub Failure);
@@ -178,7 +181,7 @@ impl Request for TaskFailed {
 
 impl Actor for TelegramGateway {
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
-        let runs: [fn(Telegram) -> BoxFuture<'static, Result<(), Failure>>; 3] = [
+        let runs: [TaskRun; 3] = [
             |t| Box::pin(poller::run(t)),
             |t| Box::pin(chat::run(t)),
             |t| Box::pin(delivery::run(t)),

@@ -264,7 +264,10 @@ async fn on_message(telegram: &Telegram, message: &Message, source: &str) -> Res
         .map(|_| ())
         .or_else(|failure| match failure.class {
             ErrorClass::Retryable => Err(failure),
-            ErrorClass::Fatal => Ok(tracing::warn!(%failure, "the session refused a line")),
+            ErrorClass::Fatal => {
+                tracing::warn!(%failure, "the session refused a line");
+                Ok(())
+            }
         })?;
     if secret {
         delete(telegram, chat_id, message.id).await;

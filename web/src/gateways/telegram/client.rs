@@ -25,9 +25,13 @@ pub enum TelegramError {
     /// Telegram refused this request (a chat that blocked the bot, a bad message).
     #[error("Telegram refused the request: {0}")]
     Refused(String),
-    /// Telegram could not be reached, or answered nonsense.
+    /// Telegram could not be reached.
     #[error("cannot reach the Telegram Bot API: {0}")]
     Unreachable(String),
+    /// The server said ok, but its result does not read as the Bot API documents it (a
+    /// server speaking an older or partial protocol). Holds the raw answer.
+    #[error("the Bot API server's answer does not read as documented: {0}")]
+    Unreadable(String),
 }
 
 impl From<RequestError> for TelegramError {
@@ -37,6 +41,7 @@ impl From<RequestError> for TelegramError {
             RequestError::Api(ApiError::TerminatedByOtherGetUpdates) => Self::Conflict,
             RequestError::Api(ApiError::InvalidToken) => Self::InvalidToken,
             RequestError::Api(api) => Self::Refused(api.to_string()),
+            RequestError::InvalidJson { raw, .. } => Self::Unreadable(raw.into()),
             RequestError::MigrateToChatId(chat) => {
                 Self::Refused(format!("the group moved to supergroup {chat}"))
             }
@@ -49,12 +54,25 @@ impl Classify for TelegramError {
     fn class(&self) -> ErrorClass {
         match self {
             Self::InvalidToken | Self::Refused(_) => ErrorClass::Fatal,
-            Self::RetryAfter(_) | Self::Conflict | Self::Unreachable(_) => ErrorClass::Retryable,
+            Self::RetryAfter(_) | Self::Conflict | Self::Unreachable(_) | Self::Unreadable(_) => {
+                ErrorClass::Retryable
+            }
         }
     }
 }
 
 impl TelegramError {
+    /// For a call the server accepted but whose answer teloxide cannot read: the `ok` flag
+    /// and, for a sent message, its id (`result.message_id`).
+    pub fn accepted(&self) -> Option<Option<i64>> {
+        let Self::Unreadable(raw) = self else {
+            return None;
+        };
+        let answer: serde_json::Value = serde_json::from_str(raw).ok()?;
+        (answer["ok"] == serde_json::Value::Bool(true))
+            .then(|| answer["result"]["message_id"].as_i64())
+    }
+
     /// True when Telegram says the edit changed nothing: the message already shows it.
     pub fn is_not_modified(err: &RequestError) -> bool {
         matches!(err, RequestError::Api(ApiError::MessageNotModified))

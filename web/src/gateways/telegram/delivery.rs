@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use teloxide_core::payloads::{EditMessageTextSetters as _, SendMessageSetters as _};
 use teloxide_core::prelude::Requester as _;
 use teloxide_core::types::{
-    ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageId, ParseMode,
+    ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode,
 };
 
 /// Least time between two edits of one status message.
@@ -87,13 +87,14 @@ fn keyboard(text: &str, nonce: &str) -> InlineKeyboardMarkup {
 }
 
 /// Sends HTML `html` to `chat` at the pace Telegram allows; a 429 pauses this chat and the
-/// message goes after the wait.
+/// message goes after the wait. Answers the message's id (0 when the server accepted it but
+/// did not say).
 pub async fn send_html(
     telegram: &Telegram,
     chat: i64,
     html: &str,
     markup: Option<InlineKeyboardMarkup>,
-) -> Result<Message, TelegramError> {
+) -> Result<i64, TelegramError> {
     loop {
         let at = telegram
             .inner
@@ -119,17 +120,17 @@ pub async fn send_html(
                     .await
                     .pause(chat, Instant::now() + wait);
             }
-            other => return other,
+            Ok(message) => return Ok(i64::from(message.id.0)),
+            Err(err) => match err.accepted() {
+                Some(id) => return Ok(id.unwrap_or(0)),
+                None => return Err(err),
+            },
         }
     }
 }
 
 /// Sends plain `text` (escaped, split) to `chat`; answers the last message sent.
-pub async fn send_text(
-    telegram: &Telegram,
-    chat: i64,
-    text: &str,
-) -> Result<Message, TelegramError> {
+pub async fn send_text(telegram: &Telegram, chat: i64, text: &str) -> Result<i64, TelegramError> {
     send_parts(telegram, chat, text, None).await
 }
 
@@ -138,7 +139,7 @@ async fn send_parts(
     chat: i64,
     text: &str,
     markup: Option<InlineKeyboardMarkup>,
-) -> Result<Message, TelegramError> {
+) -> Result<i64, TelegramError> {
     let parts = split_escaped(text);
     let last = parts.len().saturating_sub(1);
     let mut sent = None;
@@ -239,7 +240,7 @@ async fn deliver(
     match send_parts(telegram, line.chat_id, &line.text, Some(markup)).await {
         Ok(message) => {
             store
-                .set_telegram_question_message(&question.nonce, i64::from(message.id.0))
+                .set_telegram_question_message(&question.nonce, message)
                 .await
                 .map_err(|e| e.to_failure())?;
             Ok(Ok(()))
@@ -266,9 +267,7 @@ async fn update_progress(telegram: &Telegram) -> Result<(), Failure> {
             .map_err(|e| e.to_failure())?;
         let (text, done) = progress::render(&project, &task, &steps);
         let shown = match &tracked.message {
-            None => send_html(telegram, tracked.chat_id, &text, None)
-                .await
-                .map(|m| i64::from(m.id.0)),
+            None => send_html(telegram, tracked.chat_id, &text, None).await,
             Some((_, old)) if *old == text && !done => continue,
             Some(_) if tracked.since_edit < EDIT_EVERY => continue,
             Some((message_id, _)) => {
@@ -281,7 +280,10 @@ async fn update_progress(telegram: &Telegram) -> Result<(), Failure> {
                 {
                     Ok(_) => Ok(*message_id),
                     Err(err) if TelegramError::is_not_modified(&err) => Ok(*message_id),
-                    Err(err) => Err(TelegramError::from(err)),
+                    Err(err) => match TelegramError::from(err) {
+                        err if err.accepted().is_some() => Ok(*message_id),
+                        err => Err(err),
+                    },
                 }
             }
         };

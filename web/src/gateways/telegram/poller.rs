@@ -94,20 +94,27 @@ impl From<TelegramError> for Round {
 
 /// Checks the token (`getMe`: its id must be the token's) and registers the commands.
 async fn connect(telegram: &Telegram) -> Result<(), Round> {
-    let me = telegram.bot().get_me().await.map_err(TelegramError::from)?;
-    let id = i64::try_from(me.id.0).unwrap_or(-1);
-    if id != telegram.bot_id() {
-        return Err(Round::Telegram(TelegramError::Refused(format!(
-            "getMe says the token belongs to bot {id}, not {}",
-            telegram.bot_id()
-        ))));
+    match telegram.bot().get_me().await.map_err(TelegramError::from) {
+        Ok(me) => {
+            let id = i64::try_from(me.id.0).unwrap_or(-1);
+            if id != telegram.bot_id() {
+                return Err(Round::Telegram(TelegramError::Refused(format!(
+                    "getMe says the token belongs to bot {id}, not {}",
+                    telegram.bot_id()
+                ))));
+            }
+            tracing::info!(bot = id, username = ?me.username, "connected to the Telegram Bot API");
+        }
+        // A server that answers getMe without every documented field still serves updates.
+        Err(err) if err.accepted().is_some() => {
+            tracing::warn!(%err, "getMe's answer is partial; going on");
+        }
+        Err(err) => return Err(err.into()),
     }
-    telegram
-        .bot()
-        .set_my_commands(commands())
-        .await
-        .map_err(TelegramError::from)?;
-    tracing::info!(bot = id, username = ?me.username, "connected to the Telegram Bot API");
+    // The command menu is a convenience: a server that refuses it does not stop the bot.
+    if let Err(err) = telegram.bot().set_my_commands(commands()).await {
+        tracing::warn!(%err, "cannot register the bot's commands");
+    }
     Ok(())
 }
 
