@@ -281,3 +281,43 @@ async fn a_secret_is_deleted_once_stored_and_a_429_only_delays_the_reply() {
     let _ = in_group;
     artel.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_shows_in_readiness_and_nothing_said_meanwhile_is_lost() {
+    let home = Home::new("tg-outage").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[("ARTEL_TELEGRAM__POLL_TIMEOUT_SECS", "2")]).await;
+    peer.say(ANN, "my projects");
+    wait_sent(&peer, ANN, "You have no projects yet", SHORT).await;
+
+    peer.outage(true);
+    peer.say(ANN, "status");
+    let report = eventually_some(LONG, "readiness reports the outage", || {
+        let artel = &artel;
+        async move {
+            let (code, report) = artel.get("/health/ready").await;
+            let down = report["checks"]["telegram"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Bad Gateway"));
+            (code == 503 && down).then_some(report)
+        }
+    })
+    .await;
+    assert_eq!(
+        report["checks"]["telegram"]["ok"],
+        Value::Bool(false),
+        "{report}"
+    );
+    peer.outage(false);
+    eventually(LONG, "the line said during the outage is answered", || {
+        let n = peer.sent_to(ANN, "You have no projects yet").len();
+        async move { n == 2 }
+    })
+    .await;
+    eventually(LONG, "ready again", || {
+        let artel = &artel;
+        async move { artel.get("/health/ready").await.0 == 200 }
+    })
+    .await;
+    artel.terminate();
+}

@@ -46,6 +46,8 @@ struct State {
     throttle_sends: u32,
     throttled: u32,
     webhook: Option<String>,
+    /// Every method answers 502 (an outage).
+    outage: bool,
 }
 
 /// The peer; stops with the test.
@@ -274,6 +276,11 @@ impl TelegramPeer {
         self.state.lock().throttle_sends = n;
     }
 
+    /// Starts or ends an outage: meanwhile every method answers 502 Bad Gateway.
+    pub fn outage(&self, on: bool) {
+        self.state.lock().outage = on;
+    }
+
     /// 429s answered so far.
     pub fn throttled(&self) -> u32 {
         self.state.lock().throttled
@@ -451,6 +458,9 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
         return error(401, "Unauthorized");
     }
     let method = method.to_ascii_lowercase();
+    if peer.state.lock().outage {
+        return error(502, "Bad Gateway");
+    }
     let mut params: Value = if body.is_empty() {
         json!({})
     } else {

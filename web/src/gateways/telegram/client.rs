@@ -40,6 +40,11 @@ impl From<RequestError> for TelegramError {
             RequestError::RetryAfter(wait) => Self::RetryAfter(wait.duration()),
             RequestError::Api(ApiError::TerminatedByOtherGetUpdates) => Self::Conflict,
             RequestError::Api(ApiError::InvalidToken) => Self::InvalidToken,
+            // teloxide keeps only the description of an error it does not know; a server
+            // error (5xx) says so in it, and is worth another try.
+            RequestError::Api(ApiError::Unknown(text)) if is_server_error(&text) => {
+                Self::Unreachable(text)
+            }
             RequestError::Api(api) => Self::Refused(api.to_string()),
             RequestError::InvalidJson { raw, .. } => Self::Unreadable(raw.into()),
             RequestError::MigrateToChatId(chat) => {
@@ -79,6 +84,17 @@ impl TelegramError {
     }
 }
 
+/// Descriptions Telegram (and the proxies before it) give with a 5xx status.
+fn is_server_error(description: &str) -> bool {
+    const SERVER_ERRORS: &[&str] = &[
+        "Internal Server Error",
+        "Bad Gateway",
+        "Service Unavailable",
+        "Gateway Timeout",
+    ];
+    SERVER_ERRORS.iter().any(|e| description.contains(e))
+}
+
 /// The bot id a token belongs to (the digits before its colon).
 pub fn bot_id(token: &str) -> Option<i64> {
     token.split_once(':')?.0.parse().ok().filter(|id| *id > 0)
@@ -115,6 +131,14 @@ mod tests {
         assert_eq!(conflict.class(), ErrorClass::Retryable);
         let token: TelegramError = RequestError::Api(ApiError::InvalidToken).into();
         assert_eq!(token.class(), ErrorClass::Fatal);
+        let outage: TelegramError =
+            RequestError::Api(ApiError::Unknown("Bad Gateway".into())).into();
+        assert_eq!(outage.class(), ErrorClass::Retryable);
+        let blocked: TelegramError = RequestError::Api(ApiError::Unknown(
+            "Forbidden: bot was blocked by the user".into(),
+        ))
+        .into();
+        assert_eq!(blocked.class(), ErrorClass::Fatal);
         let wait: TelegramError =
             RequestError::RetryAfter(teloxide_core::types::Seconds::from_seconds(3)).into();
         assert!(matches!(wait, TelegramError::RetryAfter(d) if d == Duration::from_secs(3)));
