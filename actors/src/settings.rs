@@ -69,6 +69,12 @@ pub struct TelegramSettings {
     pub groups: bool,
     /// The `getUpdates` long-poll timeout in seconds (the HTTP client waits 15 s longer).
     pub poll_timeout_secs: u32,
+    /// Receive updates by webhook instead of long polling: the public URL Telegram posts to,
+    /// ending in `/telegram/webhook` (`ARTEL_TELEGRAM__WEBHOOK_URL`).
+    pub webhook_url: Option<String>,
+    /// The secret Telegram sends with each webhook call in `X-Telegram-Bot-Api-Secret-Token`
+    /// (1–256 of `A-Z a-z 0-9 _ -`); required with `webhook_url`.
+    pub webhook_secret: Option<SecretValue>,
 }
 
 impl Default for TelegramSettings {
@@ -79,6 +85,8 @@ impl Default for TelegramSettings {
             allowed_users: Vec::new(),
             groups: false,
             poll_timeout_secs: 25,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }
@@ -853,6 +861,27 @@ impl Settings {
                 key: "telegram.api_url",
                 message: format!("`{}` is not an http(s) URL", telegram.api_url),
             });
+        }
+        if let Some(url) = &telegram.webhook_url {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(SettingsError::OutOfRange {
+                    key: "telegram.webhook_url",
+                    message: format!("`{url}` is not an http(s) URL"),
+                });
+            }
+            let secret_ok = telegram.webhook_secret.as_ref().is_some_and(|s| {
+                let s = s.expose();
+                (1..=256).contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !secret_ok {
+                return Err(SettingsError::OutOfRange {
+                    key: "telegram.webhook_secret",
+                    message: "a webhook needs a secret of 1 to 256 characters A-Z a-z 0-9 _ -"
+                        .into(),
+                });
+            }
         }
         if !(1..=50).contains(&telegram.poll_timeout_secs) {
             return Err(SettingsError::OutOfRange {

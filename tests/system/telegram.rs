@@ -321,3 +321,53 @@ async fn an_outage_shows_in_readiness_and_nothing_said_meanwhile_is_lost() {
     .await;
     artel.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhook_takes_updates_with_the_right_secret_only() {
+    let home = Home::new("tg-webhook").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let hook = "https://artel.example/telegram/webhook";
+    let artel = start(
+        &home,
+        &peer,
+        &[
+            ("ARTEL_TELEGRAM__WEBHOOK_URL", hook),
+            ("ARTEL_TELEGRAM__WEBHOOK_SECRET", "s3cret-token"),
+        ],
+    )
+    .await;
+    eventually(SHORT, "the webhook is registered with its secret", || {
+        let set = peer.webhook() == Some((hook.to_owned(), Some("s3cret-token".to_owned())));
+        async move { set }
+    })
+    .await;
+    let update = serde_json::json!({"update_id": 900, "message": {
+        "message_id": 5, "date": 1_700_000_000,
+        "chat": {"id": ANN, "type": "private", "first_name": "Ann"},
+        "from": {"id": ANN, "is_bot": false, "first_name": "Ann"},
+        "text": "my projects"}});
+    let post = |secret: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/telegram/webhook", artel.url))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(&update)
+            .send()
+    };
+    let wrong = post("not-the-secret").await.expect("POST");
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = post("s3cret-token").await.expect("POST");
+    assert_eq!(right.status().as_u16(), 200);
+    wait_sent(&peer, ANN, "You have no projects yet", SHORT).await;
+    // Telegram delivers again when unsure: the same update is handled once.
+    assert_eq!(
+        post("s3cret-token").await.expect("POST").status().as_u16(),
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(peer.sent_to(ANN, "You have no projects yet").len(), 1);
+    assert!(
+        peer.offsets().is_empty(),
+        "no getUpdates while a webhook is set"
+    );
+    artel.terminate();
+}

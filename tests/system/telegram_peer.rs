@@ -46,6 +46,7 @@ struct State {
     throttle_sends: u32,
     throttled: u32,
     webhook: Option<String>,
+    webhook_secret: Option<String>,
     /// Every method answers 502 (an outage).
     outage: bool,
 }
@@ -281,6 +282,15 @@ impl TelegramPeer {
         self.state.lock().outage = on;
     }
 
+    /// The webhook set with setWebhook: (url, secret_token).
+    pub fn webhook(&self) -> Option<(String, Option<String>)> {
+        let state = self.state.lock();
+        state
+            .webhook
+            .clone()
+            .map(|url| (url, state.webhook_secret.clone()))
+    }
+
     /// 429s answered so far.
     pub fn throttled(&self) -> u32 {
         self.state.lock().throttled
@@ -433,6 +443,7 @@ impl TelegramPeer {
             }
             "setwebhook" => {
                 state.webhook = params["url"].as_str().map(str::to_owned);
+                state.webhook_secret = params["secret_token"].as_str().map(str::to_owned);
                 ok(json!(true))
             }
             "deletewebhook" => {
@@ -461,8 +472,16 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
     if peer.state.lock().outage {
         return error(502, "Bad Gateway");
     }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let mut params: Value = if body.is_empty() {
         json!({})
+    } else if let Some(boundary) = content_type.split("boundary=").nth(1) {
+        multipart(&body, boundary.trim_matches('"'))
     } else {
         serde_json::from_slice(&body).unwrap_or_else(|_| json!({}))
     };
@@ -480,6 +499,29 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
         return peer.get_updates(&params).await;
     }
     peer.handle(&method, &params)
+}
+
+/// The text fields of a `multipart/form-data` body (teloxide sends setWebhook so).
+fn multipart(body: &[u8], boundary: &str) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let mut fields = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        fields.insert(
+            name.to_owned(),
+            json!(value.trim_end_matches("\r\n").to_owned()),
+        );
+    }
+    Value::Object(fields)
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {

@@ -241,7 +241,20 @@ impl App {
                         max_body_bytes: settings.http.max_body_bytes,
                         hub: EventHub::start(&store),
                     });
+                    let telegram = telegram_health
+                        .map(|health| {
+                            crate::gateways::telegram::Telegram::new(
+                                &settings.telegram,
+                                &settings.instance,
+                                store.clone(),
+                                runtime.sessions.clone(),
+                                health,
+                            )
+                        })
+                        .transpose()
+                        .map_err(|failure| anyhow::anyhow!("{failure}"))?;
                     let state = HttpState {
+                        telegram: telegram.clone(),
                         api,
                         registry: registry.clone(),
                         readiness: readiness.clone(),
@@ -253,15 +266,7 @@ impl App {
                         HttpGateway::new(listener.try_clone(), state.clone())
                     });
                     let mut gateways = Supervisor::new("gateways").child(http.role("gateway"));
-                    if let Some(health) = telegram_health {
-                        let telegram = crate::gateways::telegram::Telegram::new(
-                            &settings.telegram,
-                            &settings.instance,
-                            store.clone(),
-                            runtime.sessions.clone(),
-                            health,
-                        )
-                        .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+                    if let Some(telegram) = telegram {
                         let (_telegram, gateway) = ChildSpec::actor("telegram", move || {
                             crate::gateways::telegram::TelegramGateway::new(telegram.clone())
                         });

@@ -17,6 +17,8 @@
 //! - **One poller per token** across processes: a lease row with an expiry
 //!   (`telegram_pollers`). A process without it stands by; chats and delivery run only on the
 //!   lease holder.
+//! - **Or webhooks**: with `telegram.webhook_url`, the lease holder registers the webhook
+//!   and [`webhook`] journals what Telegram posts; the rest is the same.
 //! - **Limits.** [`outbox::Pace`] paces every send; a 429 pauses only its chat. An outage is
 //!   retried with backoff and reported by the `telegram` readiness check.
 //!
@@ -31,6 +33,7 @@ pub mod html;
 pub mod outbox;
 pub mod poller;
 pub mod progress;
+pub mod webhook;
 
 use artel_actors::health::Probe;
 use artel_actors::pipeline::Pipeline;

@@ -12,13 +12,15 @@ use artel_messages::Classify as _;
 use artel_messages::Failure;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use teloxide_core::payloads::GetUpdatesSetters as _;
+use teloxide_core::payloads::{GetUpdatesSetters as _, SetWebhookSetters as _};
 use teloxide_core::prelude::Requester as _;
 use teloxide_core::types::{AllowedUpdate, BotCommand};
 
 /// How long a process without the lease waits before asking again.
 const STANDBY: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a webhook holder renews its lease.
+const WEBHOOK_RENEW: Duration = Duration::from_secs(20);
 
 /// The commands the bot lists in Telegram's menu.
 pub fn commands() -> Vec<BotCommand> {
@@ -56,7 +58,14 @@ pub async fn run(telegram: Telegram) -> Result<(), Failure> {
                 connect(&telegram).await?;
                 connected = true;
             }
-            poll_once(&telegram).await
+            match &telegram.inner.settings.webhook_url {
+                // Telegram posts the updates; the lease is renewed meanwhile.
+                Some(_) => {
+                    tokio::time::sleep(WEBHOOK_RENEW).await;
+                    Ok(())
+                }
+                None => poll_once(&telegram).await,
+            }
         };
         match round.await {
             Ok(()) => {
@@ -111,11 +120,43 @@ async fn connect(telegram: &Telegram) -> Result<(), Round> {
         }
         Err(err) => return Err(err.into()),
     }
+    register_webhook(telegram).await?;
     // The command menu is a convenience: a server that refuses it does not stop the bot.
     if let Err(err) = telegram.bot().set_my_commands(commands()).await {
         tracing::warn!(%err, "cannot register the bot's commands");
     }
     Ok(())
+}
+
+/// Points Telegram at the webhook (`setWebhook` with the secret), or removes a webhook an
+/// earlier configuration left (`deleteWebhook`), since Telegram refuses `getUpdates` while
+/// one is set.
+async fn register_webhook(telegram: &Telegram) -> Result<(), Round> {
+    let settings = &telegram.inner.settings;
+    let Some(url) = &settings.webhook_url else {
+        // Best effort: if a webhook is still set, getUpdates will say so.
+        if let Err(err) = telegram.bot().delete_webhook().await {
+            tracing::debug!(%err, "deleteWebhook before polling did not succeed");
+        }
+        return Ok(());
+    };
+    let url = reqwest::Url::parse(url).map_err(|e| {
+        Round::Telegram(TelegramError::Refused(format!(
+            "telegram.webhook_url is not a URL: {e}"
+        )))
+    })?;
+    let mut request = telegram
+        .bot()
+        .set_webhook(url)
+        .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+    if let Some(secret) = &settings.webhook_secret {
+        request = request.secret_token(secret.expose());
+    }
+    match request.await.map_err(TelegramError::from) {
+        Ok(_) => Ok(()),
+        Err(err) if err.accepted().is_some() => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// One long poll: the updates after the newest journaled one, journaled.
