@@ -43,7 +43,7 @@ pub use secrets::MasterKey;
 pub use sessions::ChatLink;
 pub use stats::{LlmTotal, Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
-pub use telegram::{PendingLine, TelegramChat, TelegramQuestion, TrackedTask};
+pub use telegram::{PendingLine, PooledBot, TelegramChat, TelegramQuestion, TrackedTask};
 pub use users::UserRecord;
 
 use artel_messages::{Classify, ErrorClass};

@@ -59,6 +59,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Live events, serialized once, for the WebSocket connections.
     pub hub: events_ws::EventHub,
+    /// The Bot API server pooled bots are checked and reset on (`telegram.api_url`).
+    pub telegram_api_url: String,
 }
 
 impl ApiState {

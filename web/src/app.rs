@@ -240,6 +240,7 @@ impl App {
                         draining: draining.clone(),
                         max_body_bytes: settings.http.max_body_bytes,
                         hub: EventHub::start(&store),
+                        telegram_api_url: settings.telegram.api_url.clone(),
                     });
                     let telegram = telegram_health
                         .map(|health| {

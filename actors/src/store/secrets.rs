@@ -191,6 +191,13 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, StoreError> {
         .collect()
 }
 
+/// A value encrypted at rest: the id of the key, the nonce and the ciphertext.
+pub(super) struct Sealed {
+    pub(super) key_id: String,
+    pub(super) nonce: Vec<u8>,
+    pub(super) ciphertext: Vec<u8>,
+}
+
 /// The associated data binding a ciphertext to its project and name.
 fn associated_data(project: ProjectId, name: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(AAD_DOMAIN.len() + 16 + name.len());
@@ -229,22 +236,7 @@ impl Store {
         value: &SecretValue,
     ) -> Result<(), StoreError> {
         check_name(name)?;
-        let key = self.master_key()?;
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = associated_data(project, name);
-        let ciphertext = key
-            .cipher()
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: value.expose().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Invalid {
-                what: "secret value",
-                reason: "too long to encrypt".into(),
-            })?;
+        let sealed = self.seal(&associated_data(project, name), value)?;
         sqlx::query(
             "INSERT INTO secrets (id, project_id, name, key_id, nonce, ciphertext) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -254,9 +246,9 @@ impl Store {
         .bind(uuid::Uuid::now_v7())
         .bind(project.as_uuid())
         .bind(name)
-        .bind(key.id())
-        .bind(nonce.as_slice())
-        .bind(ciphertext)
+        .bind(&sealed.key_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.ciphertext)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -293,7 +285,8 @@ impl Store {
         project: ProjectId,
         name: &str,
     ) -> Result<SecretValue, StoreError> {
-        let key = self.master_key()?;
+        // No key, no query.
+        self.master_key()?;
         let row = sqlx::query(
             "SELECT key_id, nonce, ciphertext FROM secrets WHERE project_id = $1 AND name = $2",
         )
@@ -305,30 +298,66 @@ impl Store {
             what: "secret",
             key: name.to_owned(),
         })?;
-        let stored_key_id: String = get(&row, "key_id")?;
-        if stored_key_id != key.id() {
+        let sealed = Sealed {
+            key_id: get(&row, "key_id")?,
+            nonce: get(&row, "nonce")?,
+            ciphertext: get(&row, "ciphertext")?,
+        };
+        self.unseal(name, &associated_data(project, name), &sealed)
+    }
+
+    /// `value` encrypted under the master key, bound to `aad`.
+    pub(super) fn seal(&self, aad: &[u8], value: &SecretValue) -> Result<Sealed, StoreError> {
+        let key = self.master_key()?;
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = key
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: value.expose().as_bytes(),
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::Invalid {
+                what: "secret value",
+                reason: "too long to encrypt".into(),
+            })?;
+        Ok(Sealed {
+            key_id: key.id().to_owned(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// The plain value of `sealed` (named `name` in errors), bound to `aad`.
+    pub(super) fn unseal(
+        &self,
+        name: &str,
+        aad: &[u8],
+        sealed: &Sealed,
+    ) -> Result<SecretValue, StoreError> {
+        let key = self.master_key()?;
+        if sealed.key_id != key.id() {
             return Err(StoreError::WrongMasterKey {
                 name: name.to_owned(),
-                stored_key_id,
+                stored_key_id: sealed.key_id.clone(),
                 key_id: key.id().to_owned(),
             });
         }
-        let nonce: Vec<u8> = get(&row, "nonce")?;
-        let ciphertext: Vec<u8> = get(&row, "ciphertext")?;
-        if nonce.len() != NONCE_LEN {
+        if sealed.nonce.len() != NONCE_LEN {
             return Err(StoreError::Decode {
                 what: "secret nonce",
-                reason: format!("expected {NONCE_LEN} bytes, got {}", nonce.len()),
+                reason: format!("expected {NONCE_LEN} bytes, got {}", sealed.nonce.len()),
             });
         }
-        let aad = associated_data(project, name);
         let plain = key
             .cipher()
             .decrypt(
-                XNonce::from_slice(&nonce),
+                XNonce::from_slice(&sealed.nonce),
                 Payload {
-                    msg: &ciphertext,
-                    aad: &aad,
+                    msg: &sealed.ciphertext,
+                    aad,
                 },
             )
             .map_err(|_| StoreError::Decrypt {

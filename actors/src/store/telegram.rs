@@ -564,3 +564,139 @@ impl Store {
         Ok(())
     }
 }
+
+/// A bot of the pool for generated services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PooledBot {
+    /// The bot's Telegram id (from `getMe`).
+    pub bot_id: i64,
+    /// Its @username.
+    pub username: String,
+    /// The project it serves, when allocated.
+    pub project: Option<artel_messages::ProjectId>,
+}
+
+fn bot_aad(bot_id: i64) -> Vec<u8> {
+    let mut aad = b"artel telegram bot v1\0".to_vec();
+    aad.extend_from_slice(&bot_id.to_be_bytes());
+    aad
+}
+
+impl Store {
+    /// Adds a bot to the pool (or replaces its token), its token encrypted.
+    #[tracing::instrument(skip(self, token))]
+    pub async fn register_telegram_bot(
+        &self,
+        bot_id: i64,
+        username: &str,
+        token: &artel_messages::SecretValue,
+    ) -> Result<PooledBot, StoreError> {
+        let sealed = self.seal(&bot_aad(bot_id), token)?;
+        let project: Option<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO telegram_bots (bot_id, username, key_id, nonce, ciphertext) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bot_id) DO UPDATE SET \
+             username = excluded.username, key_id = excluded.key_id, nonce = excluded.nonce, \
+             ciphertext = excluded.ciphertext RETURNING project_id",
+        )
+        .bind(bot_id)
+        .bind(username)
+        .bind(&sealed.key_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.ciphertext)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(PooledBot {
+            bot_id,
+            username: username.to_owned(),
+            project: project.map(artel_messages::ProjectId::from_uuid),
+        })
+    }
+
+    /// The pool, by bot id.
+    #[tracing::instrument(skip(self))]
+    pub async fn telegram_bots(&self) -> Result<Vec<PooledBot>, StoreError> {
+        let rows =
+            sqlx::query("SELECT bot_id, username, project_id FROM telegram_bots ORDER BY bot_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PooledBot {
+                    bot_id: get(r, "bot_id")?,
+                    username: get(r, "username")?,
+                    project: get::<Option<uuid::Uuid>>(r, "project_id")?
+                        .map(artel_messages::ProjectId::from_uuid),
+                })
+            })
+            .collect()
+    }
+
+    /// The token of `project`'s bot: the one it has, or a free one taken now (concurrent
+    /// deploys never take the same bot: `FOR UPDATE SKIP LOCKED`). `None` when the pool has
+    /// no free bot.
+    #[tracing::instrument(skip(self))]
+    pub async fn allocate_telegram_bot(
+        &self,
+        project: artel_messages::ProjectId,
+    ) -> Result<Option<(i64, artel_messages::SecretValue)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT bot_id, key_id, nonce, ciphertext FROM telegram_bots \
+             WHERE project_id = $1 OR project_id IS NULL \
+             ORDER BY (project_id IS NULL), bot_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(project.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let bot_id: i64 = get(&row, "bot_id")?;
+        sqlx::query(
+            "UPDATE telegram_bots SET project_id = $2, \
+             allocated_at = coalesce(allocated_at, now()) WHERE bot_id = $1",
+        )
+        .bind(bot_id)
+        .bind(project.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        let sealed = super::secrets::Sealed {
+            key_id: get(&row, "key_id")?,
+            nonce: get(&row, "nonce")?,
+            ciphertext: get(&row, "ciphertext")?,
+        };
+        let token = self.unseal("telegram bot token", &bot_aad(bot_id), &sealed)?;
+        tx.commit().await?;
+        Ok(Some((bot_id, token)))
+    }
+
+    /// Frees `project`'s bots; answers their tokens, so the caller can reset them
+    /// (`deleteWebhook`, commands).
+    #[tracing::instrument(skip(self))]
+    pub async fn release_telegram_bots(
+        &self,
+        project: artel_messages::ProjectId,
+    ) -> Result<Vec<(i64, artel_messages::SecretValue)>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE telegram_bots SET project_id = NULL, allocated_at = NULL \
+             WHERE project_id = $1 RETURNING bot_id, key_id, nonce, ciphertext",
+        )
+        .bind(project.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let bot_id: i64 = get(r, "bot_id")?;
+                let sealed = super::secrets::Sealed {
+                    key_id: get(r, "key_id")?,
+                    nonce: get(r, "nonce")?,
+                    ciphertext: get(r, "ciphertext")?,
+                };
+                Ok((
+                    bot_id,
+                    self.unseal("telegram bot token", &bot_aad(bot_id), &sealed)?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -36,7 +36,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         tasks::list, tasks::get, tasks::usage, tasks::cancel, tasks::retry,
         sessions::open, sessions::get, sessions::say, sessions::transcript,
         events::list,
-        telegram::create_link,
+        telegram::create_link, telegram::register_bot, telegram::list_bots,
         runtime_views::workers, runtime_views::stop_worker, runtime_views::targets,
         runtime_views::tree, runtime_views::restart_node, runtime_views::stop_node,
     ),

@@ -5,7 +5,8 @@ use crate::api::ApiState;
 use crate::api::auth::Caller;
 use crate::api::error::{ApiError, ErrorBody};
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use artel_messages::SecretValue;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
 
@@ -14,7 +15,10 @@ pub const LINK_CODE_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// The routes of this module.
 pub fn routes(config: &mut web::ServiceConfig) {
-    config.route("/telegram/links", web::post().to(create_link));
+    config
+        .route("/telegram/links", web::post().to(create_link))
+        .route("/telegram/bots", web::post().to(register_bot))
+        .route("/telegram/bots", web::get().to(list_bots));
 }
 
 /// A fresh link code.
@@ -46,4 +50,74 @@ pub async fn create_link(
         code,
         expires_in_secs: LINK_CODE_TTL.as_secs(),
     }))
+}
+
+/// A bot for the pool of generated services.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBot {
+    /// Its token from @BotFather; checked with `getMe`, stored encrypted, never shown again.
+    pub token: String,
+}
+
+/// A bot of the pool.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BotDto {
+    /// Its Telegram id.
+    pub bot_id: i64,
+    /// Its @username.
+    pub username: String,
+    /// The project it serves, when allocated.
+    pub project: Option<String>,
+}
+
+impl From<artel_actors::store::PooledBot> for BotDto {
+    fn from(bot: artel_actors::store::PooledBot) -> Self {
+        Self {
+            bot_id: bot.bot_id,
+            username: bot.username,
+            project: bot.project.map(|p| p.to_string()),
+        }
+    }
+}
+
+/// Adds a bot to the pool that deploys needing `TELEGRAM_BOT_TOKEN` take from (operators).
+#[utoipa::path(post, path = "/api/v1/telegram/bots", tag = "telegram", request_body = NewBot,
+    responses((status = 201, body = BotDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn register_bot(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    body: web::Json<NewBot>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_operator("registering bots")?;
+    let token = SecretValue::new(body.token.trim());
+    if crate::gateways::telegram::client::bot_id(token.expose()).is_none() {
+        return Err(ApiError::validation(
+            "`token` is not a bot token (`<id>:<secret>` from @BotFather)",
+        ));
+    }
+    let (bot_id, username) =
+        crate::gateways::telegram::pool::check_token(&state.telegram_api_url, &token).await?;
+    let bot = state
+        .store
+        .register_telegram_bot(bot_id, &username, &token)
+        .await?;
+    Ok(HttpResponse::Created().json(BotDto::from(bot)))
+}
+
+/// The pool of bots (operators).
+#[utoipa::path(get, path = "/api/v1/telegram/bots", tag = "telegram",
+    responses((status = 200, body = crate::api::Items<BotDto>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_bots(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<web::Json<crate::api::Items<BotDto>>, ApiError> {
+    caller.require_operator("listing bots")?;
+    let bots = state.store.telegram_bots().await?;
+    Ok(web::Json(crate::api::Items::new(
+        bots.into_iter().map(BotDto::from).collect(),
+    )))
 }

@@ -24,7 +24,8 @@
 //!
 //! Modules: [`client`] (the Bot API client and its errors), [`poller`], [`chat`] (one update:
 //! linking, commands, secrets, buttons), [`delivery`] (lines, questions, progress),
-//! [`outbox`] (limits), [`html`] (escaping, splitting), [`progress`] (a task's status text).
+//! [`outbox`] (limits), [`html`] (escaping, splitting), [`progress`] (a task's status text),
+//! [`webhook`] (the webhook route), [`pool`] (bots for generated services).
 
 pub mod chat;
 pub mod client;
@@ -32,6 +33,7 @@ pub mod delivery;
 pub mod html;
 pub mod outbox;
 pub mod poller;
+pub mod pool;
 pub mod progress;
 pub mod webhook;
 
