@@ -371,3 +371,69 @@ async fn a_webhook_takes_updates_with_the_right_secret_only() {
     );
     artel.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_registers_a_pooled_bot_and_deleting_its_project_resets_it() {
+    let home = Home::new("tg-pool").await;
+    let peer = TelegramPeer::start(TOKEN).await;
+    let artel = start(&home, &peer, &[]).await;
+    let operator = crate::api::Client::new(&artel.url, Some(&artel.key));
+    const POOLED: &str = "777:pooled-bot-token";
+    // A token the Bot API does not know is refused.
+    let (status, refused) = operator
+        .post(
+            "/api/v1/telegram/bots",
+            serde_json::json!({"token": POOLED}),
+        )
+        .await;
+    assert!(status >= 400, "{status} {refused}");
+    peer.serve_token(POOLED);
+    let (status, bot) = operator
+        .post(
+            "/api/v1/telegram/bots",
+            serde_json::json!({"token": POOLED}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    assert_eq!(bot["bot_id"], 777);
+    let (status, listed) = operator.get("/api/v1/telegram/bots").await;
+    assert_eq!(
+        (status, listed["items"][0]["bot_id"].as_i64()),
+        (200, Some(777))
+    );
+    let mut db = home.db().await;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM telegram_bots")
+        .fetch_one(&mut db)
+        .await
+        .expect("the bot row");
+    assert!(!String::from_utf8_lossy(&stored).contains("pooled-bot-token"));
+
+    // A project holding the bot (as a deploy would leave it) is deleted: the bot is reset
+    // and free again.
+    let (status, project) = operator
+        .post(
+            "/api/v1/projects",
+            serde_json::json!({"name": "weather-bot"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{project}");
+    let id = project["id"].as_str().expect("an id").to_owned();
+    sqlx::query("UPDATE telegram_bots SET project_id = $1::uuid, allocated_at = now()")
+        .bind(&id)
+        .execute(&mut db)
+        .await
+        .expect("allocate");
+    let (status, _) = operator
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(peer.webhook_deletes().contains(&777));
+    assert_eq!(peer.commands_of(777), Some(serde_json::json!([])));
+    let (_, listed) = operator.get("/api/v1/telegram/bots").await;
+    assert_eq!(listed["items"][0]["project"], Value::Null, "{listed}");
+    artel.terminate();
+}

@@ -47,6 +47,12 @@ struct State {
     throttled: u32,
     webhook: Option<String>,
     webhook_secret: Option<String>,
+    /// Tokens of other bots this server also serves (a bot pool).
+    other_tokens: Vec<String>,
+    /// setMyCommands per bot id.
+    commands_of: HashMap<i64, Value>,
+    /// deleteWebhook calls, by bot id.
+    webhook_deletes: Vec<i64>,
     /// Every method answers 502 (an outage).
     outage: bool,
 }
@@ -291,6 +297,21 @@ impl TelegramPeer {
             .map(|url| (url, state.webhook_secret.clone()))
     }
 
+    /// Serves bot `token` too (a bot of the pool).
+    pub fn serve_token(&self, token: &str) {
+        self.state.lock().other_tokens.push(token.to_owned());
+    }
+
+    /// The commands bot `bot_id` registered last.
+    pub fn commands_of(&self, bot_id: i64) -> Option<Value> {
+        self.state.lock().commands_of.get(&bot_id).cloned()
+    }
+
+    /// Bot ids deleteWebhook was called for.
+    pub fn webhook_deletes(&self) -> Vec<i64> {
+        self.state.lock().webhook_deletes.clone()
+    }
+
     /// 429s answered so far.
     pub fn throttled(&self) -> u32 {
         self.state.lock().throttled
@@ -346,11 +367,11 @@ impl TelegramPeer {
         ok(Value::Array(updates))
     }
 
-    fn handle(&self, method: &str, params: &Value) -> HttpResponse {
+    fn handle(&self, bot: i64, method: &str, params: &Value) -> HttpResponse {
         let mut state = self.state.lock();
         match method {
             "getme" => ok(json!({
-                "id": self.bot_id(), "is_bot": true, "first_name": "artel",
+                "id": bot, "is_bot": true, "first_name": "artel",
                 "username": "artel_test_bot", "can_join_groups": true,
                 "can_read_all_group_messages": false, "supports_inline_queries": false,
                 "can_connect_to_business": false, "has_main_web_app": false,
@@ -438,7 +459,14 @@ impl TelegramPeer {
                 ok(json!(true))
             }
             "setmycommands" => {
-                state.commands = Some(params["commands"].clone());
+                let commands = match &params["commands"] {
+                    Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                    other => other.clone(),
+                };
+                state.commands_of.insert(bot, commands.clone());
+                if bot == self.bot_id() {
+                    state.commands = Some(commands);
+                }
                 ok(json!(true))
             }
             "setwebhook" => {
@@ -447,6 +475,7 @@ impl TelegramPeer {
                 ok(json!(true))
             }
             "deletewebhook" => {
+                state.webhook_deletes.push(bot);
                 state.webhook = None;
                 ok(json!(true))
             }
@@ -465,9 +494,14 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
     let Some((bot, method)) = path.split_once('/') else {
         return error(404, "Not Found");
     };
-    if bot.strip_prefix("bot") != Some(peer.token.as_str()) {
+    let token = bot.strip_prefix("bot").unwrap_or("");
+    if token != peer.token && !peer.state.lock().other_tokens.iter().any(|t| t == token) {
         return error(401, "Unauthorized");
     }
+    let bot_id = token
+        .split_once(':')
+        .and_then(|(id, _)| id.parse::<i64>().ok())
+        .unwrap_or(0);
     let method = method.to_ascii_lowercase();
     if peer.state.lock().outage {
         return error(502, "Bad Gateway");
@@ -498,7 +532,7 @@ async fn route(req: HttpRequest, body: web::Bytes, peer: web::Data<TelegramPeer>
     if method == "getupdates" {
         return peer.get_updates(&params).await;
     }
-    peer.handle(&method, &params)
+    peer.handle(bot_id, &method, &params)
 }
 
 /// The text fields of a `multipart/form-data` body (teloxide sends setWebhook so).
