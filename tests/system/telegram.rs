@@ -181,6 +181,35 @@ async fn strangers_are_refused_and_a_link_code_links_them_once() {
     wait_sent(&peer, EVE, "unknown, used or expired", SHORT).await;
     peer.say(EVE, "status");
     wait_sent(&peer, EVE, "Sorry, I only work for people", SHORT).await;
+    // The command line mints codes too.
+    let cli = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_artel"))
+            .args([
+                "telegram",
+                "link",
+                "--server",
+                &artel.url,
+                "--api-key",
+                &artel.key,
+            ])
+            .output()
+            .expect("artel telegram link")
+    });
+    let printed = String::from_utf8_lossy(&cli.stdout).to_string();
+    let command = printed
+        .split("minutes: ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| {
+            panic!(
+                "no command in {printed:?}: {}",
+                String::from_utf8_lossy(&cli.stderr)
+            )
+        })
+        .to_owned();
+    assert!(command.starts_with("/start "), "{printed}");
+    peer.say(EVE, &command);
+    wait_sent(&peer, EVE, "Linked", SHORT).await;
     artel.terminate();
 }
 

@@ -19,6 +19,8 @@ use teloxide_core::types::{AllowedUpdate, BotCommand};
 /// How long a process without the lease waits before asking again.
 const STANDBY: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The least time one round takes (a server answering `getUpdates` at once is not hammered).
+const MIN_ROUND: Duration = Duration::from_millis(100);
 /// How often a webhook holder renews its lease.
 const WEBHOOK_RENEW: Duration = Duration::from_secs(20);
 
@@ -67,8 +69,13 @@ pub async fn run(telegram: Telegram) -> Result<(), Failure> {
                 None => poll_once(&telegram).await,
             }
         };
+        let began = std::time::Instant::now();
         match round.await {
             Ok(()) => {
+                // A server that does not hold the long poll would make this loop spin.
+                if let Some(rest) = MIN_ROUND.checked_sub(began.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
                 backoff = Duration::from_secs(1);
                 telegram.inner.health.set(Ok(()));
             }
