@@ -46,12 +46,15 @@ use artel_messages::{
 };
 use artel_supervisors::{Actor, Addr, ChildSpec, Context, Handler, Supervisor, SupervisorHandle};
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::Executor;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 
-const FALLBACK_URL: &str = "postgres://postgres@127.0.0.1:54329/postgres";
+#[path = "support/database.rs"]
+mod database;
+use database::{drop_database, fresh_database};
+
 /// Steps of an engineering task without rework.
 const STEPS: u32 = 3;
 /// Rounds of each measurement; the summary reports the median.
@@ -160,35 +163,6 @@ impl Counts {
                 round_trips: 2_000,
             }
         })
-    }
-}
-
-/// A fresh, migrated database on the test Postgres; dropped by [`drop_database`].
-async fn fresh_database() -> (Store, String, String) {
-    let admin = std::env::var("ARTEL_TEST_DATABASE_URL").unwrap_or_else(|_| FALLBACK_URL.into());
-    let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!(
-            "no Postgres at {admin} ({e}); set ARTEL_TEST_DATABASE_URL or run `. .ci/services.sh`"
-        )
-    });
-    let name = format!("artel_bench_{}", uuid::Uuid::new_v4().simple());
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create the bench database");
-    conn.close().await.ok();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let store = Store::connect(&format!("{base}/{name}"))
-        .await
-        .expect("connect to the bench database");
-    store.migrate().await.expect("migrate the bench database");
-    (store, admin, name)
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    if let Ok(mut conn) = PgConnection::connect(admin).await {
-        let _ = conn
-            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await;
     }
 }
 

@@ -13,8 +13,10 @@
 //! - [`sse`] — server-sent event framing; [`stream`] — what both streams share.
 //! - [`error`] — [`LlmError`], retryable or fatal, with the server's retry delay.
 //! - [`cost`] — usage normalized across dialects and priced by `[llm.prices]`.
+//! - [`budget`] — caps per task, project and user per day, checked before each call.
 
 pub mod anthropic;
+pub mod budget;
 pub mod client;
 pub mod conversation;
 pub mod cost;

@@ -157,6 +157,14 @@ pub struct LlmSettings {
     pub max_output_tokens: u32,
     /// USD per million tokens, by model name: `[llm.prices."gpt-4.1"] input = 2.0`.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// USD every model call of one project may spend together before its task asks the owner
+    /// for more (unset: no cap). `ARTEL_LLM__PROJECT_BUDGET_USD`.
+    #[serde(default, deserialize_with = "optional_number")]
+    pub project_budget_usd: Option<f64>,
+    /// USD one user's projects may spend on models per UTC day before a task asks them for
+    /// more (unset: no cap). `ARTEL_LLM__USER_DAILY_BUDGET_USD`.
+    #[serde(default, deserialize_with = "optional_number")]
+    pub user_daily_budget_usd: Option<f64>,
 }
 
 impl Default for LlmSettings {
@@ -169,6 +177,8 @@ impl Default for LlmSettings {
             timeout_secs: 300,
             max_output_tokens: 8192,
             prices: std::collections::BTreeMap::new(),
+            project_budget_usd: None,
+            user_daily_budget_usd: None,
         }
     }
 }
@@ -260,6 +270,7 @@ pub struct AgentSettings {
     pub max_turns: u32,
     /// For `llm`: USD one task may spend on the model before it asks the user for more
     /// (unset: no cap). With a cap, the model must have a price in `[llm.prices]`.
+    #[serde(default, deserialize_with = "optional_number")]
     pub budget_usd: Option<f64>,
     /// For `llm`: seconds one `bash` tool call may run before its process group is killed
     /// (the model may ask for less with `timeout_s`).
@@ -913,6 +924,20 @@ impl Settings {
                 key: "llm.timeout_secs",
                 message: "the timeout and max_output_tokens must be at least 1".into(),
             });
+        }
+        let budgets = [
+            ("agent.budget_usd", self.agent.budget_usd),
+            ("llm.project_budget_usd", llm.project_budget_usd),
+            ("llm.user_daily_budget_usd", llm.user_daily_budget_usd),
+        ];
+        for (key, budget) in budgets {
+            if budget.is_some_and(|usd| !(usd.is_finite() && usd > 0.0)) {
+                return Err(SettingsError::OutOfRange {
+                    key,
+                    message: "a budget is a positive amount of USD; leave it unset for no cap"
+                        .into(),
+                });
+            }
         }
         for (model, price) in &llm.prices {
             let prices = [price.input, price.output, price.cached_input.unwrap_or(0.0)];

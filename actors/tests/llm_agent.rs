@@ -16,7 +16,7 @@ mod support;
 
 use artel_actors::runtime::{Runtime, RuntimeOptions};
 use artel_actors::settings::{ModelPrice, Settings};
-use artel_actors::store::{MasterKey, NewTask, Store};
+use artel_actors::store::{LlmRequestRow, MasterKey, NewTask, Store};
 use artel_actors::worker_manager::process::DEFAULT_GID;
 use artel_actors::worker_manager::{
     ProcessConfig, ProcessRuntime, RunAs, WorkerManager, WorkerManagerConfig,
@@ -410,6 +410,177 @@ async fn a_reached_budget_waits_for_approval_and_then_completes() {
     assert!(app.contains("/hello"), "{app}");
     let raise = artel.store.budget_raise(task).await.expect("raise");
     assert_eq!(raise.micro_usd, 15_000);
+    artel.stop().await;
+}
+
+/// Settings with prices of one micro-USD per token and `cap` applied by `apply`.
+fn priced(dir: &DataDir, slot: u16, peer: &LlmPeer, apply: impl FnOnce(&mut Settings)) -> Settings {
+    let mut settings = settings(dir, slot, peer);
+    settings.llm.prices.insert(
+        "scripted".into(),
+        ModelPrice {
+            input: 1.0,
+            output: 1.0,
+            cached_input: None,
+        },
+    );
+    apply(&mut settings);
+    settings
+}
+
+/// Records `micro_usd` spent by an earlier call of `project` (no task).
+async fn spent_before(artel: &Artel, project: ProjectId, micro_usd: u64) {
+    artel
+        .store
+        .record_llm_request(&LlmRequestRow {
+            project: Some(project),
+            task: None,
+            role: "Developer".into(),
+            provider: "openai".into(),
+            model: "scripted".into(),
+            tokens_in: micro_usd,
+            tokens_out: 0,
+            tokens_cached: 0,
+            cost_micro_usd: micro_usd,
+            latency_ms: 1,
+            status: "ok",
+            error: None,
+        })
+        .await
+        .expect("record an earlier call");
+}
+
+/// What the develop step said when it paused.
+async fn paused_reason(artel: &Artel, task: TaskId) -> String {
+    artel
+        .steps(task)
+        .await
+        .iter()
+        .rev()
+        .find_map(|s| {
+            s.2.as_ref()?
+                .get("needs_human")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .expect("the develop step says why it paused")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_daily_budget_spans_a_users_projects_and_their_own_key_is_used() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("daily");
+    let peer = LlmPeer::start([edit_hello("c1"), finish("c2")]).await;
+    let settings = priced(&dir, 5, &peer, |s| s.llm.user_daily_budget_usd = Some(0.02));
+    let artel = start(&db, &settings).await;
+    let user = artel
+        .store
+        .ensure_user("ada", "ada@localhost")
+        .await
+        .expect("user");
+    artel
+        .store
+        .set_user_llm_key(
+            user.id,
+            artel_actors::settings::LlmProvider::Openai,
+            &SecretValue::new("sk-ada-own-key-777"),
+        )
+        .await
+        .expect("ada stores her own key");
+    // Earlier today another of ada's projects spent $0.015 of her $0.02.
+    let other = artel
+        .store
+        .create_project(user.id, "earlier", "an earlier service")
+        .await
+        .expect("project")
+        .id;
+    spent_before(&artel, other, 15_000).await;
+
+    let (_, task) = artel.task("daily").await;
+    assert_eq!(
+        artel.settle(task).await,
+        TaskStatus::NeedsHuman,
+        "{}",
+        artel.failures(task).await
+    );
+    let paused = paused_reason(&artel, task).await;
+    assert!(
+        paused.contains("budget for today") && paused.contains("spent $0.0150 of $0.0200"),
+        "{paused}"
+    );
+    assert!(paused.contains("approve $0.0200 more"), "{paused}");
+    assert!(
+        peer.requests().is_empty(),
+        "it never went over: no call made"
+    );
+
+    artel
+        .runtime
+        .workflows
+        .resume(task, None)
+        .await
+        .expect("ada approves");
+    assert_eq!(
+        artel.settle(task).await,
+        TaskStatus::Completed,
+        "{}",
+        artel.failures(task).await
+    );
+    let requests = peer.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer sk-ada-own-key-777"),
+            "her key, not the system key"
+        );
+        assert!(!request.everything().contains("sk-agent-test-key-0001"));
+    }
+    artel.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_project_budget_counts_every_task_and_approving_raises_it() {
+    let db = TestDb::new().await;
+    let dir = DataDir::new("project-budget");
+    let peer = LlmPeer::start([edit_hello("c1"), finish("c2")]).await;
+    let settings = priced(&dir, 6, &peer, |s| s.llm.project_budget_usd = Some(0.02));
+    let artel = start(&db, &settings).await;
+    let (project, task) = artel.task("project-budget").await;
+    // An earlier task of the project spent $0.019; the request is already running, so the
+    // spending lands before its first call or during it: either way the cap is crossed.
+    spent_before(&artel, project, 19_000).await;
+    let status = artel.settle(task).await;
+    assert_eq!(
+        status,
+        TaskStatus::NeedsHuman,
+        "{}",
+        artel.failures(task).await
+    );
+    let paused = paused_reason(&artel, task).await;
+    assert!(paused.contains("budget for this project"), "{paused}");
+    artel
+        .runtime
+        .workflows
+        .resume(task, None)
+        .await
+        .expect("the owner approves");
+    assert_eq!(
+        artel.settle(task).await,
+        TaskStatus::Completed,
+        "{}",
+        artel.failures(task).await
+    );
+    let spending = artel
+        .store
+        .spending(project, Some(task))
+        .await
+        .expect("spending");
+    assert_eq!(
+        spending.project_extra, 20_000,
+        "approving raised the project's cap"
+    );
+    assert_eq!(spending.task_extra, 0, "not the task's");
     artel.stop().await;
 }
 

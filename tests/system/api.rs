@@ -663,6 +663,61 @@ async fn every_endpoint_answers_scoped_validated_and_authenticated() {
         200
     );
 
+    // Their own LLM provider keys: write-only, per user.
+    let (status, _) = alice
+        .send(
+            Method::PUT,
+            "/api/v1/me/llm-keys/anthropic",
+            Some(json!({ "api_key": "sk-ant-alices-own-0042" })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, mine) = alice.get("/api/v1/me/llm-keys").await;
+    assert_eq!(mine["providers"], json!(["anthropic"]));
+    assert!(!mine.to_string().contains("sk-ant"), "keys never leave");
+    let (_, bobs) = bob.get("/api/v1/me/llm-keys").await;
+    assert_eq!(
+        bobs["providers"],
+        json!([]),
+        "one user's key is not another's"
+    );
+    assert_error(
+        &alice
+            .send(
+                Method::PUT,
+                "/api/v1/me/llm-keys/gemini",
+                Some(json!({ "api_key": "k" })),
+            )
+            .await,
+        400,
+        "validation_failed",
+        "an unknown provider",
+    );
+    assert_error(
+        &alice
+            .send(
+                Method::PUT,
+                "/api/v1/me/llm-keys/openai",
+                Some(json!({ "api_key": "two words" })),
+            )
+            .await,
+        400,
+        "validation_failed",
+        "a key with a space",
+    );
+    let (status, _) = alice
+        .send(Method::DELETE, "/api/v1/me/llm-keys/anthropic", None)
+        .await;
+    assert_eq!(status, 204);
+    assert_error(
+        &alice
+            .send(Method::DELETE, "/api/v1/me/llm-keys/anthropic", None)
+            .await,
+        404,
+        "not_found",
+        "forgetting a forgotten key",
+    );
+
     // Keys: created (shown once), listed without secrets, revoked.
     let (status, created) = alice
         .post("/api/v1/keys", json!({ "label": "laptop" }))

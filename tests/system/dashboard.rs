@@ -266,6 +266,14 @@ async fn the_dashboard_builds_a_service_from_the_chat_box_and_shows_it_live() {
             "return document.getElementById('projects').textContent.includes('url-shortener')",
         )
         .await;
+    browser
+        .wait_for(
+            "the project's model usage (the offline agent calls no model)",
+            "const u = document.querySelector('#projects [id^=usage-]'); \
+             return u && u.textContent.startsWith('model usage: 0 calls') && \
+               u.textContent.endsWith('$0.0000')",
+        )
+        .await;
 
     let answers: Value = browser
         .eval("return document.getElementById('chat-log').textContent")

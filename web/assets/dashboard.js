@@ -146,9 +146,10 @@ async function loadProjects() {
     box.replaceChildren();
     if (projects.length === 0) box.appendChild(el("p", "No projects yet: ask for one in the chat.", "muted"));
     for (const project of projects) {
-      const [tasks, deployments] = await Promise.all([
+      const [tasks, deployments, usage] = await Promise.all([
         api("GET", `/api/v1/projects/${project.id}/tasks`),
         api("GET", `/api/v1/projects/${project.id}/deployments`),
+        api("GET", `/api/v1/projects/${project.id}/usage`),
       ]);
       const live = deployments.items.find((d) => d.status === "live");
       const title = el("h3", project.name);
@@ -162,6 +163,9 @@ async function loadProjects() {
         title.appendChild(link);
       }
       box.appendChild(title);
+      const spent = el("p", describeUsage(usage), "muted");
+      spent.id = `usage-${project.id}`;
+      box.appendChild(spent);
       const table = el("table");
       const head = el("tr");
       ["task", "kind", "status", "description"].forEach((h) => head.appendChild(el("th", h)));
@@ -181,6 +185,13 @@ async function loadProjects() {
   } catch (error) {
     handleError(error, "projects");
   }
+}
+
+// One line of a project's model usage, from GET /api/v1/projects/{p}/usage.
+function describeUsage(u) {
+  const calls = u.requests === 1 ? "1 call" : `${u.requests} calls`;
+  return `model usage: ${calls} · ${u.tokens_in} tokens in (${u.tokens_cached} cached), ` +
+    `${u.tokens_out} out · $${(u.cost_micro_usd / 1e6).toFixed(4)}`;
 }
 
 function humanDuration(ms) {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod events_ws;
 pub mod keys;
+pub mod llm_keys;
 pub mod openapi;
 pub mod projects;
 pub mod rate_limit;
@@ -118,6 +119,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(openapi::routes)
             .configure(keys::routes)
+            .configure(llm_keys::routes)
             .configure(projects::routes)
             .configure(tasks::routes)
             .configure(sessions::routes)

@@ -27,11 +27,12 @@ pub mod observe;
 pub mod stuck;
 pub mod tools;
 
+use crate::llm::budget::{self, Caps, Scope};
 use crate::llm::cost;
 use crate::llm::{LlmClient, LlmError, Message, Request, Role, ToolResult};
 use crate::roles::workspace::Checkout;
 use crate::settings::{AgentSettings, LlmSettings, ModelPrice};
-use crate::store::{BudgetRaise, LlmRequestRow, Store};
+use crate::store::{LlmRequestRow, Store};
 use artel_messages::{Classify, Failure, ProjectId, SecretValue, TaskId};
 use observe::Masker;
 use serde::{Deserialize, Serialize};
@@ -49,20 +50,12 @@ const FIRST_KEEP: usize = 24;
 pub struct LlmAgent {
     client: LlmClient,
     price: Option<ModelPrice>,
-    budget: Budget,
+    caps: Caps,
+    turns: u32,
     tool_timeout: Duration,
     max_observation_chars: usize,
     max_output_tokens: u32,
     api_key: Option<SecretValue>,
-}
-
-/// A task's budget, before what the user approved on top.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Micro-USD; `None`: no cap.
-    pub micro_usd: Option<u64>,
-    /// Model turns.
-    pub turns: u32,
 }
 
 /// What the Developer asks the agent to do.
@@ -112,6 +105,10 @@ enum Entry {
     Paused {
         /// Why, as the user was told.
         reason: String,
+        /// Which cap resuming raises (journals from before project and daily caps: the
+        /// task's).
+        #[serde(default)]
+        raise_scope: Scope,
         /// What resuming approves.
         raise_micro_usd: u64,
         /// Turns resuming approves.
@@ -213,30 +210,29 @@ impl LlmAgent {
         llm: &LlmSettings,
     ) -> Result<Self, Failure> {
         let price = llm.prices.get(client.model()).cloned();
-        let micro_usd = match agent.budget_usd {
-            None => None,
-            Some(usd) if !(usd.is_finite() && usd > 0.0) => {
-                return Err(Failure::fatal(
-                    "agent.budget_usd must be a positive amount of USD",
-                ));
-            }
-            Some(_) if price.is_none() => {
-                return Err(Failure::fatal(format!(
-                    "the Developer has a budget (agent.budget_usd) but the model {:?} has no \
-                     price: add [llm.prices.\"{}\"] with input and output USD per million tokens",
-                    client.model(),
-                    client.model()
-                )));
-            }
-            Some(usd) => Some((usd * 1e6).round() as u64),
-        };
+        if agent
+            .budget_usd
+            .is_some_and(|usd| !(usd.is_finite() && usd > 0.0))
+        {
+            return Err(Failure::fatal(
+                "agent.budget_usd must be a positive amount of USD",
+            ));
+        }
+        let caps = Caps::from_settings(agent.budget_usd, llm);
+        if caps.any() && price.is_none() {
+            return Err(Failure::fatal(format!(
+                "the Developer has a budget ({}) but the model {:?} has no price: add \
+                 [llm.prices.\"{}\"] with input and output USD per million tokens",
+                caps.settings().join(", "),
+                client.model(),
+                client.model()
+            )));
+        }
         Ok(Self {
             client,
             price,
-            budget: Budget {
-                micro_usd,
-                turns: agent.max_turns.max(1),
-            },
+            caps,
+            turns: agent.max_turns.max(1),
             tool_timeout: Duration::from_secs(agent.tool_timeout_secs.max(1)),
             max_observation_chars: agent.max_observation_chars.max(200),
             max_output_tokens: llm.max_output_tokens,
@@ -252,7 +248,8 @@ impl LlmAgent {
     /// Works on `job` until the model finishes or the task needs a human, then commits.
     pub async fn run(&self, job: &Assignment<'_>) -> Result<Outcome, Failure> {
         let mut journal = Journal::load(job.store, job.task).await?;
-        let masker = self.masker(job).await?;
+        let client = self.client_for(job).await?;
+        let masker = self.masker(job, &client).await?;
         let mut tools = Toolbox::open(
             job.checkout,
             masker.clone(),
@@ -260,7 +257,9 @@ impl LlmAgent {
             self.tool_timeout,
         )
         .await?;
-        let result = self.drive(job, &mut journal, &mut tools, &masker).await;
+        let result = self
+            .drive(&client, job, &mut journal, &mut tools, &masker)
+            .await;
         let result = match result {
             Ok(outcome) => {
                 let message = match &outcome {
@@ -278,9 +277,36 @@ impl LlmAgent {
         result
     }
 
-    /// Every resolved secret of the project, and the provider key.
-    async fn masker(&self, job: &Assignment<'_>) -> Result<Masker, Failure> {
-        let mut values: Vec<String> = self.api_key.iter().map(|k| k.expose().to_owned()).collect();
+    /// The configured client, with the project owner's own provider key when they stored
+    /// one (the system key otherwise).
+    async fn client_for(&self, job: &Assignment<'_>) -> Result<LlmClient, Failure> {
+        let owner = job
+            .store
+            .project_owner(job.project)
+            .await
+            .map_err(|e| e.to_failure())?;
+        let Some(owner) = owner else {
+            return Ok(self.client.clone());
+        };
+        let key = job
+            .store
+            .reveal_user_llm_key(owner, self.client.provider())
+            .await
+            .map_err(|e| e.to_failure())?;
+        Ok(match key {
+            Some(key) => self.client.with_api_key(key),
+            None => self.client.clone(),
+        })
+    }
+
+    /// Every resolved secret of the project, and the provider keys.
+    async fn masker(&self, job: &Assignment<'_>, client: &LlmClient) -> Result<Masker, Failure> {
+        let mut values: Vec<String> = self
+            .api_key
+            .iter()
+            .chain(client.api_key())
+            .map(|k| k.expose().to_owned())
+            .collect();
         let names = job
             .store
             .secret_names(job.project)
@@ -299,6 +325,7 @@ impl LlmAgent {
 
     async fn drive(
         &self,
+        client: &LlmClient,
         job: &Assignment<'_>,
         journal: &mut Journal<'_>,
         tools: &mut Toolbox,
@@ -319,15 +346,15 @@ impl LlmAgent {
                 .budget_raise(job.task)
                 .await
                 .map_err(|e| e.to_failure())?;
-            let turns = self.budget.turns + raise.turns;
+            let turns = self.turns + raise.turns;
             if journal.turns() >= turns {
                 let reason = format!(
                     "the Developer's model used {} of its {turns} turns; approve {} more turns \
                      or cancel",
                     journal.turns(),
-                    self.budget.turns
+                    self.turns
                 );
-                return pause(journal, reason, 0, self.budget.turns).await;
+                return pause(journal, reason, Scope::Task, 0, self.turns).await;
             }
             let messages = journal.messages();
             let messages = match keep {
@@ -339,31 +366,23 @@ impl LlmAgent {
                 tools: tools::specs(),
                 max_output_tokens: None,
             };
-            if let (Some(cap), Some(price)) = (self.budget.micro_usd, &self.price) {
-                let cap = cap + raise.micro_usd;
+            if self.caps.any()
+                && let Some(price) = &self.price
+            {
                 let spent = job
                     .store
-                    .task_llm_usage(job.task)
+                    .spending(job.project, Some(job.task))
                     .await
-                    .map_err(|e| e.to_failure())?
-                    .cost_micro_usd;
+                    .map_err(|e| e.to_failure())?;
                 let projected = self.worst_case(price, &request);
-                if spent + projected > cap {
-                    let reason = format!(
-                        "the Developer's model budget is reached: spent {} of {} (the next call \
-                         may cost up to {}); approve {} more or cancel",
-                        usd(spent),
-                        usd(cap),
-                        usd(projected),
-                        usd(self.budget.micro_usd.unwrap_or(cap))
-                    );
-                    let ask = self.budget.micro_usd.unwrap_or(cap);
-                    return pause(journal, reason, ask, 0).await;
+                if let Some(reached) = self.caps.reached(&spent, projected) {
+                    let reason = reached.reason(ROLE);
+                    return pause(journal, reason, reached.scope, reached.ask, 0).await;
                 }
             }
             let started = Instant::now();
-            let answer = self.client.complete(&request).await;
-            self.record(job, &answer, started).await?;
+            let answer = client.complete(&request).await;
+            self.record(client, job, &answer, started).await?;
             let completion = match answer {
                 Ok(completion) => completion,
                 Err(LlmError::ContextOverflow { message, .. }) => {
@@ -419,7 +438,7 @@ impl LlmAgent {
                 if warned {
                     let reason =
                         format!("the Developer's model is stuck: {stuck}; give guidance or cancel");
-                    return pause(journal, reason, 0, 0).await;
+                    return pause(journal, reason, Scope::Task, 0, 0).await;
                 }
                 journal
                     .push(Entry::Warning {
@@ -483,22 +502,23 @@ impl LlmAgent {
             .filter(|e| matches!(e, Entry::Paused { .. }))
             .cloned();
         if let Some(Entry::Paused {
+            raise_scope,
             raise_micro_usd,
             raise_turns,
             ..
         }) = &pause
         {
             // Only the user moves a task out of needs_human: this run is their approval.
-            job.store
-                .raise_budget(
-                    job.task,
-                    BudgetRaise {
-                        micro_usd: *raise_micro_usd,
-                        turns: *raise_turns,
-                    },
-                )
-                .await
-                .map_err(|e| e.to_failure())?;
+            budget::approve(
+                job.store,
+                *raise_scope,
+                job.project,
+                job.task,
+                *raise_micro_usd,
+                *raise_turns,
+            )
+            .await
+            .map_err(|e| e.to_failure())?;
             journal.push(Entry::Resumed).await?;
         }
         let finished = journal.messages().last().is_some_and(|m| {
@@ -537,6 +557,7 @@ impl LlmAgent {
     /// Writes the call to `llm_requests`.
     async fn record(
         &self,
+        client: &LlmClient,
         job: &Assignment<'_>,
         answer: &Result<crate::llm::Completion, LlmError>,
         started: Instant,
@@ -555,8 +576,8 @@ impl LlmAgent {
             project: Some(job.project),
             task: Some(job.task),
             role: ROLE.to_owned(),
-            provider: self.client.provider().as_str().to_owned(),
-            model: self.client.model().to_owned(),
+            provider: client.provider().as_str().to_owned(),
+            model: client.model().to_owned(),
             tokens_in: usage.input,
             tokens_out: usage.output,
             tokens_cached: usage.cached_input,
@@ -575,22 +596,19 @@ impl LlmAgent {
 async fn pause(
     journal: &mut Journal<'_>,
     reason: String,
+    raise_scope: Scope,
     raise_micro_usd: u64,
     raise_turns: u32,
 ) -> Result<Outcome, Failure> {
     journal
         .push(Entry::Paused {
             reason: reason.clone(),
+            raise_scope,
             raise_micro_usd,
             raise_turns,
         })
         .await?;
     Ok(Outcome::Paused(reason))
-}
-
-/// `$1.234567` style, for budgets.
-fn usd(micro: u64) -> String {
-    format!("${:.4}", micro as f64 / 1e6)
 }
 
 fn first_line(text: &str, fallback: &str) -> String {
@@ -665,6 +683,7 @@ fn continuation(job: &Assignment<'_>, after_pause: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn journal_entries_round_trip() {
@@ -675,6 +694,7 @@ mod tests {
             Entry::Warning { text: "w".into() },
             Entry::Paused {
                 reason: "r".into(),
+                raise_scope: Scope::UserDay,
                 raise_micro_usd: 5,
                 raise_turns: 1,
             },
@@ -687,8 +707,11 @@ mod tests {
     }
 
     #[test]
-    fn dollars_are_shown_to_the_tenth_of_a_cent() {
-        assert_eq!(usd(1_234_567), "$1.2346");
-        assert_eq!(usd(0), "$0.0000");
+    fn a_pause_journaled_before_scoped_budgets_raises_the_task() {
+        let old = json!({"entry": "paused", "reason": "r", "raise_micro_usd": 5, "raise_turns": 0});
+        let Ok(Entry::Paused { raise_scope, .. }) = serde_json::from_value(old) else {
+            panic!("an old pause still reads");
+        };
+        assert_eq!(raise_scope, Scope::Task);
     }
 }

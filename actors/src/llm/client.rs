@@ -71,6 +71,20 @@ impl LlmClient {
         })
     }
 
+    /// The same endpoint and model with another key: a user's own, stored with
+    /// `Store::set_user_llm_key`, in place of the system key.
+    pub fn with_api_key(&self, key: SecretValue) -> Self {
+        Self {
+            api_key: Some(key),
+            ..self.clone()
+        }
+    }
+
+    /// The key sent, if any (for masking it wherever text may echo it).
+    pub fn api_key(&self) -> Option<&SecretValue> {
+        self.api_key.as_ref()
+    }
+
     /// The dialect spoken.
     pub fn provider(&self) -> LlmProvider {
         self.provider

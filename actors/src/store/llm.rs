@@ -9,7 +9,7 @@
 
 use super::rows::get;
 use super::{Store, StoreError};
-use artel_messages::{ProjectId, TaskId};
+use artel_messages::{ProjectId, TaskId, UserId};
 
 /// One model call, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,34 @@ pub struct BudgetRaise {
     pub micro_usd: u64,
     /// Extra turns.
     pub turns: u32,
+}
+
+/// What was spent on models where a call would count, and what was approved on top of each
+/// configured cap, in micro-USD: the figures a budget check needs, read at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spending {
+    /// The project's owner, whose daily budget the call counts against.
+    pub owner: Option<UserId>,
+    /// Spent by the task.
+    pub task: u64,
+    /// Approved on top of the task's cap.
+    pub task_extra: u64,
+    /// Spent by the project.
+    pub project: u64,
+    /// Approved on top of the project's cap.
+    pub project_extra: u64,
+    /// Spent by the owner's projects this UTC day.
+    pub owner_today: u64,
+    /// Approved on top of the owner's cap for this UTC day.
+    pub owner_today_extra: u64,
+}
+
+fn micro(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn micro_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn clamp(n: u64) -> i32 {
@@ -175,6 +203,84 @@ impl Store {
         .bind(task.as_uuid())
         .bind(i64::try_from(raise.micro_usd).unwrap_or(i64::MAX))
         .bind(i32::try_from(raise.turns).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What `project` (and `task`, and the project's owner today) spent and had approved.
+    pub async fn spending(
+        &self,
+        project: ProjectId,
+        task: Option<TaskId>,
+    ) -> Result<Spending, StoreError> {
+        let row = sqlx::query(
+            "WITH today AS (SELECT (now() AT TIME ZONE 'UTC')::date AS day), \
+             owner AS (SELECT owner_id FROM projects WHERE id = $1) \
+             SELECT (SELECT owner_id FROM owner) AS owner, \
+             (SELECT coalesce(sum(cost_micro_usd), 0)::bigint FROM llm_requests \
+               WHERE task_id = $2) AS task, \
+             (SELECT coalesce(max(extra_micro_usd), 0)::bigint FROM task_budgets \
+               WHERE task_id = $2) AS task_extra, \
+             (SELECT coalesce(sum(cost_micro_usd), 0)::bigint FROM llm_requests \
+               WHERE project_id = $1) AS project, \
+             (SELECT coalesce(max(extra_micro_usd), 0)::bigint FROM project_budgets \
+               WHERE project_id = $1) AS project_extra, \
+             (SELECT coalesce(sum(r.cost_micro_usd), 0)::bigint FROM llm_requests r \
+               JOIN projects p ON p.id = r.project_id, today \
+               WHERE p.owner_id = (SELECT owner_id FROM owner) \
+               AND r.at >= (today.day::timestamp AT TIME ZONE 'UTC')) AS owner_today, \
+             (SELECT coalesce(max(b.extra_micro_usd), 0)::bigint FROM user_day_budgets b, today \
+               WHERE b.user_id = (SELECT owner_id FROM owner) AND b.day = today.day) \
+               AS owner_today_extra",
+        )
+        .bind(project.as_uuid())
+        .bind(task.map(|t| t.as_uuid()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Spending {
+            owner: get::<Option<uuid::Uuid>>(&row, "owner")?.map(UserId::from_uuid),
+            task: micro(get(&row, "task")?),
+            task_extra: micro(get(&row, "task_extra")?),
+            project: micro(get(&row, "project")?),
+            project_extra: micro(get(&row, "project_extra")?),
+            owner_today: micro(get(&row, "owner_today")?),
+            owner_today_extra: micro(get(&row, "owner_today_extra")?),
+        })
+    }
+
+    /// Raises `project`'s model budget by `micro_usd` (its owner approved spending more).
+    pub async fn raise_project_budget(
+        &self,
+        project: ProjectId,
+        micro_usd: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO project_budgets (project_id, extra_micro_usd) VALUES ($1, $2) \
+             ON CONFLICT (project_id) DO UPDATE SET \
+             extra_micro_usd = project_budgets.extra_micro_usd + EXCLUDED.extra_micro_usd",
+        )
+        .bind(project.as_uuid())
+        .bind(micro_i64(micro_usd))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Raises `user`'s model budget for this UTC day by `micro_usd`.
+    pub async fn raise_user_day_budget(
+        &self,
+        user: UserId,
+        micro_usd: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO user_day_budgets (user_id, day, extra_micro_usd) \
+             VALUES ($1, (now() AT TIME ZONE 'UTC')::date, $2) \
+             ON CONFLICT (user_id, day) DO UPDATE SET \
+             extra_micro_usd = user_day_budgets.extra_micro_usd + EXCLUDED.extra_micro_usd",
+        )
+        .bind(user.as_uuid())
+        .bind(micro_i64(micro_usd))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -172,6 +172,94 @@ impl MasterKey {
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&self.key)
     }
+
+    /// Encrypts `value` bound to `aad` under a fresh nonce. `what` names the value in errors.
+    pub(crate) fn seal(
+        &self,
+        what: &'static str,
+        aad: &[u8],
+        value: &SecretValue,
+    ) -> Result<Sealed, StoreError> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: value.expose().as_bytes(),
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::Invalid {
+                what,
+                reason: "too long to encrypt".into(),
+            })?;
+        Ok(Sealed {
+            key_id: self.id.clone(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// Decrypts what [`MasterKey::seal`] sealed with the same `aad`. `name` names the value
+    /// in errors: a value sealed under another key says which key it needs.
+    pub(crate) fn open(
+        &self,
+        name: &str,
+        aad: &[u8],
+        sealed: &Sealed,
+    ) -> Result<SecretValue, StoreError> {
+        if sealed.key_id != self.id {
+            return Err(StoreError::WrongMasterKey {
+                name: name.to_owned(),
+                stored_key_id: sealed.key_id.clone(),
+                key_id: self.id.clone(),
+            });
+        }
+        if sealed.nonce.len() != NONCE_LEN {
+            return Err(StoreError::Decode {
+                what: "secret nonce",
+                reason: format!("expected {NONCE_LEN} bytes, got {}", sealed.nonce.len()),
+            });
+        }
+        let plain = self
+            .cipher()
+            .decrypt(
+                XNonce::from_slice(&sealed.nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::Decrypt {
+                name: name.to_owned(),
+            })?;
+        let text = String::from_utf8(plain).map_err(|_| StoreError::Decode {
+            what: "secret value",
+            reason: "decrypted bytes are not UTF-8".into(),
+        })?;
+        Ok(SecretValue::new(text))
+    }
+}
+
+/// A value encrypted at rest: the id of the key it needs, its nonce and its ciphertext, as
+/// the `key_id`, `nonce` and `ciphertext` columns hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl Sealed {
+    /// The sealed value of a row with `key_id`, `nonce` and `ciphertext` columns.
+    pub(crate) fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            key_id: get(row, "key_id")?,
+            nonce: get(row, "nonce")?,
+            ciphertext: get(row, "ciphertext")?,
+        })
+    }
 }
 
 /// Decodes an even-length string of hex digits.
@@ -189,13 +277,6 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, StoreError> {
             _ => Err(StoreError::BadKey("odd number of hex digits".into())),
         })
         .collect()
-}
-
-/// A value encrypted at rest: the id of the key, the nonce and the ciphertext.
-pub(super) struct Sealed {
-    pub(super) key_id: String,
-    pub(super) nonce: Vec<u8>,
-    pub(super) ciphertext: Vec<u8>,
 }
 
 /// The associated data binding a ciphertext to its project and name.
@@ -236,7 +317,9 @@ impl Store {
         value: &SecretValue,
     ) -> Result<(), StoreError> {
         check_name(name)?;
-        let sealed = self.seal(&associated_data(project, name), value)?;
+        let sealed =
+            self.master_key()?
+                .seal("secret value", &associated_data(project, name), value)?;
         sqlx::query(
             "INSERT INTO secrets (id, project_id, name, key_id, nonce, ciphertext) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -285,8 +368,7 @@ impl Store {
         project: ProjectId,
         name: &str,
     ) -> Result<SecretValue, StoreError> {
-        // No key, no query.
-        self.master_key()?;
+        let key = self.master_key()?;
         let row = sqlx::query(
             "SELECT key_id, nonce, ciphertext FROM secrets WHERE project_id = $1 AND name = $2",
         )
@@ -298,76 +380,11 @@ impl Store {
             what: "secret",
             key: name.to_owned(),
         })?;
-        let sealed = Sealed {
-            key_id: get(&row, "key_id")?,
-            nonce: get(&row, "nonce")?,
-            ciphertext: get(&row, "ciphertext")?,
-        };
-        self.unseal(name, &associated_data(project, name), &sealed)
-    }
-
-    /// `value` encrypted under the master key, bound to `aad`.
-    pub(super) fn seal(&self, aad: &[u8], value: &SecretValue) -> Result<Sealed, StoreError> {
-        let key = self.master_key()?;
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext = key
-            .cipher()
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: value.expose().as_bytes(),
-                    aad,
-                },
-            )
-            .map_err(|_| StoreError::Invalid {
-                what: "secret value",
-                reason: "too long to encrypt".into(),
-            })?;
-        Ok(Sealed {
-            key_id: key.id().to_owned(),
-            nonce: nonce.to_vec(),
-            ciphertext,
-        })
-    }
-
-    /// The plain value of `sealed` (named `name` in errors), bound to `aad`.
-    pub(super) fn unseal(
-        &self,
-        name: &str,
-        aad: &[u8],
-        sealed: &Sealed,
-    ) -> Result<SecretValue, StoreError> {
-        let key = self.master_key()?;
-        if sealed.key_id != key.id() {
-            return Err(StoreError::WrongMasterKey {
-                name: name.to_owned(),
-                stored_key_id: sealed.key_id.clone(),
-                key_id: key.id().to_owned(),
-            });
-        }
-        if sealed.nonce.len() != NONCE_LEN {
-            return Err(StoreError::Decode {
-                what: "secret nonce",
-                reason: format!("expected {NONCE_LEN} bytes, got {}", sealed.nonce.len()),
-            });
-        }
-        let plain = key
-            .cipher()
-            .decrypt(
-                XNonce::from_slice(&sealed.nonce),
-                Payload {
-                    msg: &sealed.ciphertext,
-                    aad,
-                },
-            )
-            .map_err(|_| StoreError::Decrypt {
-                name: name.to_owned(),
-            })?;
-        let text = String::from_utf8(plain).map_err(|_| StoreError::Decode {
-            what: "secret value",
-            reason: "decrypted bytes are not UTF-8".into(),
-        })?;
-        Ok(SecretValue::new(text))
+        key.open(
+            name,
+            &associated_data(project, name),
+            &Sealed::from_row(&row)?,
+        )
     }
 }
 

@@ -591,7 +591,9 @@ impl Store {
         username: &str,
         token: &artel_messages::SecretValue,
     ) -> Result<PooledBot, StoreError> {
-        let sealed = self.seal(&bot_aad(bot_id), token)?;
+        let sealed = self
+            .master_key()?
+            .seal("telegram bot token", &bot_aad(bot_id), token)?;
         let project: Option<uuid::Uuid> = sqlx::query_scalar(
             "INSERT INTO telegram_bots (bot_id, username, key_id, nonce, ciphertext) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bot_id) DO UPDATE SET \
@@ -660,12 +662,10 @@ impl Store {
         .bind(project.as_uuid())
         .execute(&mut *tx)
         .await?;
-        let sealed = super::secrets::Sealed {
-            key_id: get(&row, "key_id")?,
-            nonce: get(&row, "nonce")?,
-            ciphertext: get(&row, "ciphertext")?,
-        };
-        let token = self.unseal("telegram bot token", &bot_aad(bot_id), &sealed)?;
+        let sealed = super::secrets::Sealed::from_row(&row)?;
+        let token = self
+            .master_key()?
+            .open("telegram bot token", &bot_aad(bot_id), &sealed)?;
         tx.commit().await?;
         Ok(Some((bot_id, token)))
     }
@@ -687,14 +687,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let bot_id: i64 = get(r, "bot_id")?;
-                let sealed = super::secrets::Sealed {
-                    key_id: get(r, "key_id")?,
-                    nonce: get(r, "nonce")?,
-                    ciphertext: get(r, "ciphertext")?,
-                };
+                let sealed = super::secrets::Sealed::from_row(r)?;
                 Ok((
                     bot_id,
-                    self.unseal("telegram bot token", &bot_aad(bot_id), &sealed)?,
+                    self.master_key()?
+                        .open("telegram bot token", &bot_aad(bot_id), &sealed)?,
                 ))
             })
             .collect()

@@ -290,3 +290,15 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Who owns `project`, if it exists.
+    pub async fn project_owner(&self, project: ProjectId) -> Result<Option<UserId>, StoreError> {
+        let owner: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT owner_id FROM projects WHERE id = $1")
+                .bind(project.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(owner.map(UserId::from_uuid))
+    }
+}

@@ -4,7 +4,7 @@
 //! A system test walks it against the running server (every documented operation answers
 //! with a documented status), so the document cannot drift from the routes.
 
-use crate::api::{events, keys, projects, runtime_views, sessions, tasks, telegram};
+use crate::api::{events, keys, llm_keys, projects, runtime_views, sessions, tasks, telegram};
 use crate::gateways::http as gateway;
 use actix_web::{HttpResponse, web};
 use std::sync::LazyLock;
@@ -30,6 +30,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     paths(
         gateway::alive, gateway::ready, gateway::metrics,
         keys::me, keys::create_user, keys::create_key, keys::list_keys, keys::revoke_key,
+        llm_keys::list, llm_keys::set, llm_keys::delete,
         projects::create, projects::list, projects::get, projects::usage, projects::update, projects::delete,
         projects::start_task, projects::tasks, projects::deployments, projects::rollback,
         projects::post_note, projects::secret_names, projects::set_secret, projects::delete_secret,
@@ -43,7 +44,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     modifiers(&BearerKeys),
     tags(
         (name = "health", description = "Liveness, readiness and metrics (no key needed)"),
-        (name = "keys", description = "The caller, users and API keys"),
+        (name = "keys", description = "The caller, users, API keys and their own LLM provider keys"),
         (name = "projects", description = "Projects, owner-scoped"),
         (name = "tasks", description = "Engineering and deploy tasks"),
         (name = "sessions", description = "Conversations with the ProductOwner"),
