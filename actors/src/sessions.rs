@@ -119,6 +119,17 @@ impl<R: Staffing> Sessions<R> {
     /// and has the session answer. Returns the ProductOwner's answer lines. If the session
     /// cannot answer now, the line stays journaled and is answered when it can.
     pub async fn say(&self, session: SessionId, text: &str) -> Result<Vec<ChatLineDto>, Failure> {
+        self.say_from(session, text, None).await
+    }
+
+    /// [`Sessions::say`] for a line that a front door identifies as `source` (e.g. a
+    /// Telegram update): said again after a crash, it is journaled once and answered once.
+    pub async fn say_from(
+        &self,
+        session: SessionId,
+        text: &str,
+        source: Option<&str>,
+    ) -> Result<Vec<ChatLineDto>, Failure> {
         let text = text.trim();
         if text.is_empty() {
             return Err(Failure::fatal("say something: the line is empty"));
@@ -146,9 +157,21 @@ impl<R: Staffing> Sessions<R> {
         }
         let journaled = intent::redact(text, &intent);
         // The store orders a session's lines by commit (see `append_chat_line`).
-        let line = record_line(store, &dto, ChatRole::User, &journaled, ChatLink::None)
-            .await?
-            .ok_or_else(|| Failure::fatal("the line was not journaled"))?;
+        let line = match source {
+            None => record_line(store, &dto, ChatRole::User, &journaled, ChatLink::None)
+                .await?
+                .ok_or_else(|| Failure::fatal("the line was not journaled"))?,
+            Some(source) => {
+                let (line, new) = store
+                    .append_user_line_from(session, &journaled, source)
+                    .await
+                    .map_err(|e| e.to_failure())?;
+                if new {
+                    publish_line(store, &dto, ChatRole::User, &journaled).await?;
+                }
+                line
+            }
+        };
         self.wake(session).await?;
         let answers = store
             .chat_lines(session, line.id)
@@ -286,20 +309,31 @@ async fn record_line(
         .await
         .map_err(|e| e.to_failure())?;
     if line.is_some() {
-        let mut event = NewEvent::new(EventBody::SessionMessage {
-            session: session.id,
-            role,
-            text: text.to_owned(),
-        });
-        if let Some(project) = session.project {
-            event = event.project(project);
-        }
-        store
-            .append_event(event)
-            .await
-            .map_err(|e| e.to_failure())?;
+        publish_line(store, session, role, text).await?;
     }
     Ok(line)
+}
+
+/// Publishes a journaled line as a `session_message` event.
+async fn publish_line(
+    store: &Store,
+    session: &SessionDto,
+    role: ChatRole,
+    text: &str,
+) -> Result<(), Failure> {
+    let mut event = NewEvent::new(EventBody::SessionMessage {
+        session: session.id,
+        role,
+        text: text.to_owned(),
+    });
+    if let Some(project) = session.project {
+        event = event.project(project);
+    }
+    store
+        .append_event(event)
+        .await
+        .map_err(|e| e.to_failure())?;
+    Ok(())
 }
 
 /// The actor of one live session.

@@ -50,6 +50,76 @@ pub struct Settings {
     pub product_owner: ProductOwnerSettings,
     /// The Analyst: the spec written before anything is built.
     pub analyst: AnalystSettings,
+    /// The Telegram front door (off without a token).
+    pub telegram: TelegramSettings,
+}
+
+/// `[telegram]`: the Telegram front door. Without `token` it does not run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// The bot token from @BotFather (`ARTEL_TELEGRAM__TOKEN`).
+    pub token: Option<SecretValue>,
+    /// The Bot API server (`ARTEL_TELEGRAM__API_URL`): Telegram's, a self-hosted
+    /// `telegram-bot-api`, or a test peer.
+    pub api_url: String,
+    /// Telegram user ids that may talk to artel without linking; each becomes an artel user
+    /// (`ARTEL_TELEGRAM__ALLOWED_USERS`, comma-separated).
+    #[serde(deserialize_with = "telegram_ids")]
+    pub allowed_users: Vec<i64>,
+    /// Whether group chats are served (otherwise refused with a sentence).
+    pub groups: bool,
+    /// The `getUpdates` long-poll timeout in seconds (the HTTP client waits 15 s longer).
+    pub poll_timeout_secs: u32,
+    /// Receive updates by webhook instead of long polling: the public URL Telegram posts to,
+    /// ending in `/telegram/webhook` (`ARTEL_TELEGRAM__WEBHOOK_URL`).
+    pub webhook_url: Option<String>,
+    /// The secret Telegram sends with each webhook call in `X-Telegram-Bot-Api-Secret-Token`
+    /// (1–256 of `A-Z a-z 0-9 _ -`); required with `webhook_url`.
+    pub webhook_secret: Option<SecretValue>,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            api_url: "https://api.telegram.org".to_owned(),
+            allowed_users: Vec::new(),
+            groups: false,
+            poll_timeout_secs: 25,
+            webhook_url: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+/// Telegram user ids as a list, one number, or a comma-separated string (from the
+/// environment, `ARTEL_TELEGRAM__ALLOWED_USERS=1,2` arrives as a string and `=1` as a number).
+fn telegram_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    use serde::de::Error as _;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        One(i64),
+        Text(String),
+        List(Vec<i64>),
+    }
+    match Ids::deserialize(d)? {
+        Ids::One(id) => Ok(vec![id]),
+        Ids::List(ids) => Ok(ids),
+        Ids::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<i64>().map_err(|_| {
+                    D::Error::custom(format!(
+                        "`{part}` is not a Telegram user id (a number); give ids separated by commas"
+                    ))
+                })
+            })
+            .collect(),
+    }
 }
 
 /// `[analyst]`
@@ -621,6 +691,7 @@ impl Default for Settings {
             llm: LlmSettings::default(),
             product_owner: ProductOwnerSettings::default(),
             analyst: AnalystSettings::default(),
+            telegram: TelegramSettings::default(),
         }
     }
 }
@@ -889,6 +960,7 @@ impl Settings {
             });
         }
         self.validate_llm()?;
+        self.validate_telegram()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(SettingsError::OutOfRange {
                 key: "data_dir",
@@ -900,6 +972,59 @@ impl Settings {
 }
 
 impl Settings {
+    fn validate_telegram(&self) -> Result<(), SettingsError> {
+        let telegram = &self.telegram;
+        if let Some(token) = &telegram.token {
+            let well_formed = token.expose().split_once(':').is_some_and(|(id, rest)| {
+                id.parse::<i64>().is_ok_and(|id| id > 0)
+                    && !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !well_formed {
+                return Err(SettingsError::OutOfRange {
+                    key: "telegram.token",
+                    message: "a bot token looks like `123456:ABC-def…` (from @BotFather)".into(),
+                });
+            }
+        }
+        if !(telegram.api_url.starts_with("http://") || telegram.api_url.starts_with("https://")) {
+            return Err(SettingsError::OutOfRange {
+                key: "telegram.api_url",
+                message: format!("`{}` is not an http(s) URL", telegram.api_url),
+            });
+        }
+        if let Some(url) = &telegram.webhook_url {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(SettingsError::OutOfRange {
+                    key: "telegram.webhook_url",
+                    message: format!("`{url}` is not an http(s) URL"),
+                });
+            }
+            let secret_ok = telegram.webhook_secret.as_ref().is_some_and(|s| {
+                let s = s.expose();
+                (1..=256).contains(&s.len())
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !secret_ok {
+                return Err(SettingsError::OutOfRange {
+                    key: "telegram.webhook_secret",
+                    message: "a webhook needs a secret of 1 to 256 characters A-Z a-z 0-9 _ -"
+                        .into(),
+                });
+            }
+        }
+        if !(1..=50).contains(&telegram.poll_timeout_secs) {
+            return Err(SettingsError::OutOfRange {
+                key: "telegram.poll_timeout_secs",
+                message: "must be between 1 and 50 seconds".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_llm(&self) -> Result<(), SettingsError> {
         let llm = &self.llm;
         check_endpoint(
@@ -1045,6 +1170,40 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn telegram_settings_come_from_the_environment() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[
+                ("ARTEL_TELEGRAM__TOKEN", "123456:AAE-x_y"),
+                ("ARTEL_TELEGRAM__API_URL", "http://127.0.0.1:9"),
+                ("ARTEL_TELEGRAM__ALLOWED_USERS", "42, 7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.telegram.token.as_ref().unwrap().expose(),
+            "123456:AAE-x_y"
+        );
+        assert_eq!(s.telegram.api_url, "http://127.0.0.1:9");
+        assert_eq!(s.telegram.allowed_users, vec![42, 7]);
+        let one = Settings::load(None, false, env(&[("ARTEL_TELEGRAM__ALLOWED_USERS", "42")]));
+        assert_eq!(one.unwrap().telegram.allowed_users, vec![42]);
+        let bad = Settings::load(
+            None,
+            false,
+            env(&[("ARTEL_TELEGRAM__ALLOWED_USERS", "4,x")]),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("`x` is not a Telegram user id")
+        );
+        let token = Settings::load(None, false, env(&[("ARTEL_TELEGRAM__TOKEN", "nope")]));
+        assert!(token.unwrap_err().to_string().contains("telegram.token"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod secrets;
 mod sessions;
 mod stats;
 mod tasks;
+pub mod telegram;
 mod users;
 
 pub use api_keys::{NewApiKey, Principal};
@@ -43,6 +44,7 @@ pub use secrets::MasterKey;
 pub use sessions::ChatLink;
 pub use stats::{LlmTotal, Stats, StatusCounts};
 pub use tasks::{NewTask, StepRecord, TaskRecord};
+pub use telegram::{PendingLine, PooledBot, TelegramChat, TelegramQuestion, TrackedTask};
 pub use users::UserRecord;
 
 use artel_messages::{Classify, ErrorClass};

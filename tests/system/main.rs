@@ -13,6 +13,8 @@ mod llm_product_owner;
 mod new;
 mod spec;
 mod support;
+mod telegram;
+mod telegram_peer;
 mod tree;
 mod up;
 mod worker_image;

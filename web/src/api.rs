@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod runtime_views;
 pub mod sessions;
 pub mod tasks;
+pub mod telegram;
 pub mod tree_scope;
 
 use crate::api::auth::{Caller, KeyCache, ProjectRef, may_see};
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     /// Live events, serialized once, for the WebSocket connections.
     pub hub: events_ws::EventHub,
+    /// The Bot API server pooled bots are checked and reset on (`telegram.api_url`).
+    pub telegram_api_url: String,
 }
 
 impl ApiState {
@@ -122,7 +125,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             .configure(sessions::routes)
             .configure(events::routes)
             .configure(events_ws::routes)
-            .configure(runtime_views::routes),
+            .configure(runtime_views::routes)
+            .configure(telegram::routes),
     );
 }
 

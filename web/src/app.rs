@@ -13,7 +13,8 @@
 //! ├── sessions           herald + session/<id>
 //! ├── scheduler          health-check, session-reaper, worker-reaper, repo-sync
 //! └── gateways           (artel up only)
-//!     └── http
+//!     ├── http
+//!     └── telegram       (with telegram.token)
 //! ```
 //!
 //! The pipeline's roles reach their sandboxes through the in-process `worker-manager` actor
@@ -136,6 +137,12 @@ impl App {
             }
             Mode::WorkerManager => None,
         };
+        // The Telegram front door's readiness: what its poller last heard from the Bot API.
+        let telegram_health = (mode == Mode::Up && settings.telegram.token.is_some())
+            .then(crate::gateways::telegram::TelegramHealth::default);
+        if let Some(health) = &telegram_health {
+            probes.push(Box::new(health.clone()));
+        }
         let probes = Arc::new(probes);
 
         let redis = match &settings.redis.url {
@@ -233,8 +240,22 @@ impl App {
                         draining: draining.clone(),
                         max_body_bytes: settings.http.max_body_bytes,
                         hub: EventHub::start(&store),
+                        telegram_api_url: settings.telegram.api_url.clone(),
                     });
+                    let telegram = telegram_health
+                        .map(|health| {
+                            crate::gateways::telegram::Telegram::new(
+                                &settings.telegram,
+                                &settings.instance,
+                                store.clone(),
+                                runtime.sessions.clone(),
+                                health,
+                            )
+                        })
+                        .transpose()
+                        .map_err(|failure| anyhow::anyhow!("{failure}"))?;
                     let state = HttpState {
+                        telegram: telegram.clone(),
                         api,
                         registry: registry.clone(),
                         readiness: readiness.clone(),
@@ -245,11 +266,14 @@ impl App {
                     let (_http, http) = ChildSpec::actor("http", move || {
                         HttpGateway::new(listener.try_clone(), state.clone())
                     });
-                    root = root.child(
-                        Supervisor::new("gateways")
-                            .child(http.role("gateway"))
-                            .into_child(),
-                    );
+                    let mut gateways = Supervisor::new("gateways").child(http.role("gateway"));
+                    if let Some(telegram) = telegram {
+                        let (_telegram, gateway) = ChildSpec::actor("telegram", move || {
+                            crate::gateways::telegram::TelegramGateway::new(telegram.clone())
+                        });
+                        gateways = gateways.child(gateway.role("gateway"));
+                    }
+                    root = root.child(gateways.into_child());
                 }
                 root
             }

@@ -65,6 +65,8 @@ pub enum Command {
     Deploy(crate::commands::remote::DeployArgs),
     /// A task's events on a running server; `--follow` keeps printing until it ends.
     Logs(crate::commands::remote::LogsArgs),
+    /// The Telegram front door on a running server: `link` a chat, `add-bot` to the pool.
+    Telegram(crate::commands::telegram::TelegramArgs),
 }
 
 /// Flags of `artel up` and `artel worker-manager`.

@@ -3,6 +3,7 @@
 mod new;
 pub mod remote;
 mod streams;
+pub mod telegram;
 mod tree;
 mod up;
 pub mod worker_image;
@@ -30,6 +31,7 @@ pub async fn run(command: Command, config: Option<PathBuf>) -> anyhow::Result<()
         Command::Projects(args) => remote::projects(config, args).await,
         Command::Deploy(args) => remote::deploy(config, args).await,
         Command::Logs(args) => remote::logs(config, args).await,
+        Command::Telegram(args) => telegram::run(config, args).await,
     }
 }
 

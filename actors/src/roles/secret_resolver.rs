@@ -4,7 +4,8 @@
 //! redeploy gets the same value; `user` secrets are looked up and, when missing and
 //! required, reported — the deploy then waits for the user, durably, in `needs_human`, and a
 //! `secret_requested` event tells the session to ask. Values never leave the store here:
-//! the resolution carries names only.
+//! the resolution carries names only. `TELEGRAM_BOT_TOKEN` comes from the pool of Telegram
+//! bots while it has a free one.
 
 use super::Crew;
 use crate::store::secrets::random_token;
@@ -12,6 +13,10 @@ use artel_messages::env_analyzer::EnvSource;
 use artel_messages::event::{EventBody, NewEvent};
 use artel_messages::secret_resolver::{ResolveSecrets, SecretResolution, StoreSecret};
 use artel_messages::{Classify, Failure, SecretValue};
+
+/// The variable a deploy fills from the pool of Telegram bots (`telegram_bots`); with the
+/// pool empty, the user is asked for it like any `user` secret.
+pub const POOLED_BOT_TOKEN: &str = "TELEGRAM_BOT_TOKEN";
 
 /// Handles a [`ResolveSecrets`].
 pub async fn resolve(crew: &Crew, msg: ResolveSecrets) -> Result<SecretResolution, Failure> {
@@ -33,6 +38,24 @@ pub async fn resolve(crew: &Crew, msg: ResolveSecrets) -> Result<SecretResolutio
                     .set_secret(msg.project, &var.name, &SecretValue::new(random_token()))
                     .await
                     .map_err(|e| e.to_failure())?;
+            }
+            // A service that needs a bot gets one from the pool while the pool has one.
+            EnvSource::User if !present && var.name == POOLED_BOT_TOKEN => {
+                match store
+                    .allocate_telegram_bot(msg.project)
+                    .await
+                    .map_err(|e| e.to_failure())?
+                {
+                    Some((_bot, token)) => store
+                        .set_secret(msg.project, &var.name, &token)
+                        .await
+                        .map_err(|e| e.to_failure())?,
+                    None if var.required => {
+                        resolution.missing.push(var.name.clone());
+                        continue;
+                    }
+                    None => continue,
+                }
             }
             EnvSource::User if !present && var.required => {
                 resolution.missing.push(var.name.clone());

@@ -152,6 +152,48 @@ impl Store {
         row.as_ref().map(line_from_row).transpose()
     }
 
+    /// Appends a user line that came from `source` (a front door's own id for it, e.g. a
+    /// Telegram update): the same source said again appends nothing. Answers the line, and
+    /// whether this call appended it.
+    #[tracing::instrument(skip(self, text))]
+    pub async fn append_user_line_from(
+        &self,
+        session: SessionId,
+        text: &str,
+        source: &str,
+    ) -> Result<(ChatLineDto, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at = now(), \
+             status = CASE WHEN status = 'closed' THEN status ELSE 'active' END WHERE id = $1",
+        )
+        .bind(session.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO session_messages (session_id, role, text, source_key) \
+             VALUES ($1, 'user', $2, $3) ON CONFLICT DO NOTHING RETURNING id, role, text, at",
+        )
+        .bind(session.as_uuid())
+        .bind(text)
+        .bind(source)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if let Some(row) = row {
+            return Ok((line_from_row(&row)?, true));
+        }
+        let row = sqlx::query(
+            "SELECT id, role, text, at FROM session_messages \
+             WHERE session_id = $1 AND source_key = $2",
+        )
+        .bind(session.as_uuid())
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((line_from_row(&row)?, false))
+    }
+
     /// The user lines of a session that no ProductOwner line answers yet, in order.
     #[tracing::instrument(skip(self))]
     pub async fn unanswered_lines(

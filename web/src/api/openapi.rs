@@ -4,7 +4,7 @@
 //! A system test walks it against the running server (every documented operation answers
 //! with a documented status), so the document cannot drift from the routes.
 
-use crate::api::{events, keys, llm_keys, projects, runtime_views, sessions, tasks};
+use crate::api::{events, keys, llm_keys, projects, runtime_views, sessions, tasks, telegram};
 use crate::gateways::http as gateway;
 use actix_web::{HttpResponse, web};
 use std::sync::LazyLock;
@@ -37,6 +37,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         tasks::list, tasks::get, tasks::usage, tasks::cancel, tasks::retry,
         sessions::open, sessions::get, sessions::say, sessions::transcript,
         events::list,
+        telegram::create_link, telegram::register_bot, telegram::list_bots,
         runtime_views::workers, runtime_views::stop_worker, runtime_views::targets,
         runtime_views::tree, runtime_views::restart_node, runtime_views::stop_node,
     ),
@@ -52,6 +53,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         (name = "deployments", description = "Deployments, rollback and deploy targets"),
         (name = "secrets", description = "Write-only project secrets"),
         (name = "tree", description = "The supervision tree"),
+        (name = "telegram", description = "Linking Telegram chats"),
     )
 )]
 pub struct ApiDoc;

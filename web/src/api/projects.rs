@@ -221,6 +221,9 @@ pub async fn delete(
             )));
         }
     }
+    for (bot_id, token) in state.store.release_telegram_bots(project.id).await? {
+        crate::gateways::telegram::pool::reset(&state.telegram_api_url, bot_id, &token).await;
+    }
     state.store.delete_project(project.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -40,6 +40,8 @@ pub struct HttpState {
     pub http: Arc<HttpCounters>,
     /// Redis, when configured: `/metrics` reports the streams' consumer lag.
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// The Telegram gateway, when configured: its webhook route journals updates.
+    pub telegram: Option<crate::gateways::telegram::Telegram>,
 }
 
 /// The actor owning the HTTP server.
@@ -145,6 +147,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/health", web::get().to(alive))
         .route("/health/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics))
+        .configure(crate::gateways::telegram::webhook::routes)
         .configure(crate::api::routes)
         .configure(crate::dashboard::routes)
         .default_service(web::to(unknown_route));
