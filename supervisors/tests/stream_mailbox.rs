@@ -66,11 +66,12 @@ fn unique_stream(what: &str) -> String {
     format!("test-{}.{what}", uuid::Uuid::new_v4().simple())
 }
 
-/// Quick claims so that the tests take seconds: claims after 600 ms, renewed every 200 ms.
+/// Quick claims so that the tests take seconds. Generous connect and response timeouts: on a
+/// loaded 2-core CI machine a 500 ms connect timed out and ended a consumer mid-test.
 fn fast_config() -> StreamConfig {
     StreamConfig {
-        connect_timeout: Duration::from_millis(500),
-        response_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(5),
         block: Duration::from_millis(100),
         max_len: None,
         ..StreamConfig::default()
