@@ -111,6 +111,18 @@ async fn wait_for_status(store: &Store, task: TaskId, want: TaskStatus) {
 }
 
 async fn event_kinds(store: &Store, task: TaskId) -> Vec<String> {
+    // The final status change is announced just after it commits: give it a moment.
+    for _ in 0..50 {
+        let kinds = event_kinds_now(store, task).await;
+        if kinds.last().is_some_and(|k| k == "task_status_changed") {
+            return kinds;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    event_kinds_now(store, task).await
+}
+
+async fn event_kinds_now(store: &Store, task: TaskId) -> Vec<String> {
     store
         .events_since(EventScope::Task(task), EventId::new(0), 1000)
         .await

@@ -1239,7 +1239,14 @@ async fn the_llm_product_owner_answers_the_spec_question_with_its_tools() {
     h.ask(session, "I need to keep track of my todos").await;
     let task = h.store.session_tasks(session).await.unwrap()[0].id;
     eventually(SOON, "the spec waits for the user", || async {
-        h.status(task).await == Some(TaskStatus::NeedsHuman)
+        let written = h
+            .store
+            .steps(task)
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded);
+        written && h.status(task).await == Some(TaskStatus::NeedsHuman)
     })
     .await;
 

@@ -29,11 +29,11 @@ use crate::llm::accounting::{self, Scope};
 use crate::llm::budget::{self, Caps};
 use crate::llm::{LlmClient, Message, Request};
 use crate::settings::{LlmSettings, ModelPrice};
-use crate::workflow::{Staffing, plan};
+use crate::workflow::Staffing;
 use artel_messages::dto::{ChatLineDto, SessionDto};
 use artel_messages::event::ChatRole;
 use artel_messages::product_owner::Intent;
-use artel_messages::{Classify, Failure, TaskStatus};
+use artel_messages::{Classify, Failure, StepKind, StepStatus, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -392,11 +392,16 @@ impl LlmProductOwner {
         }
         match &situation.waiting {
             Some(task) if situation.spec_waits => {
-                let spec = task
-                    .failure
-                    .as_ref()
-                    .and_then(|f| f.reason.strip_prefix(plan::SPEC_QUESTION))
-                    .map(str::trim)
+                // The spec that waits is the newest written one (a waiting task records no
+                // failure: the question went out in its status event).
+                let steps = store.steps(task.id).await.map_err(fail)?;
+                let spec = steps
+                    .iter()
+                    .rev()
+                    .find(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
+                    .and_then(|s| s.output.as_ref())
+                    .and_then(|o| o.get("summary"))
+                    .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
                 text.push_str(&format!(
                     "\nWaiting for the user: the spec below needs their answer. A yes is \
