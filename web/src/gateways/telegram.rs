@@ -1,9 +1,15 @@
 //! The Telegram front door: a bot whose chats are sessions with the ProductOwner.
 //!
 //! ```text
-//! gateways/telegram   (actor; its tasks below run beside it and fail it on a store error)
-//!   poller     lease the token → getUpdates (long poll) → journal each update → offset moves
-//!   chats      journaled updates in order → link the chat → Sessions::say (keyed by update)
+//! gateways/telegram   (supervisor, rest_for_one)
+//! ├── bot      (actor; its tasks below run beside it and fail it on a store error)
+//! │   poller     lease the token → getUpdates (long poll) → journal each update → offset moves
+//! │   chats      the dispatcher: chats with unhandled updates → wake each chat's actor
+//! │   delivery   see below
+//! └── chats    (supervisor) chat/<chat id>: journaled updates in order → link the chat →
+//!              Sessions::say (keyed by update); hibernates when idle ([`chats`])
+//!
+//! delivery:
 //!   delivery   ProductOwner lines after each chat's cursor → sendMessage (questions with an
 //!              inline keyboard) → cursor moves; one status message per task, edited in place
 //! ```
@@ -22,7 +28,8 @@
 //! - **Limits.** [`outbox::Pace`] paces every send; a 429 pauses only its chat. An outage is
 //!   retried with backoff and reported by the `telegram` readiness check.
 //!
-//! Modules: [`client`] (the Bot API client and its errors), [`poller`], [`chat`] (one update:
+//! Modules: [`client`] (the Bot API client and its errors), [`poller`], [`chats`] (the chat
+//! actors and their dispatcher), [`chat`] (one update:
 //! linking, commands, secrets, buttons), [`delivery`] (lines, questions, progress),
 //! [`outbox`] (limits), [`html`] (escaping, splitting), [`progress`] (a task's status text),
 //! [`webhook`] (the webhook route), [`pool`] (bots for generated services).
