@@ -77,6 +77,9 @@ pub struct TelegramSettings {
     /// The secret Telegram sends with each webhook call in `X-Telegram-Bot-Api-Secret-Token`
     /// (1–256 of `A-Z a-z 0-9 _ -`); required with `webhook_url`.
     pub webhook_secret: Option<SecretValue>,
+    /// Seconds a chat's actor may stay idle before it hibernates (stops until the chat's next
+    /// update) (`ARTEL_TELEGRAM__CHAT_IDLE_SECS`).
+    pub chat_idle_secs: u64,
 }
 
 impl Default for TelegramSettings {
@@ -89,6 +92,7 @@ impl Default for TelegramSettings {
             poll_timeout_secs: 25,
             webhook_url: None,
             webhook_secret: None,
+            chat_idle_secs: 300,
         }
     }
 }
@@ -1015,6 +1019,12 @@ impl Settings {
                         .into(),
                 });
             }
+        }
+        if telegram.chat_idle_secs == 0 {
+            return Err(SettingsError::OutOfRange {
+                key: "telegram.chat_idle_secs",
+                message: "must be at least 1 second".into(),
+            });
         }
         if !(1..=50).contains(&telegram.poll_timeout_secs) {
             return Err(SettingsError::OutOfRange {

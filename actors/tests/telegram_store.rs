@@ -32,6 +32,66 @@ async fn updates_are_journaled_once_and_handled_in_order() {
 }
 
 #[tokio::test]
+async fn each_chats_unhandled_updates_are_read_on_their_own_in_order() {
+    let db = TestDb::new().await;
+    let store = &db.store;
+    let message = |id: i64, chat: i64| {
+        (
+            id,
+            json!({"update_id": id, "message": {"chat": {"id": chat}, "text": "hi"}}),
+        )
+    };
+    let press = |id: i64, chat: i64| {
+        (
+            id,
+            json!({"update_id": id, "callback_query": {"message": {"chat": {"id": chat}}}}),
+        )
+    };
+    let updates = vec![
+        message(1, -77),
+        message(2, 1001),
+        press(3, -77),
+        (4, json!({"update_id": 4, "inline_query": {"id": "q"}})),
+        message(5, 1001),
+    ];
+    store.journal_telegram_updates(BOT, &updates).await.unwrap();
+    store
+        .journal_telegram_updates(BOT + 1, &[message(9, 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .telegram_chats_with_unhandled_updates(BOT)
+            .await
+            .unwrap(),
+        [-77, 1001, 0]
+    );
+    let ids =
+        |list: Vec<(i64, serde_json::Value)>| list.into_iter().map(|u| u.0).collect::<Vec<_>>();
+    let of = |chat| store.unhandled_telegram_updates_of_chat(BOT, chat, 10);
+    assert_eq!(ids(of(-77).await.unwrap()), [1, 3]);
+    assert_eq!(ids(of(1001).await.unwrap()), [2, 5]);
+    assert_eq!(ids(of(0).await.unwrap()), [4]);
+    assert_eq!(
+        ids(store
+            .unhandled_telegram_updates_of_chat(BOT, 1001, 1)
+            .await
+            .unwrap()),
+        [2]
+    );
+    store.mark_telegram_update_handled(BOT, 1).await.unwrap();
+    store.mark_telegram_update_handled(BOT, 3).await.unwrap();
+    assert_eq!(
+        store
+            .telegram_chats_with_unhandled_updates(BOT)
+            .await
+            .unwrap(),
+        [1001, 0]
+    );
+    assert!(of(-77).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn one_process_holds_the_poller_lease_until_it_gives_it_back_or_it_expires() {
     let db = TestDb::new().await;
     let store = &db.store;

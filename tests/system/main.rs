@@ -14,6 +14,7 @@ mod new;
 mod spec;
 mod support;
 mod telegram;
+mod telegram_chats;
 mod telegram_peer;
 mod tree;
 mod up;

@@ -7,12 +7,12 @@ use crate::telegram_peer::{Sent, TelegramPeer};
 use serde_json::Value;
 use std::time::Duration;
 
-const TOKEN: &str = "424242:AAHtest-token_for-artel";
-const ANN: i64 = 1001;
+pub const TOKEN: &str = "424242:AAHtest-token_for-artel";
+pub const ANN: i64 = 1001;
 const LONG: Duration = Duration::from_secs(240);
-const SHORT: Duration = Duration::from_secs(30);
+pub const SHORT: Duration = Duration::from_secs(30);
 
-async fn start(home: &Home, peer: &TelegramPeer, extra: &[(&str, &str)]) -> Artel {
+pub async fn start(home: &Home, peer: &TelegramPeer, extra: &[(&str, &str)]) -> Artel {
     let mut env = vec![
         ("ARTEL_TELEGRAM__TOKEN", TOKEN),
         ("ARTEL_TELEGRAM__API_URL", peer.url.as_str()),
@@ -36,7 +36,7 @@ fn first_button(sent: &Sent) -> Option<(String, String)> {
     ))
 }
 
-async fn wait_sent(peer: &TelegramPeer, chat: i64, needle: &str, within: Duration) -> Sent {
+pub async fn wait_sent(peer: &TelegramPeer, chat: i64, needle: &str, within: Duration) -> Sent {
     eventually_some(within, &format!("a message with {needle:?}"), || {
         let found = peer.sent_to(chat, needle).into_iter().next();
         async move { found }

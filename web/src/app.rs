@@ -14,7 +14,9 @@
 //! ├── scheduler          health-check, session-reaper, worker-reaper, repo-sync
 //! └── gateways           (artel up only)
 //!     ├── http
-//!     └── telegram       (with telegram.token)
+//!     └── telegram       (with telegram.token) rest_for_one
+//!         ├── bot        poller, dispatcher, delivery
+//!         └── chats      chat/<chat id> (dynamic; hibernate when idle)
 //! ```
 //!
 //! The pipeline's roles reach their sandboxes through the in-process `worker-manager` actor
@@ -254,6 +256,7 @@ impl App {
                         })
                         .transpose()
                         .map_err(|failure| anyhow::anyhow!("{failure}"))?;
+                    let (telegram, telegram_tree) = telegram.unzip();
                     let state = HttpState {
                         telegram: telegram.clone(),
                         api,
@@ -267,11 +270,8 @@ impl App {
                         HttpGateway::new(listener.try_clone(), state.clone())
                     });
                     let mut gateways = Supervisor::new("gateways").child(http.role("gateway"));
-                    if let Some(telegram) = telegram {
-                        let (_telegram, gateway) = ChildSpec::actor("telegram", move || {
-                            crate::gateways::telegram::TelegramGateway::new(telegram.clone())
-                        });
-                        gateways = gateways.child(gateway.role("gateway"));
+                    if let Some(telegram) = telegram_tree {
+                        gateways = gateways.child(telegram.into_child());
                     }
                     root = root.child(gateways.into_child());
                 }

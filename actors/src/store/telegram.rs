@@ -15,6 +15,11 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::time::Duration;
 
+/// The chat a journaled update belongs to: a message's chat, or the chat of the message whose
+/// button was pressed; 0 for updates of no chat.
+const UPDATE_CHAT: &str = "COALESCE((payload #>> '{message,chat,id}')::bigint, \
+     (payload #>> '{callback_query,message,chat,id}')::bigint, 0)";
+
 /// A chat the gateway talks in, linked to an artel user and session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelegramChat {
@@ -139,6 +144,49 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter()
+            .map(|r| Ok((get(r, "update_id")?, get(r, "payload")?)))
+            .collect()
+    }
+
+    /// The chats that have journaled updates not handled yet, the one waiting longest first
+    /// (0 stands for updates of no chat).
+    #[tracing::instrument(skip(self))]
+    pub async fn telegram_chats_with_unhandled_updates(
+        &self,
+        bot: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "SELECT chat FROM (SELECT {UPDATE_CHAT} AS chat, min(update_id) AS first \
+             FROM telegram_updates WHERE bot_id = $1 AND handled_at IS NULL GROUP BY 1) c \
+             ORDER BY first"
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(bot)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The journaled updates of one chat (see [`Store::telegram_chats_with_unhandled_updates`])
+    /// not handled yet, oldest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn unhandled_telegram_updates_of_chat(
+        &self,
+        bot: i64,
+        chat: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Value)>, StoreError> {
+        let sql = format!(
+            "SELECT update_id, payload FROM telegram_updates \
+             WHERE bot_id = $1 AND handled_at IS NULL AND {UPDATE_CHAT} = $2 \
+             ORDER BY update_id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(bot)
+            .bind(chat)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| Ok((get(r, "update_id")?, get(r, "payload")?)))
             .collect()

@@ -1,9 +1,15 @@
 //! The Telegram front door: a bot whose chats are sessions with the ProductOwner.
 //!
 //! ```text
-//! gateways/telegram   (actor; its tasks below run beside it and fail it on a store error)
-//!   poller     lease the token → getUpdates (long poll) → journal each update → offset moves
-//!   chats      journaled updates in order → link the chat → Sessions::say (keyed by update)
+//! gateways/telegram   (supervisor, rest_for_one)
+//! ├── bot      (actor; its tasks below run beside it and fail it on a store error)
+//! │   poller     lease the token → getUpdates (long poll) → journal each update → offset moves
+//! │   chats      the dispatcher: chats with unhandled updates → wake each chat's actor
+//! │   delivery   see below
+//! └── chats    (supervisor) chat/<chat id>: journaled updates in order → link the chat →
+//!              Sessions::say (keyed by update); hibernates when idle ([`chats`])
+//!
+//! delivery:
 //!   delivery   ProductOwner lines after each chat's cursor → sendMessage (questions with an
 //!              inline keyboard) → cursor moves; one status message per task, edited in place
 //! ```
@@ -22,12 +28,14 @@
 //! - **Limits.** [`outbox::Pace`] paces every send; a 429 pauses only its chat. An outage is
 //!   retried with backoff and reported by the `telegram` readiness check.
 //!
-//! Modules: [`client`] (the Bot API client and its errors), [`poller`], [`chat`] (one update:
+//! Modules: [`client`] (the Bot API client and its errors), [`poller`], [`chats`] (the chat
+//! actors and their dispatcher), [`chat`] (one update:
 //! linking, commands, secrets, buttons), [`delivery`] (lines, questions, progress),
 //! [`outbox`] (limits), [`html`] (escaping, splitting), [`progress`] (a task's status text),
 //! [`webhook`] (the webhook route), [`pool`] (bots for generated services).
 
 pub mod chat;
+pub mod chats;
 pub mod client;
 pub mod delivery;
 pub mod html;
@@ -43,7 +51,7 @@ use artel_actors::sessions::Sessions;
 use artel_actors::settings::TelegramSettings;
 use artel_actors::store::Store;
 use artel_messages::{Failure, Request};
-use artel_supervisors::{Actor, Context, ExitReason, Handler};
+use artel_supervisors::{Actor, ChildSpec, Context, ExitReason, Handler, Strategy, Supervisor};
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -77,17 +85,19 @@ struct Inner {
     updates: Notify,
     pace: tokio::sync::Mutex<outbox::Pace>,
     health: TelegramHealth,
+    chats: chats::Chats,
 }
 
 impl Telegram {
-    /// The gateway for `settings` (which must name a token).
+    /// The gateway for `settings` (which must name a token), and its `telegram` subtree:
+    /// `bot` (the [`TelegramGateway`] actor) and `chats` (a [`chats::ChatActor`] per chat).
     pub fn new(
         settings: &TelegramSettings,
         instance: &str,
         store: Store,
         sessions: Sessions<Pipeline>,
         health: TelegramHealth,
-    ) -> Result<Self, Failure> {
+    ) -> Result<(Self, Supervisor), Failure> {
         let token = settings
             .token
             .as_ref()
@@ -96,7 +106,9 @@ impl Telegram {
             .ok_or_else(|| Failure::fatal("telegram.token is not a bot token (`<id>:<secret>`)"))?;
         let poll = Duration::from_secs(u64::from(settings.poll_timeout_secs));
         let bot = client::bot(token.expose(), &settings.api_url, poll)?;
-        Ok(Self {
+        let (chats, chats_tree) =
+            chats::Chats::subtree(Duration::from_secs(settings.chat_idle_secs));
+        let telegram = Self {
             inner: Arc::new(Inner {
                 bot,
                 bot_id,
@@ -108,8 +120,18 @@ impl Telegram {
                 updates: Notify::new(),
                 pace: tokio::sync::Mutex::new(outbox::Pace::default()),
                 health,
+                chats,
             }),
-        })
+        };
+        let gateway = telegram.clone();
+        let (_bot, bot) = ChildSpec::actor("bot", move || TelegramGateway::new(gateway.clone()));
+        // The bot first: it stops last, so no chat is handled once the lease is given back;
+        // and when it restarts, the chats (started after it) restart with it.
+        let tree = Supervisor::new("telegram")
+            .strategy(Strategy::RestForOne)
+            .child(bot.role("gateway"))
+            .child(chats_tree.into_child());
+        Ok((telegram, tree))
     }
 
     fn bot(&self) -> &Bot {
@@ -188,7 +210,7 @@ impl Actor for TelegramGateway {
     async fn started(&mut self, ctx: &mut Context<Self>) -> Result<(), Failure> {
         let runs: [TaskRun; 3] = [
             |t| Box::pin(poller::run(t)),
-            |t| Box::pin(chat::run(t)),
+            |t| Box::pin(chats::run(t)),
             |t| Box::pin(delivery::run(t)),
         ];
         for run in runs {

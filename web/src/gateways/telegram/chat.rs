@@ -4,8 +4,8 @@
 //!   `telegram.allowed_users` links at the first message (the user is created), anyone else
 //!   links with `/start <code>` and a one-time code from `POST /api/v1/telegram/links`.
 //!   Everyone else gets one polite refusal and nothing more.
-//! - **In order, per chat.** Each chat's journaled updates are handled in order by a worker
-//!   of its own; chats do not wait for each other.
+//! - **In order, per chat.** Each chat's journaled updates are handled in order by the
+//!   chat's own actor ([`super::chats`]); chats do not wait for each other.
 //! - **Lines** go to the chat's session through [`Sessions::say_from`], keyed by the update,
 //!   so an update handled again after a crash is said once. Commands become the words the
 //!   ProductOwner understands (`/status` → "status").
@@ -24,14 +24,11 @@ use artel_actors::store::TelegramChat;
 use artel_messages::Classify as _;
 use artel_messages::product_owner::Intent;
 use artel_messages::{ErrorClass, Failure, SessionChannel, SessionStatus, TaskStatus};
-use std::collections::HashMap;
-use std::time::Duration;
 use teloxide_core::payloads::{AnswerCallbackQuerySetters as _, EditMessageTextSetters as _};
 use teloxide_core::prelude::Requester as _;
 use teloxide_core::types::{
     CallbackQuery, ChatId, Message, MessageId, ParseMode, Update, UpdateKind, User,
 };
-use tokio::task::JoinHandle;
 
 /// What a stale button press is told.
 pub const EXPIRED: &str = "this question has expired";
@@ -44,91 +41,16 @@ delete your message.";
 const REFUSAL: &str = "Sorry, I only work for people an artel operator has let in. If you \
 have a link code, send /start <code>.";
 
-/// Handles journaled updates as they come; returns only on a store failure.
-///
-/// Each chat's updates are handled in order by a worker of that chat, so a slow answer in one
-/// chat never holds up another; a chat's worker ends when its updates are done.
-pub async fn run(telegram: Telegram) -> Result<(), Failure> {
-    let mut busy: HashMap<i64, Worker> = HashMap::new();
-    loop {
-        // Woken when updates are journaled; the timeout retries updates left for later.
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), telegram.inner.updates.notified()).await;
-        let mut done = Vec::new();
-        for (chat, worker) in &busy {
-            if worker.0.is_finished() {
-                done.push(*chat);
-            }
-        }
-        for chat in done {
-            if let Some(mut worker) = busy.remove(&chat) {
-                match (&mut worker.0).await {
-                    Ok(result) => result?,
-                    Err(err) => tracing::warn!(chat, %err, "a Telegram chat's worker panicked"),
-                }
-            }
-        }
-        if !telegram.leased() {
-            continue;
-        }
-        let updates = telegram
-            .store()
-            .unhandled_telegram_updates(telegram.bot_id(), 100)
-            .await
-            .map_err(|e| e.to_failure())?;
-        let mut by_chat: Vec<(i64, Vec<(i64, serde_json::Value)>)> = Vec::new();
-        for (update_id, payload) in updates {
-            let chat = chat_of(&payload);
-            match by_chat.iter_mut().find(|(c, _)| *c == chat) {
-                Some((_, list)) => list.push((update_id, payload)),
-                None => by_chat.push((chat, vec![(update_id, payload)])),
-            }
-        }
-        for (chat, updates) in by_chat {
-            if busy.contains_key(&chat) {
-                continue;
-            }
-            let worker = telegram.clone();
-            let woken = telegram.clone();
-            busy.insert(
-                chat,
-                Worker(tokio::spawn(async move {
-                    let all = handle_in_order(&worker, updates).await?;
-                    if all {
-                        // Look again: more may have arrived for this chat meanwhile.
-                        woken.inner.updates.notify_one();
-                    }
-                    Ok(())
-                })),
-            );
-        }
-    }
-}
-
-/// A chat's worker; stopped with the loop that started it (when the gateway stops).
-struct Worker(JoinHandle<Result<(), Failure>>);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The chat an update belongs to (0 for updates of no chat).
-fn chat_of(payload: &serde_json::Value) -> i64 {
-    payload["message"]["chat"]["id"]
-        .as_i64()
-        .or_else(|| payload["callback_query"]["message"]["chat"]["id"].as_i64())
-        .unwrap_or(0)
-}
-
-/// Handles one chat's updates in order, marking each handled; stops at one that must wait.
-/// Answers whether all were handled.
-async fn handle_in_order(
+/// Handles one chat's updates in order, marking each handled; stops at one that must wait,
+/// and when this process no longer holds the poller lease. Answers whether all were handled.
+pub(super) async fn handle_in_order(
     telegram: &Telegram,
     updates: Vec<(i64, serde_json::Value)>,
 ) -> Result<bool, Failure> {
     for (update_id, payload) in updates {
+        if !telegram.leased() {
+            return Ok(false);
+        }
         match handle(telegram, update_id, payload).await {
             Ok(()) => {}
             // Left unhandled: tried again on the next round, in order.
