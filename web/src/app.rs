@@ -91,6 +91,11 @@ impl App {
                 settings.data_dir.display()
             )
         })?;
+        // Keys an older artel (or an operator) left readable become private at every start.
+        let admin_key_file = settings.data_dir.join("admin.key");
+        if admin_key_file.exists() {
+            make_private(&admin_key_file)?;
+        }
         let (url, managed) = match &settings.database.url {
             Some(url) => (url.expose().to_owned(), None),
             None => {
@@ -494,7 +499,16 @@ fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         .master_key_file
         .clone()
         .unwrap_or_else(|| settings.data_dir.join("master.key"));
-    MasterKey::load_or_create(&path).context("the master key file")
+    let key = MasterKey::load_or_create(&path).context("the master key file")?;
+    make_private(&path)?;
+    Ok(key)
+}
+
+/// Mode 0600 on a key file, whatever mode an older artel or an operator left it with.
+fn make_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private (mode 0600)", path.display()))
 }
 
 /// Makes sure an operator can reach the API: installs `http.admin_key` (`ARTEL_ADMIN_KEY`)
