@@ -1310,3 +1310,50 @@ async fn the_tree_shows_a_running_tasks_crew_through_the_api() {
     );
     artel.terminate();
 }
+
+/// `GET /api/v1/me` with `key` from the source address `from`: (status, Retry-After).
+async fn me_from(url: &str, key: &str, from: [u8; 4]) -> (u16, Option<u64>) {
+    let response = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .unwrap()
+        .get(format!("{url}/api/v1/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (response.status().as_u16(), retry_after)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_guessing_keys_is_refused_with_429_and_others_are_not() {
+    let home = Home::new("badkeys").await;
+    let key = new_key();
+    let artel = start(&home, &[("ARTEL_ADMIN_KEY", key.as_str())]).await;
+    let here = [127, 0, 0, 1];
+    assert_eq!(me_from(&artel.url, &key, here).await.0, 200, "cached now");
+    // The burst (20) of unknown keys is answered 401, the same key again included.
+    let again = new_key();
+    for i in 0..20 {
+        let guess = if i % 2 == 0 { new_key() } else { again.clone() };
+        assert_eq!(
+            me_from(&artel.url, &guess, here).await,
+            (401, None),
+            "guess {i}"
+        );
+    }
+    let (status, retry_after) = me_from(&artel.url, &new_key(), here).await;
+    assert_eq!(status, 429, "the 21st unknown key");
+    let retry_after = retry_after.expect("a 429 says when to retry");
+    assert!((1..=6).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(me_from(&artel.url, &again, here).await.0, 429);
+    // A key the server already checked keeps working; another address has its own budget.
+    assert_eq!(me_from(&artel.url, &key, here).await.0, 200);
+    assert_eq!(me_from(&artel.url, &new_key(), [127, 0, 0, 2]).await.0, 401);
+    assert_eq!(me_from(&artel.url, &key, [127, 0, 0, 2]).await.0, 200);
+    artel.terminate();
+}

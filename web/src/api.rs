@@ -6,6 +6,7 @@
 //! exactly as a missing one, so ids cannot be probed. Operators see everything.
 
 pub mod auth;
+pub mod bad_keys;
 pub mod error;
 pub mod events;
 pub mod events_ws;
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub keys: KeyCache,
     /// Per-key rate limits.
     pub limiter: RateLimiter,
+    /// Unknown keys lately presented, and each address's budget of them.
+    pub bad_keys: bad_keys::BadKeys,
     /// Set once SIGTERM arrived: no new work is accepted.
     pub draining: Arc<AtomicBool>,
     /// The largest body accepted.

@@ -244,6 +244,7 @@ impl App {
                         workers: runtime.workers.clone(),
                         keys: KeyCache::default(),
                         limiter,
+                        bad_keys: crate::api::bad_keys::BadKeys::default(),
                         draining: draining.clone(),
                         max_body_bytes: settings.http.max_body_bytes,
                         hub: EventHub::start(&store),

@@ -5,10 +5,14 @@
 //! the store — through a short-lived in-process cache, so a busy client costs one hash and
 //! one map lookup, not one query, per request — then spends a token of its rate limit.
 //!
+//! A key the store does not know is remembered as unknown, and each client address has a
+//! budget of unknown keys (see [`BadKeys`]).
+//!
 //! Revocation through this server evicts the key at once; another `artel up` on the same
 //! database notices within [`CACHE_TTL`].
 
 use crate::api::ApiState;
+use crate::api::bad_keys::BadKeys;
 use crate::api::error::ApiError;
 use crate::api::rate_limit::Decision;
 use actix_web::dev::Payload;
@@ -20,6 +24,7 @@ use artel_messages::{ApiKeyId, ProjectId, UserId};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -120,12 +125,11 @@ pub async fn authenticate(state: &ApiState, req: &HttpRequest) -> Result<Caller,
     let principal = match state.keys.get(&hash) {
         Some(principal) => principal,
         None => {
-            let principal = state.store.authenticate(&key).await?.ok_or_else(|| {
-                ApiError::unauthorized(
-                    "this API key is unknown or revoked; create a new one with POST /api/v1/keys \
-                     using a valid key, or ask an operator",
-                )
-            })?;
+            let address = req.peer_addr().map(|a| a.ip());
+            let store = &state.store;
+            let principal =
+                check_uncached(&state.bad_keys, &hash, address, || store.authenticate(&key))
+                    .await?;
             let (store, id) = (state.store.clone(), principal.key);
             tokio::spawn(async move {
                 if let Err(err) = store.touch_api_key(id).await {
@@ -138,10 +142,55 @@ pub async fn authenticate(state: &ApiState, req: &HttpRequest) -> Result<Caller,
     };
     match state.limiter.check(principal.key).await {
         Decision::Allow => Ok(Caller(principal)),
-        Decision::Deny { retry_after } => Err(ApiError::rate_limited(
-            retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
-        )),
+        Decision::Deny { retry_after } => Err(ApiError::rate_limited(whole_secs(retry_after))),
     }
+}
+
+/// Checks a key the positive cache does not hold: a key the store did not know lately is
+/// refused without asking it again, and an address that presented too many unknown keys gets
+/// 429 before the store is asked (see [`BadKeys`]).
+async fn check_uncached<F, Fut, E>(
+    bad: &BadKeys,
+    hash: &[u8; 32],
+    address: Option<IpAddr>,
+    lookup: F,
+) -> Result<Principal, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<Principal>, E>>,
+    ApiError: From<E>,
+{
+    let unknown = || {
+        ApiError::unauthorized(
+            "this API key is unknown or revoked; create a new one with POST /api/v1/keys \
+             using a valid key, or ask an operator",
+        )
+    };
+    let refuse = |decision: Decision| match decision {
+        Decision::Allow => unknown(),
+        Decision::Deny { retry_after } => ApiError::too_many_bad_keys(whole_secs(retry_after)),
+    };
+    let now = Instant::now();
+    if bad.known_bad(hash, now) {
+        return Err(address.map_or_else(unknown, |a| refuse(bad.charge(a, now))));
+    }
+    if let Some(address) = address
+        && let Decision::Deny { retry_after } = bad.admit(address, now)
+    {
+        return Err(ApiError::too_many_bad_keys(whole_secs(retry_after)));
+    }
+    match lookup().await? {
+        Some(principal) => Ok(principal),
+        None => {
+            bad.remember(*hash, now);
+            Err(address.map_or_else(unknown, |a| refuse(bad.charge(a, now))))
+        }
+    }
+}
+
+/// A wait in whole seconds, rounded up (`Retry-After` has no fractions).
+fn whole_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl FromRequest for Caller {
@@ -186,6 +235,55 @@ impl ProjectRef {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    /// A store lookup that counts its calls and knows no key.
+    async fn never_known(calls: &std::cell::Cell<u32>) -> Result<Option<Principal>, ApiError> {
+        calls.set(calls.get() + 1);
+        Ok(None)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_costs_one_lookup_then_is_refused_from_memory() {
+        let bad = BadKeys::default();
+        let calls = std::cell::Cell::new(0);
+        let address: IpAddr = [127, 0, 0, 9].into();
+        for _ in 0..5 {
+            let err = check_uncached(&bad, &[7; 32], Some(address), || never_known(&calls))
+                .await
+                .expect_err("unknown");
+            assert_eq!(
+                actix_web::ResponseError::status_code(&err),
+                actix_web::http::StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(calls.get(), 1, "the store is asked once");
+    }
+
+    #[tokio::test]
+    async fn an_address_guessing_keys_gets_429_before_the_store_is_asked() {
+        let bad = BadKeys::new(Duration::from_secs(30), 100, Duration::from_secs(60), 3);
+        let calls = std::cell::Cell::new(0);
+        let address: IpAddr = [127, 0, 0, 9].into();
+        let mut statuses = Vec::new();
+        for n in 0..6u8 {
+            let err = check_uncached(&bad, &[n; 32], Some(address), || never_known(&calls))
+                .await
+                .expect_err("unknown");
+            statuses.push(actix_web::ResponseError::status_code(&err).as_u16());
+        }
+        assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+        assert_eq!(calls.get(), 3, "no lookups once the budget is spent");
+        let other = check_uncached(&bad, &[9; 32], Some([127, 0, 0, 10].into()), || {
+            never_known(&calls)
+        })
+        .await
+        .expect_err("unknown");
+        assert_eq!(
+            actix_web::ResponseError::status_code(&other).as_u16(),
+            401,
+            "another address has its own budget"
+        );
+    }
 
     #[test]
     fn a_bearer_header_is_the_key() {

@@ -108,6 +108,22 @@ impl ApiError {
         }
     }
 
+    /// This client address presented too many unknown keys.
+    pub fn too_many_bad_keys(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this address presented too many unknown API keys; retry after {} s with a \
+                     valid key",
+                    retry_after_secs.max(1)
+                ),
+            )
+        }
+    }
+
     /// Something artel needs is down, or artel is shutting down.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {

@@ -9,6 +9,7 @@
 use artel_messages::ApiKeyId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// The answer for one request.
@@ -23,19 +24,26 @@ pub enum Decision {
     },
 }
 
-/// GCRA over the keys this process has seen.
+/// GCRA over the keys (API keys, or client addresses) this process has seen.
 #[derive(Debug)]
-pub struct LocalBuckets {
+pub struct LocalBuckets<K = ApiKeyId> {
     interval: Duration,
     tolerance: Duration,
     /// Theoretical arrival time of each key's next request.
-    tat: Mutex<HashMap<ApiKeyId, Instant>>,
+    tat: Mutex<HashMap<K, Instant>>,
 }
 
-impl LocalBuckets {
+impl<K: Hash + Eq> LocalBuckets<K> {
     /// `per_sec` requests per second on average, `burst` at once.
     pub fn new(per_sec: u32, burst: u32) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / f64::from(per_sec.max(1)));
+        Self::every(
+            Duration::from_secs_f64(1.0 / f64::from(per_sec.max(1))),
+            burst,
+        )
+    }
+
+    /// One token per `interval`, `burst` at once.
+    pub fn every(interval: Duration, burst: u32) -> Self {
         Self {
             interval,
             tolerance: interval * burst.max(1),
@@ -43,8 +51,22 @@ impl LocalBuckets {
         }
     }
 
+    /// Whether `key` has a token left at `now`, without spending it.
+    pub fn peek(&self, key: &K, now: Instant) -> Decision {
+        let tat = self.tat.lock();
+        let next = tat.get(key).copied().unwrap_or(now).max(now) + self.interval;
+        let allowed_until = now + self.tolerance;
+        if next > allowed_until {
+            Decision::Deny {
+                retry_after: next - allowed_until,
+            }
+        } else {
+            Decision::Allow
+        }
+    }
+
     /// Spends one token of `key` at `now`.
-    pub fn check(&self, key: ApiKeyId, now: Instant) -> Decision {
+    pub fn check(&self, key: K, now: Instant) -> Decision {
         let mut tat = self.tat.lock();
         if tat.len() > 100_000 {
             // Forget keys whose bucket is full again: they would be allowed anyway.
