@@ -181,34 +181,24 @@ async fn a_cluster_initialised_with_trust_is_closed_at_start_and_keeps_its_data(
             .unwrap();
         assert!(status.success());
     }
-    let out = as_server_user(&server_bin("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        as_server_user(&server_bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]),
     );
-    let out = as_server_user(&server_bin("pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(pg.dir().join("server.log"))
-        .arg("-o")
-        .arg(format!(
-            "-c listen_addresses='' -k {} -p 5432",
-            run.display()
-        ))
-        .args(["-w", "start"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        as_server_user(&server_bin("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(pg.dir().join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-c listen_addresses='' -k {} -p 5432",
+                run.display()
+            ))
+            .args(["-w", "start"]),
     );
     let mut create = Command::new("psql");
     create.arg("-h").arg(&run).args([
@@ -283,4 +273,14 @@ async fn a_data_dir_the_server_user_cannot_reach_is_a_clear_error() {
     );
     assert!(!pg.dir().join("data").exists(), "no half-made cluster");
     let _ = std::fs::remove_dir_all(&private);
+}
+
+/// Runs `cmd` to completion and fails the test with its stderr unless it succeeded.
+fn succeeds(cmd: &mut Command) {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

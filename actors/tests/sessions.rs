@@ -232,6 +232,17 @@ impl Harness {
         self.store.task(task).await.unwrap().map(|t| t.status)
     }
 
+    /// How many times the task's spec was written.
+    async fn specs_written(&self, task: TaskId) -> usize {
+        self.store
+            .steps(task)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
+            .count()
+    }
+
     /// The deploy task an engineering task was created with.
     async fn deploy_of(&self, engineering: TaskId) -> TaskId {
         let task = self.store.task(engineering).await.unwrap().unwrap();
@@ -755,15 +766,7 @@ async fn the_spec_is_shown_first_corrected_in_words_and_built_on_yes() {
     })
     .await;
     eventually(SOON, "the corrected spec waits for the user", || async {
-        let written = h
-            .store
-            .steps(task)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
-            .count();
-        written == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
+        h.specs_written(task).await == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
     })
     .await;
     assert_eq!(h.store.session_tasks(session).await.unwrap().len(), 1);
@@ -1239,14 +1242,7 @@ async fn the_llm_product_owner_answers_the_spec_question_with_its_tools() {
     h.ask(session, "I need to keep track of my todos").await;
     let task = h.store.session_tasks(session).await.unwrap()[0].id;
     eventually(SOON, "the spec waits for the user", || async {
-        let written = h
-            .store
-            .steps(task)
-            .await
-            .unwrap()
-            .iter()
-            .any(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded);
-        written && h.status(task).await == Some(TaskStatus::NeedsHuman)
+        h.specs_written(task).await == 1 && h.status(task).await == Some(TaskStatus::NeedsHuman)
     })
     .await;
 
@@ -1269,15 +1265,7 @@ async fn the_llm_product_owner_answers_the_spec_question_with_its_tools() {
         asked.raw
     );
     eventually(SOON, "the corrected spec waits for the user", || async {
-        let written = h
-            .store
-            .steps(task)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|s| s.step == StepKind::WriteSpec && s.status == StepStatus::Succeeded)
-            .count();
-        written == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
+        h.specs_written(task).await == 2 && h.status(task).await == Some(TaskStatus::NeedsHuman)
     })
     .await;
 

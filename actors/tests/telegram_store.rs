@@ -24,10 +24,16 @@ async fn updates_are_journaled_once_and_handled_in_order() {
         .await
         .unwrap();
     assert_eq!(store.last_telegram_update(BOT).await.unwrap(), Some(8));
-    let pending = store.unhandled_telegram_updates(BOT, 10).await.unwrap();
+    let pending = store
+        .unhandled_telegram_updates_of_chat(BOT, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(pending, updates);
     store.mark_telegram_update_handled(BOT, 7).await.unwrap();
-    let pending = store.unhandled_telegram_updates(BOT, 10).await.unwrap();
+    let pending = store
+        .unhandled_telegram_updates_of_chat(BOT, 0, 10)
+        .await
+        .unwrap();
     assert_eq!(pending.iter().map(|u| u.0).collect::<Vec<_>>(), [8]);
 }
 

@@ -129,26 +129,6 @@ impl Store {
         )
     }
 
-    /// Journaled updates not handled yet, oldest first.
-    #[tracing::instrument(skip(self))]
-    pub async fn unhandled_telegram_updates(
-        &self,
-        bot: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, Value)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT update_id, payload FROM telegram_updates \
-             WHERE bot_id = $1 AND handled_at IS NULL ORDER BY update_id LIMIT $2",
-        )
-        .bind(bot)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((get(r, "update_id")?, get(r, "payload")?)))
-            .collect()
-    }
-
     /// The chats that have journaled updates not handled yet, the one waiting longest first
     /// (0 stands for updates of no chat).
     #[tracing::instrument(skip(self))]

@@ -95,31 +95,27 @@ impl ApiError {
 
     /// The key spent its rate budget.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self {
-            retry_after_secs: Some(retry_after_secs.max(1)),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "this key sent too many requests; retry after {} s",
-                    retry_after_secs.max(1)
-                ),
-            )
-        }
+        Self::too_many(retry_after_secs, "this key sent too many requests", "")
     }
 
     /// This client address presented too many unknown keys.
     pub fn too_many_bad_keys(retry_after_secs: u64) -> Self {
+        Self::too_many(
+            retry_after_secs,
+            "this address presented too many unknown API keys",
+            " with a valid key",
+        )
+    }
+
+    /// A 429 `rate_limited` saying what was too much and when to retry (at least 1 s).
+    fn too_many(retry_after_secs: u64, what: &str, how: &str) -> Self {
+        let secs = retry_after_secs.max(1);
         Self {
-            retry_after_secs: Some(retry_after_secs.max(1)),
+            retry_after_secs: Some(secs),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!(
-                    "this address presented too many unknown API keys; retry after {} s with a \
-                     valid key",
-                    retry_after_secs.max(1)
-                ),
+                format!("{what}; retry after {secs} s{how}"),
             )
         }
     }
