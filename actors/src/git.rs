@@ -6,8 +6,8 @@
 //! - the Scaffolder [creates](LocalGit::create_repo) the repository and
 //!   [commits](LocalGit::commit_files) a template onto `main` (skipping when
 //!   [`head`](LocalGit::head) says the branch already exists);
-//! - a worker (another unix uid) clones it from [`clone_url`](LocalGit::clone_url) with
-//!   [`worker_env`](LocalGit::worker_env) and its agent commits on a `task/...` branch;
+//! - artel clones it on the host into a worker's directory and hands the checkout to the
+//!   worker's uid (see `roles::workspace`); the agent commits on a `task/...` branch there;
 //! - the Developer [fetches](LocalGit::fetch_branch) that branch back (the worker cannot write
 //!   here), checks the agent committed something new
 //!   ([`commits_between`](LocalGit::commits_between)), the Tester tests it, and a passing
@@ -28,14 +28,16 @@
 //!   location variables inherited from the host (`GIT_DIR`, `GIT_INDEX_FILE`, …) are removed.
 //!   Arguments are an argv vector, never a shell string, and every name, branch, revision and
 //!   path is validated first.
-//! - **Readable by workers.** Repositories are created with `--shared=0644` (dirs 0755, files
-//!   0644, whatever the umask), so a worker's uid can clone them. It follows that every worker
-//!   can read every project's repository: file modes do not isolate projects from each other.
+//! - **Private to artel.** The repos dir is mode 0700, owned by artel (tightened at every
+//!   [`prepare`](LocalGit::prepare), so an older, world-readable layout is closed at start), and
+//!   workers never open it: a worker gets a checkout artel made for it, never a path into
+//!   artel's repositories. So no worker reads another project's code, or this one's other
+//!   branches. [`worker_env`](LocalGit::worker_env) points a worker's git at no global config.
 //! - **Trust across uids.** Git refuses to run upload-pack in a repository another uid owns,
 //!   and `-c safe.directory=*` does not reach the upload-pack a local clone or fetch starts.
 //!   So artel's global config file, [`LocalGit::global_config_path`], holds
-//!   `safe.directory = *`, and both artel (fetching from a worker's clone) and workers (cloning
-//!   artel's repository) point `GIT_CONFIG_GLOBAL` at it. Objects fetched from a worker are
+//!   `safe.directory = *`, and artel points `GIT_CONFIG_GLOBAL` at it when it fetches from a
+//!   worker's clone. Objects fetched from a worker are
 //!   checked (`fetch.fsckObjects`).
 
 use artel_messages::{Classify, ErrorClass};
@@ -278,8 +280,8 @@ impl Default for GitIdentity {
 /// `GIT_CONFIG_GLOBAL` set to `global_config` (artel's config file, see
 /// [`LocalGit::global_config_path`], or `/dev/null`).
 ///
-/// [`LocalGit::worker_env`] is this with artel's config file: what a worker needs to clone
-/// artel's repositories and commit as artel.
+/// [`LocalGit::worker_env`] is this with `/dev/null`: what a worker needs to commit as
+/// artel in the checkout it was handed.
 pub fn git_env(identity: &GitIdentity, global_config: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = isolation_env(identity)
         .into_iter()
@@ -382,17 +384,21 @@ impl LocalGit {
             .ok_or(GitError::NonUtf8Path(path))
     }
 
-    /// The environment a worker's git needs: artel's identity, the host's config ignored, and
-    /// artel's global config so it may clone repositories another uid owns.
+    /// The environment a worker's git needs: artel's identity and the host's config ignored
+    /// (no global config either: the worker owns its checkout, and artel's config file sits
+    /// in the repos dir no worker may enter).
     pub fn worker_env(&self) -> Result<Vec<(String, String)>, GitError> {
-        let config = self.global_config_path();
-        let config = config
-            .to_str()
-            .ok_or(GitError::NonUtf8Path(config.clone()))?;
-        Ok(git_env(&self.inner.identity, config))
+        Ok(git_env(&self.inner.identity, "/dev/null"))
     }
 
-    /// Creates project `name`'s bare repository (initial branch `main`, world-readable) and
+    /// Makes the repos dir (mode 0700, artel's alone) and artel's global config file, and
+    /// closes a repos dir an older artel left searchable by everyone. Run at start.
+    pub async fn prepare(&self) -> Result<(), GitError> {
+        self.prepare_root().await
+    }
+
+    /// Creates project `name`'s bare repository (initial branch `main`, inside the private
+    /// repos dir) and
     /// returns its path; an existing repository is returned as it is.
     pub async fn create_repo(&self, name: &str) -> Result<PathBuf, GitError> {
         let path = self.repo_path(name)?;
@@ -404,13 +410,7 @@ impl LocalGit {
             return Ok(path);
         }
         self.git()
-            .args([
-                "init",
-                "--quiet",
-                "--bare",
-                "--initial-branch=main",
-                "--shared=0644",
-            ])
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
             .arg(&path)
             .run()
             .await?;
@@ -699,7 +699,7 @@ impl LocalGit {
         }
     }
 
-    /// Creates the repos dir (searchable by everyone) and artel's global config file.
+    /// Creates the repos dir (mode 0700) and artel's global config file.
     async fn prepare_root(&self) -> Result<(), GitError> {
         let root = &self.inner.root;
         tokio::fs::create_dir_all(root).await.map_err(io_at(root))?;
@@ -708,8 +708,8 @@ impl LocalGit {
             .map_err(io_at(root))?
             .permissions()
             .mode();
-        if mode & 0o005 != 0o005 {
-            set_mode(root, (mode & 0o7777) | 0o755).await?;
+        if mode & 0o7777 != 0o700 {
+            set_mode(root, 0o700).await?;
         }
         let config = self.global_config_path();
         match tokio::fs::read_to_string(&config).await {
@@ -730,7 +730,7 @@ impl LocalGit {
         tokio::fs::write(&temp, GLOBAL_CONFIG)
             .await
             .map_err(io_at(&temp))?;
-        set_mode(&temp, 0o644).await?;
+        set_mode(&temp, 0o600).await?;
         tokio::fs::rename(&temp, &config)
             .await
             .map_err(io_at(&config))

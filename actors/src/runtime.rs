@@ -117,6 +117,7 @@ impl Runtime {
         options: RuntimeOptions,
     ) -> Result<Self, Failure> {
         let git = LocalGit::new(settings.data_dir.join("repos"));
+        git.prepare().await.map_err(|e| e.to_failure())?;
         let (workers, worker_manager) = WorkerManagerActor::child_spec("worker-manager", manager);
         restore_deployments(&target).await;
 

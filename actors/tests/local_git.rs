@@ -113,24 +113,17 @@ fn parents(repo: &Path, commit: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every directory under `dir` is 0755-ish (others may read and search), every file readable
-/// by others.
-fn assert_world_readable(dir: &Path) {
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.expect("dir entry").path();
-        let meta = std::fs::symlink_metadata(&path).expect("metadata");
-        let mode = meta.permissions().mode();
-        if meta.is_dir() {
-            assert_eq!(mode & 0o005, 0o005, "{} is {mode:o}", path.display());
-            assert_world_readable(&path);
-        } else if meta.is_file() {
-            assert_eq!(mode & 0o004, 0o004, "{} is {mode:o}", path.display());
-        }
-    }
+/// The repos dir is artel's alone: mode 0700.
+fn assert_private_root(git: &LocalGit) {
+    let mode = std::fs::metadata(git.root())
+        .expect("root")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o700, "the repos dir is {mode:o}");
 }
 
 #[tokio::test]
-async fn create_is_idempotent_and_world_readable() {
+async fn create_is_idempotent_and_private_to_artel() {
     let (dir, git) = setup();
     let path = git.create_repo("shop").await.expect("create");
     assert_eq!(path, dir.path().join("repos/shop.git"));
@@ -141,12 +134,11 @@ async fn create_is_idempotent_and_world_readable() {
 
     let head = std::fs::read_to_string(path.join("HEAD")).expect("read HEAD");
     assert_eq!(head.trim(), "ref: refs/heads/main");
-    let root_mode = std::fs::metadata(git.root())
-        .expect("root")
-        .permissions()
-        .mode();
-    assert_eq!(root_mode & 0o005, 0o005);
-    assert_world_readable(&path);
+    assert_private_root(&git);
+    // A repos dir an older artel left searchable by everyone is closed at start.
+    std::fs::set_permissions(git.root(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    git.prepare().await.expect("prepare");
+    assert_private_root(&git);
     let config = std::fs::read_to_string(git.global_config_path()).expect("global config");
     assert!(config.contains("directory = *"));
 
@@ -481,10 +473,9 @@ async fn a_worker_branch_is_fetched_resolved_merged_and_exported() {
     assert!(empty.join("README.md").is_file());
     assert!(!empty.join("src").exists());
 
-    // Everything artel wrote into the repository stays readable by workers, and no fetch
-    // left its temporary ref behind.
+    // The repos dir stays artel's alone, and no fetch left its temporary ref behind.
     let repo = git.repo_path("shop").expect("path");
-    assert_world_readable(&repo);
+    assert_private_root(&git);
     assert_eq!(plain_git(&repo, &["for-each-ref", "refs/artel"]), "");
 }
 
@@ -627,10 +618,11 @@ async fn a_missing_git_binary_is_reported() {
     assert!(err.to_string().contains("install git"), "{err}");
 }
 
-/// The real arrangement: the worker is another uid. It clones artel's root-owned repository,
-/// commits, and artel fetches from the worker-owned clone. Runs only as root.
+/// The real arrangement: the worker is another uid. It cannot read artel's repositories at
+/// all; artel clones one into the worker's directory and hands it over, the worker commits,
+/// and artel fetches from the worker-owned clone. Runs only as root.
 #[tokio::test]
-async fn a_worker_with_another_uid_clones_and_is_fetched() {
+async fn a_worker_with_another_uid_cannot_read_the_repos_but_is_handed_a_checkout() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: needs root to run the worker as another uid");
         return;
@@ -655,8 +647,38 @@ async fn a_worker_with_another_uid_clones_and_is_fetched() {
     std::fs::create_dir(&home).expect("create the worker's dir");
     std::os::unix::fs::chown(&home, ids.map(|i| i.0), ids.map(|i| i.1)).expect("chown");
     let url = git.clone_url("shop").expect("url");
-    worker_git(&git, &home, &["clone", "--quiet", &url, "ws"], ids);
+    let (uid, gid) = ids.expect("ids");
+    let refused = Command::new("git")
+        .args(["clone", "--quiet", &url, "stolen"])
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .envs(git.worker_env().expect("worker env"))
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("run git as the worker");
+    assert!(!refused.status.success(), "the worker cloned artel's repo");
+    let listed = Command::new("ls")
+        .arg(git.root())
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .expect("run ls as the worker");
+    assert!(!listed.status.success(), "the worker listed the repos dir");
+    assert!(!home.join("stolen").exists());
+
+    git.run_in_worktree(&home, &["clone", "--quiet", "--no-hardlinks", &url, "ws"])
+        .await
+        .expect("artel clones for the worker");
     let ws = home.join("ws");
+    let chown = Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(&ws)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
     worker_git(&git, &ws, &["checkout", "--quiet", "-b", "task/y"], ids);
     worker_git(
         &git,
