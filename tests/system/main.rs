@@ -11,6 +11,7 @@ mod events_ws;
 mod llm_agent;
 mod llm_product_owner;
 mod new;
+mod sandbox;
 mod spec;
 mod support;
 mod telegram;

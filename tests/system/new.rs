@@ -150,9 +150,10 @@ impl Home {
         git(&work, &["push", "-q", "origin", "HEAD:main"]);
     }
 
-    /// Writes an executable script readable by the workers' uids; answers its path.
+    /// Writes an executable script readable by the workers' uids; answers its path. It lives
+    /// beside the data dir, not in it: workers may not see artel's data dir at all.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
-        let dir = self.data_dir.join("scripts");
+        let dir = self.data_dir.with_extension("scripts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = dir.join(name);

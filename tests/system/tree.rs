@@ -158,7 +158,7 @@ fn assert_nothing_foreign(node: &Value, under_own: bool, own: &Work, whose: &str
 #[tokio::test(flavor = "multi_thread")]
 async fn each_key_sees_only_its_own_part_of_the_live_tree_and_an_operator_sees_all() {
     let home = Home::new("tree").await;
-    let gate = home.data_dir.join("scripts").join("let-go");
+    let gate = home.data_dir.with_extension("scripts").join("let-go");
     let agent = home.script(
         "held-agent.sh",
         &HELD_AGENT.replace("{gate}", gate.to_str().unwrap()),
