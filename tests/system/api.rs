@@ -112,7 +112,7 @@ pub(crate) async fn make_user(operator: &Client, name: &str) -> (String, String)
     )
 }
 
-async fn live_deployment(client: &Client, project: &str) -> Option<Value> {
+pub(crate) async fn live_deployment(client: &Client, project: &str) -> Option<Value> {
     let (status, body) = client
         .get(&format!("/api/v1/projects/{project}/deployments"))
         .await;

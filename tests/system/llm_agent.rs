@@ -16,7 +16,7 @@ use std::time::Duration;
 const KEY: &str = "sk-system-test-key-5c1e";
 
 /// The skeleton's `app.py` given a `/hello` route, by the model's `bash` call.
-const WRITE_APP: &str = r#"python3 - <<'PY'
+pub(crate) const WRITE_APP: &str = r#"python3 - <<'PY'
 app = open("app.py").read()
 route = '        elif self.path == "/hello":\n            status, payload = 200, {"message": "hello"}\n'
 assert "        else:\n" in app, "not the skeleton"
@@ -24,7 +24,7 @@ open("app.py", "w").write(app.replace("        else:\n", route + "        else:\
 PY
 python3 -m unittest 2>&1 | tail -3"#;
 
-fn bash(id: &str, command: &str) -> Turn {
+pub(crate) fn bash(id: &str, command: &str) -> Turn {
     Reply::tool_call(id, "bash", json!({ "command": command }))
         .usage(1200, 300, 200)
         .turn()

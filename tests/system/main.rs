@@ -12,6 +12,7 @@ mod llm_agent;
 mod llm_product_owner;
 mod new;
 mod sandbox;
+mod secret_leak;
 mod spec;
 mod support;
 mod telegram;

@@ -58,6 +58,9 @@ pub struct Artel {
     /// An operator API key (`ARTEL_ADMIN_KEY`, given or made up for the test).
     pub key: String,
     stdout: BufReader<std::process::ChildStdout>,
+    /// Everything artel wrote on stderr so far (its log), when started with
+    /// [`up_logged`](Self::up_logged).
+    pub log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl Artel {
@@ -79,6 +82,21 @@ impl Artel {
     /// Starts `artel up` with exactly `env` (no made-up admin key: a first start creates and
     /// prints one), and waits for its address line.
     pub fn up_without_admin_key(env: &[(&str, &str)]) -> Self {
+        Self::spawn(env, false)
+    }
+
+    /// [`up`](Self::up), keeping what artel logs on stderr in [`log`](Self::log) (and still
+    /// echoing it).
+    pub fn up_logged(env: &[(&str, &str)]) -> Self {
+        let key = new_key();
+        let mut env = env.to_vec();
+        env.push(("ARTEL_ADMIN_KEY", &key));
+        let mut artel = Self::spawn(&env, true);
+        artel.key = key;
+        artel
+    }
+
+    fn spawn(env: &[(&str, &str)], keep_log: bool) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_artel"));
         cmd.arg("up")
             .env_remove("DATABASE_URL")
@@ -96,7 +114,24 @@ impl Artel {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        if keep_log {
+            cmd.stderr(Stdio::piped());
+        }
         let mut child = cmd.spawn().expect("artel runs");
+        let log = child.stderr.take().map(|stderr| {
+            let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let kept = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("{line}");
+                    let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            });
+            log
+        });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         stdout
@@ -112,6 +147,7 @@ impl Artel {
             url,
             key: String::new(),
             stdout,
+            log,
         }
     }
 
