@@ -566,6 +566,25 @@ pub struct WorkersSettings {
     /// default limits and no network starts without waiting for a container. 0 turns the
     /// pool off.
     pub warm_pool: usize,
+    /// Local processes only: `auto` (the default: inside bubblewrap when it is installed
+    /// and works here), `bwrap` (fails at start without it), or `none`.
+    pub sandbox: WorkerSandboxChoice,
+    /// When artel is not root, let code written by an LLM or CLI agent (and its tests and
+    /// services) run as artel's own user with no sandbox, where it can read artel's keys and
+    /// database. Off: such a start is refused.
+    pub allow_unsandboxed: bool,
+}
+
+/// `workers.sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerSandboxChoice {
+    /// bubblewrap when usable, else none.
+    Auto,
+    /// bubblewrap, or no start.
+    Bwrap,
+    /// No sandbox.
+    None,
 }
 
 /// `workers.runtime`.
@@ -594,6 +613,8 @@ impl Default for WorkersSettings {
             runtime: WorkerRuntimeChoice::Auto,
             image: "artel-worker:latest".to_owned(),
             warm_pool: 2,
+            sandbox: WorkerSandboxChoice::Auto,
+            allow_unsandboxed: false,
         }
     }
 }

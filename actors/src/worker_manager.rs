@@ -66,6 +66,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, watch};
 
+pub use process::bwrap::SandboxMode;
 pub use process::{ProcessConfig, ProcessRuntime, ProcessSandbox, RunAs};
 
 /// How many output lines may wait between a runtime and the event journal before the

@@ -217,13 +217,14 @@ fn processes_of(uid: u32, with_zombies: bool) -> usize {
         .count()
 }
 
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(status) => !status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z')),
-        Err(_) => false,
-    }
+/// Processes whose command line holds `needle` as one argument.
+fn processes_running(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == needle.as_bytes()))
+        .count()
 }
 
 #[tokio::test]
@@ -463,6 +464,8 @@ async fn the_cpu_limit_kills_a_busy_loop_and_fails_the_worker() {
 #[tokio::test]
 async fn the_timeout_kills_the_whole_process_group() {
     let f = fixture(WorkerManagerConfig::default()).await;
+    // A sleep nobody else runs: 1000 s and a unique fraction.
+    let marker = format!("1000.{}", uuid::Uuid::new_v4().as_u128() % 1_000_000_000);
     let started = Instant::now();
     let (worker, outcome) = f
         .run(
@@ -471,17 +474,18 @@ async fn the_timeout_kills_the_whole_process_group() {
                 ..limits()
             },
             "sh",
-            &["-c", "sleep 1000 & echo $!; sleep 1000"],
+            &["-c", &format!("sleep {marker} & sleep 1000")],
         )
         .await;
     let outcome = outcome.unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(outcome.timed_out);
     assert_eq!(outcome.exit_code, None);
-    let grandchild: u32 = outcome.stdout_tail.trim().parse().unwrap();
-    assert!(
-        !alive(grandchild),
-        "the background sleep {grandchild} was killed too"
+    // Found by its command line: inside a pid namespace `$!` is not the host's pid.
+    assert_eq!(
+        processes_running(&marker),
+        0,
+        "the background sleep was killed too"
     );
     assert_eq!(f.statuses(worker).await.last(), Some(&WorkerStatus::Failed));
     let (_, reason, _) = f.row(worker).await;
@@ -684,28 +688,22 @@ async fn output_is_bounded_and_what_is_held_back_is_said() {
 async fn stopping_a_running_worker_kills_its_command() {
     let f = fixture(WorkerManagerConfig::default()).await;
     let worker = f.spawn(limits()).await.id;
+    let marker = format!("1000.{}", uuid::Uuid::new_v4().as_u128() % 1_000_000_000);
     let run = {
         let manager = f.manager.clone();
-        tokio::spawn(async move {
-            manager
-                .run(command(worker, "sh", &["-c", "echo $$; sleep 1000"]))
-                .await
-        })
+        let script = format!("echo started; exec sleep {marker}");
+        tokio::spawn(async move { manager.run(command(worker, "sh", &["-c", &script])).await })
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    let pid: u32 = loop {
-        let lines = f.output(worker).await;
-        if let Some(pid) = stdout_of(&lines).first().and_then(|l| l.parse().ok()) {
-            break pid;
-        }
-        assert!(Instant::now() < deadline);
+    while processes_running(&marker) == 0 {
+        assert!(Instant::now() < deadline, "the command never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
     let stopped = f.manager.stop(worker, "task cancelled").await.unwrap();
     assert_eq!(stopped.status, WorkerStatus::Stopped);
     let err = run.await.unwrap().unwrap_err();
     assert!(matches!(err, WorkerError::Stopped { .. }), "{err}");
-    assert!(!alive(pid));
+    assert_eq!(processes_running(&marker), 0, "the command was killed");
     assert_eq!(
         f.statuses(worker).await,
         [

@@ -81,7 +81,8 @@ pub struct WorkerSpec {
     pub limits: WorkerLimits,
     /// Whether the worker may reach the network. Off unless the task needs it (an agent
     /// calling an LLM API); containers without it have no network interface but loopback.
-    /// The local-process runtime cannot take the network away and says so in its docs.
+    /// The local-process runtime takes it away with a network namespace when it sandboxes
+    /// commands with bubblewrap.
     #[serde(default)]
     pub network: bool,
 }

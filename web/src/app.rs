@@ -452,16 +452,43 @@ async fn worker_manager(settings: &Settings, store: &Store) -> anyhow::Result<Wo
 }
 
 /// The local-process runtime, dropping privileges to the configured uid range under root.
+/// Sandboxed with bubblewrap (artel's data dir hidden) as `workers.sandbox` says, and
+/// refused when the non-root rule forbids running the configured agent's code unsandboxed.
 fn process_runtime(settings: &Settings) -> anyhow::Result<ProcessRuntime> {
+    use artel_actors::settings::WorkerSandboxChoice;
+    use artel_actors::worker_manager::SandboxMode;
+    use artel_actors::worker_manager::process::bwrap::{CodeAuthor, Verdict, unsandboxed_verdict};
     let mut config = ProcessConfig::new(settings.data_dir.join("workers"));
-    if nix::unistd::geteuid().is_root() {
+    let root = nix::unistd::geteuid().is_root();
+    if root {
         config.run_as = RunAs::UidRange {
             first: settings.workers.first_uid,
             count: settings.workers.uid_count,
             gid: artel_actors::worker_manager::process::DEFAULT_GID,
         };
     }
-    ProcessRuntime::new(config).context("cannot set up the local-process worker runtime")
+    config.sandbox = match settings.workers.sandbox {
+        WorkerSandboxChoice::Auto => SandboxMode::Auto,
+        WorkerSandboxChoice::Bwrap => SandboxMode::Bwrap,
+        WorkerSandboxChoice::None => SandboxMode::None,
+    };
+    config.hidden = vec![settings.data_dir.clone()];
+    let runtime =
+        ProcessRuntime::new(config).context("cannot set up the local-process worker runtime")?;
+    match unsandboxed_verdict(
+        CodeAuthor::from_kind(&settings.agent.kind),
+        root,
+        runtime.sandboxed(),
+        settings.workers.allow_unsandboxed,
+    ) {
+        Verdict::Run => {}
+        Verdict::Warn(why) => tracing::warn!("{why}"),
+        Verdict::Refuse(why) => anyhow::bail!(why),
+    }
+    if runtime.sandboxed() {
+        tracing::info!("worker commands run inside bubblewrap");
+    }
+    Ok(runtime)
 }
 
 /// A worker-manager that has first reaped what a previous run of this instance left behind.

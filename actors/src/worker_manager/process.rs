@@ -36,9 +36,17 @@
 //!   once. The address-space limit makes allocations *fail*; a program that reports that
 //!   and exits (Python's `MemoryError`) ends with an exit code like any other.
 //!
+//! - **inside bubblewrap when it works here** ([`bwrap`]): the host read-only, artel's data
+//!   dir and the other workers hidden, no network unless the spec asks for it. Without it, a
+//!   non-root artel refuses to run an agent's code unless told otherwise
+//!   ([`bwrap::unsandboxed_verdict`], checked where the runtime is chosen at start).
+//!
 //! Output is read line by line (each line cut at a byte limit, the cut reported) and handed
 //! to the manager, which publishes it as events; the runtime never drops a line itself.
 
+pub mod bwrap;
+
+use self::bwrap::{Bwrap, SandboxMode, View};
 use super::{Job, RunEnd, RunEvent, Sandbox, SandboxInfo, WorkerError, check_relative_cwd};
 use artel_messages::WorkerId;
 use artel_messages::worker_manager::{OutputStream, WorkerRuntime, WorkerSpec};
@@ -101,6 +109,11 @@ pub struct ProcessConfig {
     /// After a command's process exits, how long to wait for the rest of its output (a
     /// straggler holding the pipe open) after its group was killed.
     pub drain_grace: Duration,
+    /// Whether commands run inside bubblewrap.
+    pub sandbox: SandboxMode,
+    /// Directories the sandbox hides from every command besides the workers' root and
+    /// `/tmp` (artel's data dir).
+    pub hidden: Vec<PathBuf>,
 }
 
 impl ProcessConfig {
@@ -113,6 +126,8 @@ impl ProcessConfig {
             lang: "C.UTF-8".to_owned(),
             run_as: RunAs::Auto,
             drain_grace: Duration::from_secs(2),
+            sandbox: SandboxMode::Auto,
+            hidden: Vec::new(),
         }
     }
 }
@@ -134,6 +149,8 @@ pub struct ProcessRuntime {
     nproc_flag: &'static str,
     /// Uids held by live workers.
     leases: Mutex<Leases>,
+    /// The sandbox every command runs in, when there is one.
+    bwrap: Option<Bwrap>,
 }
 
 /// Which uids of the range are held, and where the next search starts.
@@ -152,6 +169,8 @@ pub struct ProcessSandbox {
     tmp: PathBuf,
     /// `(uid, gid)` when it runs as its own user.
     ids: Option<(u32, u32)>,
+    /// Whether its commands share the host's network (always, without a sandbox).
+    network: bool,
 }
 
 impl ProcessSandbox {
@@ -212,12 +231,55 @@ impl ProcessRuntime {
                 config.shell.display()
             )));
         };
+        let bwrap = Self::sandbox(&config, range)?;
         Ok(Self {
             config,
             range,
             nproc_flag,
             leases: Mutex::new(Leases::default()),
+            bwrap,
         })
+    }
+
+    /// bubblewrap as `config.sandbox` asks, probed as a worker would run it (as the range's
+    /// first uid under root, so it makes an unprivileged user namespace).
+    fn sandbox(config: &ProcessConfig, range: Option<Range>) -> Result<Option<Bwrap>, WorkerError> {
+        if config.sandbox == SandboxMode::None {
+            return Ok(None);
+        }
+        let usable = Bwrap::find(&config.path)
+            .ok_or_else(|| format!("no bwrap on {}", config.path))
+            .and_then(|program| {
+                let root = &config.root;
+                std::fs::create_dir_all(root)
+                    .and_then(|()| {
+                        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
+                    })
+                    .map_err(|e| format!("cannot make {}: {e}", root.display()))?;
+                let bwrap =
+                    Bwrap::new(program, config.hidden.iter().cloned().chain([root.clone()]));
+                bwrap.probe(
+                    &config.shell,
+                    root,
+                    range.map(|range| (range.first, range.gid)),
+                )?;
+                Ok(bwrap)
+            });
+        match (usable, config.sandbox) {
+            (Ok(bwrap), _) => Ok(Some(bwrap)),
+            (Err(why), SandboxMode::Bwrap) => Err(WorkerError::Setup(format!(
+                "workers.sandbox = bwrap, but bubblewrap is not usable: {why}"
+            ))),
+            (Err(why), _) => {
+                tracing::warn!(reason = %why, "bubblewrap is not usable: worker commands run without a sandbox");
+                Ok(None)
+            }
+        }
+    }
+
+    /// True when every command runs inside bubblewrap.
+    pub fn sandboxed(&self) -> bool {
+        self.bwrap.is_some()
     }
 
     /// The configuration it runs with.
@@ -340,7 +402,7 @@ impl Sandbox for ProcessRuntime {
     async fn create(
         &self,
         worker: WorkerId,
-        _spec: &WorkerSpec,
+        spec: &WorkerSpec,
     ) -> Result<ProcessSandbox, WorkerError> {
         let dir = self.config.root.join(worker.as_uuid().to_string());
         let ids = match self.range {
@@ -353,6 +415,7 @@ impl Sandbox for ProcessRuntime {
             tmp: dir.join("tmp"),
             dir,
             ids,
+            network: spec.network,
         };
         if let Err(err) = self.make_dirs(&sandbox).await {
             let _ = tokio::fs::remove_dir_all(&sandbox.dir).await;
@@ -379,7 +442,20 @@ impl Sandbox for ProcessRuntime {
         mut cancel: watch::Receiver<bool>,
     ) -> Result<RunEnd, WorkerError> {
         let cwd = self.resolve_cwd(sandbox, job.cwd.as_deref()).await?;
-        let mut command = Command::new(&self.config.shell);
+        let mut command = match &self.bwrap {
+            Some(bwrap) => {
+                let mut command = Command::new(bwrap.program());
+                command
+                    .args(bwrap.args(&View {
+                        worker_dir: &sandbox.dir,
+                        cwd: &cwd,
+                        network: sandbox.network,
+                    }))
+                    .arg(&self.config.shell);
+                command
+            }
+            None => Command::new(&self.config.shell),
+        };
         command
             .arg("-c")
             .arg(self.limit_script(&job))
@@ -478,13 +554,18 @@ impl Sandbox for ProcessRuntime {
         }
         drop(guard);
         use std::os::unix::process::ExitStatusExt;
+        let (code, signal) = if self.bwrap.is_some() {
+            bwrap::decode_exit(status.code(), status.signal())
+        } else {
+            (status.code(), status.signal())
+        };
         Ok(RunEnd {
             exit_code: if timed_out || was_cancelled {
                 None
             } else {
-                status.code()
+                code
             },
-            signal: status.signal(),
+            signal,
             timed_out,
             cancelled: was_cancelled,
             oom_killed: false,
