@@ -97,6 +97,12 @@ ensure_browser() {
     apt_install chromium chromium-driver
 }
 
+# bubblewrap, the sandbox around local-process worker commands (artel's data dir hidden,
+# no network for offline tasks).
+ensure_bwrap() {
+  command -v bwrap >/dev/null || apt_install bubblewrap
+}
+
 # Docker, for the worker image (and the Docker runtime as it arrives): docker.io from Debian,
 # dockerd started in the background when no daemon answers, then the worker image built
 # (idempotent; its root filesystem is cached in /var/cache/artel).
@@ -123,6 +129,7 @@ start_docker() {
 ensure_tools
 ensure_openapi_validator
 ensure_browser
+ensure_bwrap
 start_postgres
 start_redis
 mkdir -p "$ARTEL_TEST_SERVICES_DIR"
