@@ -59,9 +59,10 @@ impl DataDir {
         &self.0
     }
 
-    /// Writes an executable agent script into the data dir; answers its path.
+    /// Writes an executable agent script beside the data dir (workers may not see the data
+    /// dir itself); answers its path.
     fn agent_script(&self, body: &str) -> PathBuf {
-        let path = self.0.join("agent.sh");
+        let path = self.0.with_extension("agent.sh");
         std::fs::write(&path, format!("#!/bin/sh\nset -e\n{body}\n")).expect("write the agent");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .expect("make the agent executable");
@@ -71,6 +72,7 @@ impl DataDir {
 
 impl Drop for DataDir {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0.with_extension("agent.sh"));
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
