@@ -647,7 +647,7 @@ async fn a_worker_with_another_uid_cannot_read_the_repos_but_is_handed_a_checkou
     std::fs::create_dir(&home).expect("create the worker's dir");
     std::os::unix::fs::chown(&home, ids.map(|i| i.0), ids.map(|i| i.1)).expect("chown");
     let url = git.clone_url("shop").expect("url");
-    let (uid, gid) = ids.expect("ids");
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
     let refused = Command::new("git")
         .args(["clone", "--quiet", &url, "stolen"])
         .current_dir(&home)
