@@ -223,7 +223,11 @@ fn processes_running(needle: &str) -> usize {
         .unwrap()
         .flatten()
         .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .filter(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == needle.as_bytes()))
+        .filter(|cmdline| {
+            cmdline
+                .split(|&b| b == 0)
+                .any(|arg| arg == needle.as_bytes())
+        })
         .count()
 }
 
